@@ -1,0 +1,84 @@
+"""Central pre-training (``fedvst train``): image folders in, periodic verified checkpoints out."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from stylizer import (LossValues, PairSampler, StylizerConfig, build_model, load_model, make_optimizer, save_model,
+                      train_step)
+from stylizer.device import autocast_dtype, pick_device
+from stylizer.images import ImageError, load_image
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+@dataclass
+class TrainSettings:
+    """What ``fedvst train`` was asked to do."""
+
+    content_dir: Path
+    style_dir: Path
+    steps: int
+    out: Path
+    init: Path | None = None
+    base_size: int = 64
+    scale_min: float = 1.0
+    scale_max: float = 3.0
+    batch_size: int = 2
+    lr: float = 1e-4
+    checkpoint_every: int = 500
+    seed: int = 0
+    config: StylizerConfig | None = None
+    vgg_weights: Path | None = None
+    device: str | None = None
+    precision: str = "fp32"
+
+
+def load_image_dir(folder: Path, what: str) -> list[np.ndarray]:
+    """Every readable image in ``folder`` (sorted by name); unreadable files are an error."""
+    if not folder.is_dir():
+        raise ImageError(f"{what} folder not found: {folder}")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise ImageError(f"{what} folder {folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    return [load_image(p, f"{what} image") for p in files]
+
+
+def run_training(settings: TrainSettings, progress: bool = True) -> LossValues:
+    """Train, checkpointing every ``checkpoint_every`` steps and at the end; returns the last losses."""
+    torch.manual_seed(settings.seed)
+    contents = load_image_dir(settings.content_dir, "content")
+    styles = load_image_dir(settings.style_dir, "style")
+    if settings.init is not None:
+        model, _ = load_model(settings.init, vgg_weights=settings.vgg_weights)
+    else:
+        model = build_model(settings.config, vgg_weights=settings.vgg_weights)
+    device = pick_device(settings.device)
+    model.to(device)
+    dtype = autocast_dtype(device, settings.precision)
+    sampler = PairSampler(contents, styles, base_size=settings.base_size,
+                          scales=(settings.scale_min, settings.scale_max), seed=settings.seed)
+    optimizer = make_optimizer(model, lr=settings.lr)
+    recipe = {"steps": settings.steps, "base_size": settings.base_size, "scales": [settings.scale_min,
+              settings.scale_max], "batch_size": settings.batch_size, "lr": settings.lr, "seed": settings.seed,
+              "content_images": len(contents), "style_images": len(styles)}
+    smoothed: LossValues | None = None
+    last = LossValues(float("nan"), float("nan"), float("nan"))
+    started = time.monotonic()
+    bar = tqdm(range(1, settings.steps + 1), desc="train", unit="step", disable=not progress)
+    for step in bar:
+        last = train_step(model, sampler.sample(settings.batch_size), optimizer, autocast_dtype=dtype)
+        smoothed = last if smoothed is None else LossValues(
+            *(0.95 * a + 0.05 * b for a, b in zip(smoothed.as_dict().values(), last.as_dict().values(), strict=True)))
+        bar.set_postfix(total=f"{smoothed.total:.4f}", content=f"{smoothed.content:.4f}",
+                        style=f"{smoothed.style:.4f}")
+        if step % settings.checkpoint_every == 0 or step == settings.steps:
+            save_model(settings.out, model, step=step, metrics=smoothed.as_dict(), recipe=recipe,
+                       wall_seconds=round(time.monotonic() - started, 1))
+    return last

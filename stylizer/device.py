@@ -1,0 +1,50 @@
+"""Device and precision choice: CUDA when present, else CPU; bf16 autocast where it pays."""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import torch
+
+DEVICE_ENV = "FEDVST_DEVICE"
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
+def pick_device(requested: str | None = None) -> torch.device:
+    """``requested`` or $FEDVST_DEVICE or 'auto' (cuda if available, else cpu)."""
+    name = requested or os.environ.get(DEVICE_ENV) or "auto"
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} requested but CUDA is not available")
+    return device
+
+
+@functools.cache
+def cpu_has_fast_bf16() -> bool:
+    """True when the CPU has native bf16 dot products (AVX512_BF16 or AMX)."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="ignore") as handle:
+            flags = handle.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | None:
+    """The autocast dtype for ``precision`` on ``device``, or None for plain float32."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "fp32":
+        return None
+    if device.type == "cuda":
+        supported = torch.cuda.is_bf16_supported()
+    elif device.type == "cpu":
+        supported = cpu_has_fast_bf16()
+    else:
+        supported = False
+    if precision == "bf16" and not supported and device.type != "cpu":
+        raise ValueError(f"bf16 is not supported on {device}")
+    return torch.bfloat16 if (supported or precision == "bf16") else None

@@ -1,0 +1,156 @@
+"""Where the frozen VGG-19 weights come from, in order of preference.
+
+1. an explicit file (``--vgg-weights PATH``, safetensors with torchvision key names);
+2. torchvision's published ImageNet checkpoint in the torch hub cache, downloaded there on
+   first use when the network allows (hash prefix checked; no network → falls through at
+   once, after a short reachability probe);
+3. a fixed seeded initialization, announced with a loud one-line warning.
+
+The identity of the weights (``sha256:<hex>`` of the tensors, or ``seeded:<n>``) is what
+checkpoints record, so a model trained against one encoder refuses another.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from stylizer.encoder import _VGG19_CONVS, encoder_state_sha256
+from stylizer.torch_zip import read_torch_checkpoint
+
+log = logging.getLogger(__name__)
+
+TORCHVISION_VGG19_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
+TORCHVISION_VGG19_HASH_PREFIX = "dcbb9e9d"
+SEEDED_PREFIX = "seeded:"
+DEFAULT_SEED = 0
+OFFLINE_ENV = "FEDVST_OFFLINE"
+
+
+@dataclass(frozen=True)
+class EncoderWeights:
+    """VGG-19 ``features.*`` tensors (float32, CPU) and the identity checkpoints record."""
+
+    state: dict[str, torch.Tensor]
+    identity: str
+
+
+def seeded_vgg_state(seed: int = DEFAULT_SEED) -> dict[str, torch.Tensor]:
+    """Deterministic He-normal VGG-19 weights up to relu4_1 (CPU generator, float32)."""
+    generator = torch.Generator().manual_seed(seed)
+    state: dict[str, torch.Tensor] = {}
+    for idx, cin, cout in _VGG19_CONVS:
+        std = (2.0 / (cin * 9)) ** 0.5
+        state[f"features.{idx}.weight"] = torch.randn(cout, cin, 3, 3, generator=generator) * std
+        state[f"features.{idx}.bias"] = torch.zeros(cout)
+    return state
+
+
+def _features_only(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.to(torch.float32) for k, v in state.items() if k.startswith("features.")}
+
+
+def read_weights_file(path: Path) -> EncoderWeights:
+    """Read VGG weights from safetensors or a torch checkpoint (parsed, never unpickled)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"VGG weights file not found: {path}")
+    try:
+        if path.suffix == ".safetensors":
+            state = load_file(str(path))
+        else:
+            state = read_torch_checkpoint(path)
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise ValueError(f"cannot read VGG weights {path}: {exc}") from exc
+    features = _features_only(state)
+    if not features:
+        raise ValueError(f"VGG weights {path} hold no 'features.*' tensors (torchvision VGG-19 naming)")
+    return EncoderWeights(features, "sha256:" + encoder_state_sha256(features))
+
+
+def hub_checkpoint_path() -> Path:
+    """Where torch hub keeps torchvision's VGG-19 checkpoint."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / TORCHVISION_VGG19_URL.rsplit("/", 1)[1]
+
+
+def _network_reachable(host: str, timeout_s: float = 2.0) -> bool:
+    """True if a TCP connection to host:443 opens within timeout_s (DNS included)."""
+    result: list[bool] = []
+
+    def probe() -> None:
+        try:
+            with socket.create_connection((host, 443), timeout=timeout_s):
+                result.append(True)
+        except OSError:
+            result.append(False)
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout_s + 0.5)
+    return bool(result and result[0])
+
+
+def downloads_allowed() -> bool:
+    """Downloads are off when FEDVST_OFFLINE is set to anything but '' or '0'."""
+    return os.environ.get(OFFLINE_ENV, "") in ("", "0")
+
+
+def hub_weights(allow_download: bool) -> EncoderWeights | None:
+    """torchvision's VGG-19 from the hub cache, fetched first if allowed and reachable."""
+    path = hub_checkpoint_path()
+    if not path.is_file():
+        if not (allow_download and downloads_allowed() and _network_reachable("download.pytorch.org")):
+            return None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            torch.hub.download_url_to_file(TORCHVISION_VGG19_URL, str(path),
+                                           hash_prefix=TORCHVISION_VGG19_HASH_PREFIX, progress=True)
+        except Exception as exc:  # noqa: BLE001 - any failure means "not available", reported once
+            log.warning("could not download VGG-19 weights: %s", exc)
+            return None
+    return read_weights_file(path)
+
+
+def seeded_weights(seed: int = DEFAULT_SEED, *, announce: bool = True) -> EncoderWeights:
+    """The seeded fallback; ``announce`` prints the loud one-line warning to stderr."""
+    if announce:
+        print(f"WARNING: no ImageNet VGG-19 weights found; using a fixed seeded encoder (seed {seed}). "
+              "Pass --vgg-weights for real ones.", file=sys.stderr)
+    return EncoderWeights(seeded_vgg_state(seed), f"{SEEDED_PREFIX}{seed}")
+
+
+def resolve_weights(vgg_weights: Path | None = None, *, allow_download: bool = True) -> EncoderWeights:
+    """Weights by the order in the module docstring."""
+    if vgg_weights is not None:
+        return read_weights_file(Path(vgg_weights))
+    found = hub_weights(allow_download)
+    return found if found is not None else seeded_weights()
+
+
+def weights_for_identity(identity: str, vgg_weights: Path | None = None,
+                         *, allow_download: bool = True) -> EncoderWeights:
+    """The weights a checkpoint was trained against, or a clear error naming both identities."""
+    if identity.startswith(SEEDED_PREFIX):
+        if vgg_weights is not None:
+            given = read_weights_file(Path(vgg_weights)).identity
+            raise ValueError(f"checkpoint was trained against encoder {identity}, but --vgg-weights is {given}")
+        try:
+            seed = int(identity[len(SEEDED_PREFIX):])
+        except ValueError:
+            raise ValueError(f"malformed encoder identity {identity!r}") from None
+        return seeded_weights(seed, announce=False)
+    candidate = read_weights_file(Path(vgg_weights)) if vgg_weights is not None else hub_weights(allow_download)
+    if candidate is None:
+        raise ValueError(f"checkpoint was trained against encoder {identity}, and those VGG weights are not "
+                         "available here: pass them with --vgg-weights")
+    if candidate.identity != identity:
+        raise ValueError(f"checkpoint was trained against encoder {identity}, but the VGG weights found are "
+                         f"{candidate.identity}")
+    return candidate

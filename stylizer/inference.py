@@ -1,0 +1,137 @@
+"""``Stylizer``: the stylization API the phone's local backend and the edge server call.
+
+Content and style are (H, W, 3) uint8 RGB arrays or (N, 3, H, W) float tensors in [0, 1];
+the output has the content's kind. Style codes are computed once per style and cached,
+keyed by the sha256 of the style's pixels. Runs channels_last, with bf16 autocast where
+the hardware supports it (switchable), on CUDA when present.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from stylizer.colorization import StyleCode
+from stylizer.device import autocast_dtype, pick_device
+from stylizer.factory import load_model
+from stylizer.images import as_rgb_uint8, check_size, check_tensor, to_tensor, to_uint8
+from stylizer.meta_smoothing import output_size
+from stylizer.model import StylizerNet
+from stylizer.training import resize
+
+DEFAULT_STYLE_SIZE = 512
+DEFAULT_WORK_WIDTH = 512
+
+
+def style_key(style: np.ndarray) -> str:
+    """Cache key of a (H, W, 3) uint8 style image: sha256 of its shape and pixels."""
+    digest = hashlib.sha256(f"{style.shape}".encode())
+    digest.update(np.ascontiguousarray(style).tobytes())
+    return digest.hexdigest()
+
+
+def fit_within(height: int, width: int, max_side: int) -> tuple[int, int]:
+    """(H, W) scaled down (never up) so that its longer side is at most ``max_side``."""
+    longest = max(height, width)
+    if longest <= max_side:
+        return height, width
+    return max(16, int(round(height * max_side / longest))), max(16, int(round(width * max_side / longest)))
+
+
+def working_size(height: int, width: int, work_width: int) -> tuple[int, int]:
+    """The size the network runs at: at most ``work_width`` wide, aspect kept, ≥ 16 px high."""
+    if width <= work_width:
+        return height, width
+    return max(16, int(round(height * work_width / width))), work_width
+
+
+class Stylizer:
+    """A loaded stylizer on a device, with a style cache; safe to call from several threads."""
+
+    def __init__(self, model: StylizerNet, *, device: str | torch.device | None = None, precision: str = "auto",
+                 style_size: int = DEFAULT_STYLE_SIZE, cache_size: int = 16) -> None:
+        self.device = device if isinstance(device, torch.device) else pick_device(device)
+        self.dtype = autocast_dtype(self.device, precision)
+        self.model = model.to(self.device).to(memory_format=torch.channels_last).eval()
+        self.style_size = style_size
+        self.cache_size = cache_size
+        self._codes: OrderedDict[str, StyleCode] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_checkpoint(cls, path: Path | None = None, *, vgg_weights: Path | None = None,
+                        allow_download: bool = True, **kwargs: object) -> Stylizer:
+        """Load a verified checkpoint (default: built-in) into a ready Stylizer."""
+        model, _ = load_model(path, vgg_weights=vgg_weights, allow_download=allow_download)
+        return cls(model, **kwargs)  # type: ignore[arg-type]
+
+    def _autocast(self) -> torch.autocast:
+        return torch.autocast(device_type=self.device.type, dtype=self.dtype or torch.float32,
+                              enabled=self.dtype is not None)
+
+    def _prepare(self, image: torch.Tensor) -> torch.Tensor:
+        return image.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+
+    def add_style(self, style: np.ndarray | torch.Tensor) -> str:
+        """Compute and cache the style code of ``style``; returns its handle (cache key)."""
+        if isinstance(style, torch.Tensor):
+            style = to_uint8(check_tensor(style, "style image")[:1])
+        style = as_rgb_uint8(style, "style image")
+        key = style_key(style)
+        with self._lock:
+            if key in self._codes:
+                self._codes.move_to_end(key)
+                return key
+        tensor = to_tensor(style)
+        tensor = resize(tensor, fit_within(*tensor.shape[-2:], self.style_size))
+        with torch.inference_mode(), self._autocast():
+            code = self.model.style_code(self._prepare(tensor))
+        with self._lock:
+            self._codes[key] = code
+            while len(self._codes) > self.cache_size:
+                self._codes.popitem(last=False)
+        return key
+
+    def has_style(self, handle: str) -> bool:
+        with self._lock:
+            return handle in self._codes
+
+    def _code(self, style: np.ndarray | torch.Tensor | str) -> StyleCode:
+        handle = style if isinstance(style, str) else self.add_style(style)
+        with self._lock:
+            code = self._codes.get(handle)
+        if code is None:
+            raise KeyError(f"unknown style handle {handle[:16]}…: upload the style first")
+        return code
+
+    def stylize(self, content: np.ndarray | torch.Tensor, style: np.ndarray | torch.Tensor | str,
+                r: float = 1.0, *, size: tuple[int, int] | None = None) -> np.ndarray | torch.Tensor:
+        """Stylize ``content`` at its own size; output round(r·H)×round(r·W) or exactly ``size``."""
+        is_array = isinstance(content, np.ndarray)
+        tensor = to_tensor(as_rgb_uint8(content, "content image")) if is_array else check_tensor(content, "content")
+        height, width = tensor.shape[-2:]
+        target = size if size is not None else output_size(height, width, r)
+        check_size(target[0], target[1], "requested output")
+        code = self._code(style)
+        with torch.inference_mode(), self._autocast():
+            out = self.model(self._prepare(tensor), code.to(self.device), target)
+        out = out.float().clamp_(0.0, 1.0)
+        return to_uint8(out) if is_array else out.contiguous()
+
+    def stylize_frame(self, frame: np.ndarray, style: np.ndarray | str, size: tuple[int, int] | None = None,
+                      work_width: int = DEFAULT_WORK_WIDTH) -> np.ndarray:
+        """A (H, W, 3) uint8 frame → stylized (size or H×W) uint8: runs at ≤ work_width, meta-smooths up."""
+        frame = as_rgb_uint8(frame, "frame")
+        height, width = frame.shape[:2]
+        target = size or (height, width)
+        work = working_size(height, width, work_width)
+        if work != (height, width):
+            small = resize(to_tensor(frame), work)
+            out = self.stylize(small, style, size=target)
+            return to_uint8(out)
+        return self.stylize(frame, style, size=target)

@@ -1,0 +1,64 @@
+"""Objective of seeds/000 Eq. 5: content + λ·style perceptual distance at the output size.
+
+D is measured on the frozen encoder's features: content = feature MSE at the deepest tap;
+style = MSE of per-channel means plus MSE of per-channel standard deviations, summed over
+the taps relu1_1 … deepest. λ = 1 by default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from stylizer.encoder import VGGEncoder
+
+
+@dataclass(frozen=True)
+class LossValues:
+    """Loss components as plain floats (what metrics, logs and Flower replies carry)."""
+
+    total: float
+    content: float
+    style: float
+
+    def as_dict(self) -> dict[str, float]:
+        return {"total": self.total, "content": self.content, "style": self.style}
+
+
+@dataclass
+class LossTerms:
+    """Loss components as scalar tensors (total carries the gradient)."""
+
+    total: torch.Tensor
+    content: torch.Tensor
+    style: torch.Tensor
+
+    def values(self) -> LossValues:
+        return LossValues(float(self.total.detach()), float(self.content.detach()), float(self.style.detach()))
+
+
+def _mean_std(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    flat = features.float().flatten(2)
+    return flat.mean(-1), (flat.var(-1, unbiased=False) + 1e-5).sqrt()
+
+
+def perceptual_loss(encoder: VGGEncoder, output: torch.Tensor, content_target: torch.Tensor,
+                    style_target: torch.Tensor, style_weight: float = 1.0) -> LossTerms:
+    """Eq. 5 for (N, 3, H, W) tensors of one size: output vs R^r(I_c) and R^r(I_s)."""
+    if output.shape != content_target.shape or output.shape != style_target.shape:
+        raise ValueError(f"loss needs one size: output {tuple(output.shape)}, content "
+                         f"{tuple(content_target.shape)}, style {tuple(style_target.shape)}")
+    out_features = encoder(output)
+    with torch.no_grad():
+        content_features = encoder.deepest(content_target)
+        style_features = encoder(style_target)
+    deepest = encoder.taps[-1]
+    content = F.mse_loss(out_features[deepest].float(), content_features.float())
+    style = output.new_zeros((), dtype=torch.float32)
+    for tap in encoder.taps:
+        out_mean, out_std = _mean_std(out_features[tap])
+        tgt_mean, tgt_std = _mean_std(style_features[tap])
+        style = style + F.mse_loss(out_mean, tgt_mean) + F.mse_loss(out_std, tgt_std)
+    return LossTerms(content + style_weight * style, content, style)

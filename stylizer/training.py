@@ -1,0 +1,160 @@
+"""Training: random crops at several scales, one optimiser step, evaluation (seeds/000 §4.2).
+
+A batch pairs a low-resolution network input with its full-resolution target: the target
+crop is what R^r(I_c) means in Eq. 5, the input is that crop shrunk by r, so
+meta-smoothing learns to upscale by many r at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from stylizer.images import to_tensor
+from stylizer.losses import LossValues, perceptual_loss
+from stylizer.model import StylizerNet
+
+DEFAULT_LR = 1e-4
+DEFAULT_BETAS = (0.5, 0.999)
+DEFAULT_BATCH = 2
+
+
+@dataclass
+class TrainBatch:
+    """content/style: (B, 3, h, w) inputs; content_target/style_target: (B, 3, H, W), H ≈ r·h."""
+
+    content: torch.Tensor
+    content_target: torch.Tensor
+    style: torch.Tensor
+    style_target: torch.Tensor
+
+    @property
+    def target_size(self) -> tuple[int, int]:
+        return int(self.content_target.shape[-2]), int(self.content_target.shape[-1])
+
+    def to(self, device: torch.device) -> TrainBatch:
+        return TrainBatch(*(t.to(device, non_blocking=True) for t in
+                            (self.content, self.content_target, self.style, self.style_target)))
+
+
+def resize(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Antialiased bilinear resize of (N, 3, H, W) to ``size`` = (H', W')."""
+    if tuple(image.shape[-2:]) == tuple(size):
+        return image
+    return F.interpolate(image, size=size, mode="bilinear", align_corners=False, antialias=True).clamp_(0, 1)
+
+
+def _random_crop(image: np.ndarray, side: int, rng: np.random.Generator) -> torch.Tensor:
+    """A side×side crop (1, 3, side, side) in [0, 1]; small images are first scaled up to fit."""
+    tensor = to_tensor(image)
+    height, width = tensor.shape[-2:]
+    if min(height, width) < side:
+        factor = side / min(height, width)
+        tensor = resize(tensor, (max(side, math.ceil(height * factor)), max(side, math.ceil(width * factor))))
+        height, width = tensor.shape[-2:]
+    top = int(rng.integers(0, height - side + 1))
+    left = int(rng.integers(0, width - side + 1))
+    return tensor[..., top:top + side, left:left + side]
+
+
+class PairSampler:
+    """Random (content, style) crop pairs from in-memory (H, W, 3) uint8 images.
+
+    ``base_size``: side of the network input; ``scales``: (low, high) range of r, drawn
+    in steps of 0.25 so integer and fractional factors both occur. Seeded: reproducible.
+    """
+
+    def __init__(self, contents: Sequence[np.ndarray], styles: Sequence[np.ndarray], *, base_size: int = 64,
+                 scales: tuple[float, float] = (1.0, 3.0), seed: int = 0) -> None:
+        if not contents or not styles:
+            raise ValueError("training needs at least one content image and one style image")
+        self.contents = list(contents)
+        self.styles = list(styles)
+        self.base_size = base_size
+        self.scale_steps = np.arange(scales[0], scales[1] + 1e-9, 0.25)
+        self.rng = np.random.default_rng(seed)
+
+    def sample(self, batch_size: int = DEFAULT_BATCH) -> TrainBatch:
+        """One batch; every item shares one r (one target size)."""
+        r = float(self.rng.choice(self.scale_steps))
+        side = int(round(self.base_size * r))
+        small = (self.base_size, self.base_size)
+        content_targets, style_targets = [], []
+        for _ in range(batch_size):
+            content_targets.append(_random_crop(self.contents[int(self.rng.integers(len(self.contents)))],
+                                                side, self.rng))
+            style_targets.append(_random_crop(self.styles[int(self.rng.integers(len(self.styles)))],
+                                              side, self.rng))
+        content_target = torch.cat(content_targets)
+        style_target = torch.cat(style_targets)
+        return TrainBatch(resize(content_target, small), content_target, resize(style_target, small), style_target)
+
+    def batches(self, count: int, batch_size: int = DEFAULT_BATCH) -> Iterator[TrainBatch]:
+        for _ in range(count):
+            yield self.sample(batch_size)
+
+
+def make_optimizer(model: StylizerNet, lr: float = DEFAULT_LR,
+                   betas: tuple[float, float] = DEFAULT_BETAS) -> torch.optim.Adam:
+    """Adam over the learned modules only (paper: lr 1e-4, β = (0.5, 0.999))."""
+    params = [p for module in model.learned_modules().values() for p in module.parameters()]
+    return torch.optim.Adam(params, lr=lr, betas=betas)
+
+
+def _autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def _device_of(model: StylizerNet) -> torch.device:
+    return next(model.decoder.parameters()).device
+
+
+def compute_losses(model: StylizerNet, batch: TrainBatch, style_weight: float = 1.0):  # noqa: ANN201
+    """Forward pass and Eq. 5 terms (LossTerms) for one batch on the model's device."""
+    code = model.style_code(batch.style)
+    output = model(batch.content, code, batch.target_size)
+    return perceptual_loss(model.encoder, output, batch.content_target, batch.style_target, style_weight)
+
+
+def train_step(model: StylizerNet, batch: TrainBatch, optimizer: torch.optim.Optimizer, *,
+               style_weight: float = 1.0, autocast_dtype: torch.dtype | None = None,
+               max_grad_norm: float = 10.0) -> LossValues:
+    """One optimiser step on ``batch``; returns its losses. Non-finite loss raises, weights untouched."""
+    device = _device_of(model)
+    batch = batch.to(device)
+    model.train()
+    optimizer.zero_grad(set_to_none=True)
+    with _autocast(device, autocast_dtype):
+        terms = compute_losses(model, batch, style_weight)
+    if not torch.isfinite(terms.total):
+        raise FloatingPointError("training loss is not finite; step skipped")
+    terms.total.backward()
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+    optimizer.step()
+    return terms.values()
+
+
+@torch.no_grad()
+def evaluate(model: StylizerNet, batches: Sequence[TrainBatch], *, style_weight: float = 1.0,
+             autocast_dtype: torch.dtype | None = None) -> LossValues:
+    """Mean losses over ``batches`` without touching the weights."""
+    if not batches:
+        raise ValueError("evaluation needs at least one batch")
+    device = _device_of(model)
+    model.eval()
+    totals = np.zeros(3)
+    for batch in batches:
+        with _autocast(device, autocast_dtype):
+            values = compute_losses(model, batch.to(device), style_weight).values()
+        totals += (values.total, values.content, values.style)
+    mean = totals / len(batches)
+    return LossValues(float(mean[0]), float(mean[1]), float(mean[2]))
