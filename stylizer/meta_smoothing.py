@@ -4,14 +4,14 @@
 
 Definitions used here (the paper leaves the non-integer case open):
 
-* ``W_u^1`` is a learned meta kernel (N_u, 3, K, K), K = 5. Let ``w(t)`` be its continuous
-  extension: bilinear interpolation of the K×K taps at unit spacing (in input pixels),
-  zero beyond. ``Q(r) = 1 + m(log r) - m(0)`` is a learned per-output-channel gain
+* ``W_u^1`` is a learned meta kernel (N_u, 3, K, K), K = 5, its taps at offsets
+  -K//2 … K//2 (cross-correlation, as conv2d). Let ``w(t)`` be its continuous extension:
+  bilinear interpolation of the taps at unit spacing (in input pixels), zero beyond. ``Q(r) = 1 + m(log r) - m(0)`` is a learned per-output-channel gain
   (m: a 1→16→N_u MLP), so ``Q(1) = 1`` exactly and ``W_u^r = Q(r) ⊙ w``.
 * The output has exactly ``H' × W' = round(r·H) × round(r·W)`` pixels (or a size given
   outright); per axis ``r_a = out_a / in_a``. Output pixel ``o`` looks at the source
   point ``s(o) = clamp((o + 0.5) / r_a - 0.5, 0, in_a - 1)`` and the deconvolution is
-  ``P(I, W_u^r)[o] = Σ_i I[i] · W_u^r(s(o) - i)`` over input pixels ``i`` (the input
+  ``P(I, W_u^r)[o] = Σ_i I[i] · W_u^r(i - s(o))`` over input pixels ``i`` (the input
   extended by replicating its border). The taps change with the sub-pixel phase of
   ``s(o)``: position-dependent weights, as in Meta-SR.
 * For integer r this is a stride-r transposed convolution whose (≈6r)² kernel is ``w``
@@ -58,9 +58,9 @@ class MetaSmoothing(nn.Module):
             smooth[c, c, k // 2, k // 2] = 1.0
         self.meta_kernel = nn.Parameter(meta)
         self.meta_bias = nn.Parameter(torch.zeros(upsample_channels))
-        self.scale_net = nn.Sequential(nn.Linear(1, 16), nn.Tanh(), nn.Linear(16, upsample_channels))
-        nn.init.zeros_(self.scale_net[2].weight)
-        nn.init.zeros_(self.scale_net[2].bias)
+        self.scale_net = nn.Sequential(nn.Linear(1, 16), nn.Tanh(), nn.Linear(16, upsample_channels, bias=False))
+        # Q(r) ≈ 1 at first, for every r; no bias on the last layer: m(log r) - m(0) cancels it
+        nn.init.normal_(self.scale_net[2].weight, std=1e-3)
         self.smooth = nn.Conv2d(upsample_channels, 3, k)
         with torch.no_grad():
             self.smooth.weight.copy_(smooth)
@@ -68,7 +68,9 @@ class MetaSmoothing(nn.Module):
 
     def scale_gain(self, r: float) -> torch.Tensor:
         """Q(r): (N_u,) gain with Q(1) = 1 exactly."""
-        x = torch.tensor([[math.log(r)], [0.0]], device=self.meta_kernel.device, dtype=torch.float32)
+        if r == 1.0:
+            return torch.ones_like(self.meta_bias)
+        x = torch.tensor([[math.log(r)], [0.0]], device=self.meta_kernel.device, dtype=self.meta_kernel.dtype)
         m = self.scale_net(x)
         return 1.0 + m[0] - m[1]
 
@@ -89,7 +91,7 @@ class MetaSmoothing(nn.Module):
         p = int(math.ceil((half + 1) * r))
         size = 2 * p + r
         t = torch.arange(size, dtype=torch.float64)
-        offset = (t - p + 0.5) / r - 0.5  # w's argument for every tap, in input pixels
+        offset = 0.5 - (t - p + 0.5) / r  # i - s(o) for every tap, in input pixels
         taps = torch.arange(-half, half + 1, dtype=torch.float64)
         weights_1d = _tent(offset[:, None] - taps[None, :])  # (size, K)
         kernel = self.scaled_meta_kernel(float(r)).double()

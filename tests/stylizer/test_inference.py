@@ -1,0 +1,51 @@
+import numpy as np
+import pytest
+import torch
+
+from stylizer import Stylizer, builtin_checkpoint_path, load_model
+
+
+def test_style_is_computed_once_and_cached(small_model, photos, monkeypatch):
+    stylizer = Stylizer(small_model, device="cpu", precision="fp32")
+    calls = []
+    original = small_model.style_code
+    monkeypatch.setattr(small_model, "style_code", lambda s: calls.append(1) or original(s))
+    content = photos["astronaut"][:96, :128]
+    a = stylizer.stylize(content, photos["coffee"])
+    b = stylizer.stylize(content, photos["coffee"].copy())
+    assert len(calls) == 1
+    assert np.array_equal(a, b) and a.shape == (96, 128, 3) and a.dtype == np.uint8
+    handle = stylizer.add_style(photos["coffee"])
+    assert np.array_equal(stylizer.stylize(content, handle), a)
+    with pytest.raises(KeyError, match="unknown style handle"):
+        stylizer.stylize(content, "0" * 64)
+
+
+def test_tensor_in_tensor_out_and_exact_size(small_model, photos):
+    stylizer = Stylizer(small_model, device="cpu", precision="fp32")
+    content = torch.rand(2, 3, 45, 61)
+    out = stylizer.stylize(content, photos["rocket"], r=1.5)
+    assert isinstance(out, torch.Tensor) and out.shape == (2, 3, 68, 92)
+    assert 0.0 <= float(out.min()) and float(out.max()) <= 1.0
+
+
+def test_stylize_frame_runs_small_and_upscales(small_model, photos):
+    stylizer = Stylizer(small_model, device="cpu", precision="fp32")
+    frame = photos["astronaut"][:300, :500]
+    out = stylizer.stylize_frame(frame, photos["coffee"], size=(541, 901), work_width=128)
+    assert out.shape == (541, 901, 3)
+
+
+def test_bf16_is_close_to_fp32(small_model, photos):
+    content = photos["chelsea"][:64, :96]
+    exact = Stylizer(small_model, device="cpu", precision="fp32").stylize(content, photos["coffee"])
+    fast = Stylizer(small_model, device="cpu", precision="bf16").stylize(content, photos["coffee"])
+    assert np.abs(exact.astype(int) - fast.astype(int)).mean() < 6
+
+
+@pytest.mark.skipif(not builtin_checkpoint_path().exists(), reason="built-in checkpoint not built")
+def test_builtin_model_loads_and_stylizes(photos):
+    model, checkpoint = load_model()
+    assert checkpoint.metadata["encoder"]["identity"].startswith(("seeded:", "sha256:"))
+    out = Stylizer(model, device="cpu").stylize_frame(photos["astronaut"], photos["coffee"], size=(256, 256))
+    assert out.shape == (256, 256, 3) and out.std() > 5

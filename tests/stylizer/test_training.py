@@ -1,0 +1,42 @@
+import numpy as np
+import pytest
+import torch
+
+from stylizer import PairSampler, evaluate, make_optimizer, train_step
+from stylizer.training import TrainBatch
+
+
+def test_training_lowers_the_loss(small_model, photos):
+    torch.manual_seed(0)
+    train = PairSampler([photos["astronaut"], photos["chelsea"]], [photos["coffee"], photos["rocket"]],
+                        base_size=32, scales=(1.0, 2.0), seed=1)
+    held_out = list(PairSampler([photos["astronaut"], photos["chelsea"]], [photos["coffee"], photos["rocket"]],
+                                base_size=32, scales=(1.0, 2.0), seed=99).batches(6))
+    before = evaluate(small_model, held_out)
+    optimizer = make_optimizer(small_model, lr=1e-3)
+    for _ in range(300):
+        values = train_step(small_model, train.sample(2), optimizer)
+        assert np.isfinite(values.total)
+    after = evaluate(small_model, held_out)
+    assert after.total < 0.6 * before.total, (before, after)
+    assert after.total == pytest.approx(after.content + after.style, rel=1e-5)
+
+
+def test_sampler_pairs_input_and_target_sizes(photos):
+    sampler = PairSampler([photos["astronaut"]], [photos["coffee"]], base_size=40, scales=(1.0, 3.0), seed=0)
+    seen = set()
+    for batch in sampler.batches(40, batch_size=2):
+        assert batch.content.shape == (2, 3, 40, 40) and batch.style.shape == (2, 3, 40, 40)
+        assert batch.content_target.shape == batch.style_target.shape
+        seen.add(batch.target_size[0] / 40)
+    assert {1.0, 1.5, 2.0}.issubset({round(s * 4) / 4 for s in seen}) or len(seen) >= 4
+
+
+def test_non_finite_loss_leaves_weights_untouched(small_model):
+    before = {k: v.clone() for k, v in small_model.trainable_state().items()}
+    nan = torch.full((1, 3, 32, 32), float("nan"))
+    batch = TrainBatch(nan, nan, torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32))
+    with pytest.raises(FloatingPointError):
+        train_step(small_model, batch, make_optimizer(small_model))
+    for key, value in small_model.trainable_state().items():
+        assert torch.equal(value, before[key])
