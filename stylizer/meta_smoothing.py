@@ -6,7 +6,8 @@ Definitions used here (the paper leaves the non-integer case open):
 
 * ``W_u^1`` is a learned meta kernel (N_u, 3, K, K), K = 5, its taps at offsets
   -K//2 … K//2 (cross-correlation, as conv2d). Let ``w(t)`` be its continuous extension:
-  bilinear interpolation of the taps at unit spacing (in input pixels), zero beyond. ``Q(r) = 1 + m(log r) - m(0)`` is a learned per-output-channel gain
+  bilinear interpolation of the taps at unit spacing (in input pixels), zero beyond.
+  ``Q(r) = 1 + m(log r) - m(0)`` is a learned per-output-channel gain
   (m: a 1→16→N_u MLP), so ``Q(1) = 1`` exactly and ``W_u^r = Q(r) ⊙ w``.
 * The output has exactly ``H' × W' = round(r·H) × round(r·W)`` pixels (or a size given
   outright); per axis ``r_a = out_a / in_a``. Output pixel ``o`` looks at the source

@@ -117,7 +117,7 @@ def _device_of(model: StylizerNet) -> torch.device:
     return next(model.decoder.parameters()).device
 
 
-def compute_losses(model: StylizerNet, batch: TrainBatch, style_weight: float = 1.0):  # noqa: ANN201
+def compute_losses(model: StylizerNet, batch: TrainBatch, style_weight: float = 1.0):
     """Forward pass and Eq. 5 terms (LossTerms) for one batch on the model's device."""
     code = model.style_code(batch.style)
     output = model(batch.content, code, batch.target_size)

@@ -7,6 +7,7 @@ Every failure to open or decode becomes ``VideoError`` with a one-line message.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -125,3 +126,114 @@ def read_frames(path: Path, *, step: int = 1, limit: int | None = None) -> Itera
 def frame_interval_seconds(info: VideoInfo) -> float:
     """Nominal seconds between frames."""
     return 1.0 / float(info.frame_rate) if info.frame_rate else math.nan
+
+
+def _even_friendly_pix_fmt(width: int, height: int) -> str:
+    """yuv420p needs even sides; odd-sized videos are encoded as yuv444p instead."""
+    return "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
+
+
+class VideoWriter:
+    """H.264 MP4 writer that copies the source's frame rate, timestamps and audio.
+
+    Writes to a hidden temp file beside ``path`` and renames it into place only in
+    ``close(success=True)``; on failure the temp file is removed and nothing is left.
+    Use as a context manager: an exception inside the block discards the output.
+    """
+
+    def __init__(self, path: Path, width: int, height: int, info: VideoInfo, *, source: Path | None = None,
+                 crf: int = 20, preset: str = "veryfast") -> None:
+        self.path = Path(path)
+        parent = self.path.parent
+        if not parent.is_dir():
+            raise VideoError(f"cannot write {self.path}: folder {parent} does not exist")
+        self.tmp_path = parent / f".{self.path.name}.partial{self.path.suffix or '.mp4'}"
+        try:
+            self.container = av.open(str(self.tmp_path), mode="w", format="mp4")
+        except (av.error.FFmpegError, OSError) as exc:
+            raise VideoError(f"cannot write {self.path}: {exc.__class__.__name__} "
+                             f"({getattr(exc, 'strerror', '') or 'not writable'})") from None
+        self.stream = self.container.add_stream("libx264", rate=info.frame_rate)
+        self.stream.width, self.stream.height = width, height
+        self.stream.pix_fmt = _even_friendly_pix_fmt(width, height)
+        self.stream.time_base = info.time_base
+        self.stream.codec_context.time_base = info.time_base
+        self.stream.options = {"crf": str(crf), "preset": preset}
+        self.time_base = info.time_base
+        self.frame_step = max(1, round(1 / (float(info.frame_rate) * float(info.time_base)))) \
+            if info.frame_rate else 1
+        self._audio_in: av.container.InputContainer | None = None
+        self._audio_packets: Iterator[av.Packet] | None = None
+        self._pending_audio: av.Packet | None = None
+        self._audio_out = None
+        if source is not None and info.has_audio:
+            self._audio_in = av.open(str(source), mode="r")
+            audio = self._audio_in.streams.audio[0]
+            self._audio_out = self.container.add_stream_from_template(audio)
+            self._audio_packets = self._audio_in.demux(audio)
+        self.frames_written = 0
+        self._last_pts: int | None = None
+        self._closed = False
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close(success=exc_type is None)
+
+    def _mux_audio_until(self, seconds: float | None) -> None:
+        if self._audio_packets is None:
+            return
+        while True:
+            packet = self._pending_audio
+            self._pending_audio = None
+            if packet is None:
+                packet = next(self._audio_packets, None)
+            if packet is None:
+                self._audio_packets = None
+                return
+            if packet.dts is None:
+                continue
+            when = float(packet.dts * packet.time_base) if packet.time_base else 0.0
+            if seconds is not None and when > seconds:
+                self._pending_audio = packet
+                return
+            packet.stream = self._audio_out
+            self.container.mux(packet)
+
+    def write(self, image: np.ndarray, pts: int | None = None) -> None:
+        """Append one (H, W, 3) uint8 RGB frame at source timestamp ``pts`` (time-base units)."""
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+        if pts is None or (self._last_pts is not None and pts <= self._last_pts):
+            pts = 0 if self._last_pts is None else self._last_pts + self.frame_step
+        frame.pts = pts
+        frame.time_base = self.time_base
+        self._last_pts = pts
+        self._mux_audio_until(float(pts * self.time_base))
+        for packet in self.stream.encode(frame):
+            self.container.mux(packet)
+        self.frames_written += 1
+
+    def close(self, success: bool = True) -> None:
+        """Flush and publish the file (success) or discard it (failure)."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if success:
+                for packet in self.stream.encode():
+                    self.container.mux(packet)
+                self._mux_audio_until(None)
+            self.container.close()
+        except BaseException:
+            success = False
+            raise
+        finally:
+            if self._audio_in is not None:
+                self._audio_in.close()
+            if success and self.frames_written > 0:
+                with open(self.tmp_path, "rb+") as handle:
+                    os.fsync(handle.fileno())
+                os.replace(self.tmp_path, self.path)
+            else:
+                self.tmp_path.unlink(missing_ok=True)

@@ -26,7 +26,7 @@ def test_tensor_in_tensor_out_and_exact_size(small_model, photos):
     content = torch.rand(2, 3, 45, 61)
     out = stylizer.stylize(content, photos["rocket"], r=1.5)
     assert isinstance(out, torch.Tensor) and out.shape == (2, 3, 68, 92)
-    assert 0.0 <= float(out.min()) and float(out.max()) <= 1.0
+    assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0
 
 
 def test_stylize_frame_runs_small_and_upscales(small_model, photos):

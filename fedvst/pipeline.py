@@ -1,0 +1,263 @@
+"""The phone-side pipeline (seeds/000 §3.2, Algorithm 1, with a two-sided extension).
+
+Decode → pick key frames → send them (at working size) to a backend → for every other
+frame, warp the neighbouring stylized key frames along flow computed on the original
+frames and blend them → encode. Three threads overlap: this one decodes, analyses and
+selects; backend workers stylize; a finisher warps, blends and encodes segments in order.
+Memory is bounded by ``max_interval`` small analysis frames and flows, not the video.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from fedvst.backends import Dispatcher, KeyFrameJob
+from fedvst.video.flow import DEFAULT_FLOW_WIDTH, FlowEstimator, analysis_size, to_analysis
+from fedvst.video.interpolate import Interpolator
+from fedvst.video.io import MAX_VIDEO_SIDE, VideoError, VideoWriter, probe, read_frames
+from fedvst.video.keyframes import KeyFramePolicy, KeyFrameSelector
+
+DEFAULT_WORK_WIDTH = 512
+PHOTO_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+@dataclass(frozen=True)
+class PipelineOptions:
+    """Output size (``height`` or ``scale``, else the input's), key frames, interpolation."""
+
+    height: int | None = None
+    scale: float | None = None
+    keyframes: KeyFramePolicy = field(default_factory=KeyFramePolicy)
+    bidirectional: bool = True
+    flow_width: int = DEFAULT_FLOW_WIDTH
+    work_width: int = DEFAULT_WORK_WIDTH
+
+
+@dataclass
+class Summary:
+    """What a run did; ``speedup`` = frames × mean key-frame seconds / wall seconds."""
+
+    frames: int
+    key_frames: int
+    seconds: float
+    key_frame_seconds: float
+    output: Path
+    key_indices: list[int] = field(default_factory=list)
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else float("nan")
+
+    @property
+    def speedup(self) -> float:
+        return self.frames * self.key_frame_seconds / self.seconds if self.seconds > 0 else float("nan")
+
+    def line(self) -> str:
+        """The closing summary line of ``fedvst stylize``."""
+        return (f"{self.frames} frames ({self.key_frames} key frames) in {self.seconds:.1f} s = {self.fps:.1f} fps; "
+                f"key frame {self.key_frame_seconds * 1000:.0f} ms; ~{self.speedup:.1f}× faster than "
+                f"frame-by-frame; wrote {self.output}")
+
+
+def output_size_for(height: int, width: int, options: PipelineOptions) -> tuple[int, int]:
+    """(H, W) of the output; with ``height`` the width keeps the aspect, rounded to even."""
+    if options.height is not None and options.scale is not None:
+        raise ValueError("give --height or --scale, not both")
+    if options.height is not None:
+        if options.height < 16:
+            raise ValueError(f"--height must be at least 16, got {options.height}")
+        out = (options.height, max(16, 2 * round(width * options.height / height / 2)))
+    elif options.scale is not None:
+        if not options.scale > 0:
+            raise ValueError(f"--scale must be > 0, got {options.scale}")
+        out = (max(16, round(height * options.scale)), max(16, round(width * options.scale)))
+    else:
+        out = (height, width)
+    if max(out) > MAX_VIDEO_SIDE:
+        raise ValueError(f"output {out[1]}×{out[0]} is too large: sides over {MAX_VIDEO_SIDE} px are refused")
+    return out
+
+
+def to_working(image: np.ndarray, work_width: int) -> np.ndarray:
+    """Shrink (never enlarge) an RGB frame to at most ``work_width`` wide: what the phone sends."""
+    height, width = image.shape[:2]
+    if width <= work_width:
+        return image
+    return cv2.resize(image, (work_width, max(16, round(height * work_width / width))), interpolation=cv2.INTER_AREA)
+
+
+def check_output_path(output: Path, inputs: list[Path]) -> None:
+    """Fail early (before any work) if ``output`` cannot be written or would overwrite an input."""
+    output = Path(output)
+    if any(output.resolve() == Path(p).resolve() for p in inputs):
+        raise ValueError(f"output {output} would overwrite an input")
+    if output.is_dir():
+        raise ValueError(f"output {output} is a folder")
+    parent = output.parent if str(output.parent) else Path(".")
+    if not parent.is_dir():
+        raise ValueError(f"cannot write {output}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise ValueError(f"cannot write {output}: folder {parent} is not writable")
+
+
+@dataclass
+class _Intermediate:
+    index: int
+    pts: int | None
+    gray: np.ndarray
+    flow_to_a: np.ndarray
+
+
+@dataclass
+class _Segment:
+    index: int
+    pts: int | None
+    gray: np.ndarray
+    stylized: Future
+    frames: list[_Intermediate] = field(default_factory=list)
+    next_key: _Segment | None = None
+    next_is_cut: bool = False
+
+
+class _Finisher(threading.Thread):
+    """Warps, blends and writes segments in order; records the first error."""
+
+    def __init__(self, writer: VideoWriter, size: tuple[int, int], bidirectional: bool,
+                 on_frame: Callable[[int], None] | None) -> None:
+        super().__init__(daemon=True, name="finisher")
+        self.segments: queue.Queue[_Segment | None] = queue.Queue(maxsize=2)
+        self.writer = writer
+        self.bidirectional = bidirectional
+        self.on_frame = on_frame
+        self.error: BaseException | None = None
+        self.interpolator = Interpolator(size)
+
+    def run(self) -> None:
+        while True:
+            segment = self.segments.get()
+            if segment is None:
+                return
+            if self.error is not None:
+                continue  # drain so the producer never blocks
+            try:
+                self._finish(segment)
+            except BaseException as exc:
+                self.error = exc
+
+    def _write(self, image: np.ndarray, pts: int | None) -> None:
+        self.writer.write(image, pts)
+        if self.on_frame is not None:
+            self.on_frame(1)
+
+    def _finish(self, segment: _Segment) -> None:
+        styl_a = segment.stylized.result()
+        self._write(styl_a, segment.pts)
+        if not segment.frames:
+            return
+        nxt = segment.next_key
+        two_sided = self.bidirectional and nxt is not None and not segment.next_is_cut
+        styl_b = nxt.stylized.result() if two_sided else None
+        for frame in segment.frames:
+            if two_sided:
+                t = (frame.index - segment.index) / (nxt.index - segment.index)
+                image = self.interpolator.two_sided(frame.gray, t, styl_a, segment.gray, frame.flow_to_a,
+                                                    styl_b, nxt.gray)
+            else:
+                image = self.interpolator.one_sided(styl_a, frame.flow_to_a)
+            self._write(image, frame.pts)
+
+
+def stylize_video(source: Path, style: np.ndarray, output: Path, dispatcher: Dispatcher,
+                  options: PipelineOptions | None = None,
+                  on_frame: Callable[[int], None] | None = None) -> Summary:
+    """Stylize the video ``source`` with ``style`` into ``output`` (H.264 MP4, audio copied)."""
+    options = options or PipelineOptions()
+    source, output = Path(source), Path(output)
+    check_output_path(output, [source])
+    info = probe(source)
+    size = output_size_for(info.height, info.width, options)
+    small = analysis_size(info.height, info.width, options.flow_width)
+    dispatcher.set_style(style)
+    selector = KeyFrameSelector(options.keyframes)
+    flow = FlowEstimator()
+    started = time.perf_counter()
+    frames = 0
+    keys: list[int] = []
+    with VideoWriter(output, size[1], size[0], info, source=source) as writer:
+        finisher = _Finisher(writer, size, options.bidirectional, on_frame)
+        finisher.start()
+        current: _Segment | None = None
+        try:
+            for decoded in read_frames(source):
+                frames += 1
+                gray = to_analysis(decoded.image, small)
+                flow_to_a = flow(gray, current.gray) if current is not None else None
+                decision = selector.decide(decoded.index, gray, codec_key=decoded.key_frame, flow_to_key=flow_to_a)
+                if decision.is_key:
+                    job = KeyFrameJob(decoded.index, to_working(decoded.image, options.work_width), size)
+                    segment = _Segment(decoded.index, decoded.pts, gray, dispatcher.submit(job))
+                    keys.append(decoded.index)
+                    if current is not None:
+                        current.next_key = segment
+                        current.next_is_cut = decision.reason == "cut"
+                        _put(finisher, current)
+                    current = segment
+                else:
+                    current.frames.append(_Intermediate(decoded.index, decoded.pts, gray, flow_to_a))
+            if current is not None:
+                _put(finisher, current)
+        finally:
+            finisher.segments.put(None)
+            finisher.join()
+        if finisher.error is not None:
+            raise finisher.error
+        if frames == 0:
+            raise VideoError(f"{source} has no frames")
+        if info.frame_count and frames < info.frame_count:
+            raise VideoError(f"{source} is truncated: decoded {frames} of {info.frame_count} frames")
+    seconds = time.perf_counter() - started
+    key_seconds = float(np.mean(dispatcher.seconds)) if dispatcher.seconds else 0.0
+    return Summary(frames, len(keys), seconds, key_seconds, output, keys)
+
+
+def _put(finisher: _Finisher, segment: _Segment) -> None:
+    if finisher.error is not None:
+        raise finisher.error
+    finisher.segments.put(segment)
+
+
+def stylize_photo(source: Path, style: np.ndarray, output: Path, dispatcher: Dispatcher,
+                  options: PipelineOptions | None = None) -> Summary:
+    """Stylize one photo at the requested size; writes PNG/JPEG (by suffix) atomically."""
+    from PIL import Image
+
+    from stylizer.atomic_io import atomic_write_bytes
+    from stylizer.images import load_image
+
+    options = options or PipelineOptions()
+    source, output = Path(source), Path(output)
+    check_output_path(output, [source])
+    fmt = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP"}.get(output.suffix.lower())
+    if fmt is None:
+        raise ValueError(f"photo output must end in .png, .jpg, .webp or .bmp, got {output.name}")
+    image = load_image(source, "input photo")
+    size = output_size_for(*image.shape[:2], options)
+    started = time.perf_counter()
+    dispatcher.set_style(style)
+    result = dispatcher.submit(KeyFrameJob(0, to_working(image, options.work_width), size)).result()
+    buffer = io.BytesIO()
+    Image.fromarray(result).save(buffer, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
+    atomic_write_bytes(output, buffer.getvalue())
+    seconds = time.perf_counter() - started
+    return Summary(1, 1, seconds, seconds, output, [0])
