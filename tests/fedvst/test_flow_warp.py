@@ -1,0 +1,64 @@
+import numpy as np
+import pytest
+
+from fedvst.video.flow import FlowEstimator, to_analysis, upsample_flow
+from fedvst.video.interpolate import Interpolator
+from fedvst.video.metrics import ms_ssim, warping_error
+from fedvst.video.warp import warp
+from tests.fedvst.clips import camera_clip, with_occluder
+
+SIZE = (192, 256)
+
+
+def interior(a: np.ndarray, margin: int = 12) -> np.ndarray:
+    return a[margin:-margin, margin:-margin].astype(np.float32)
+
+
+def test_warping_with_computed_flow_reproduces_the_true_next_frame(photos):
+    step = (2.5, 1.25)
+    frames = camera_clip(photos["astronaut"], 2, step, SIZE)
+    grays = [to_analysis(f, SIZE) for f in frames]
+    flow = FlowEstimator()(grays[1], grays[0])
+    assert np.median(flow[..., 0]) == pytest.approx(step[0], abs=0.25)
+    assert np.median(flow[..., 1]) == pytest.approx(step[1], abs=0.25)
+    predicted = warp(frames[0], flow)
+    error = np.abs(interior(predicted) - interior(frames[1])).mean()
+    assert error < 4.0, f"mean abs error {error:.2f} gray levels"
+    assert ms_ssim(predicted, frames[1]) > 0.9
+
+
+def test_flow_computed_small_and_upsampled_still_warps_well(photos):
+    frames = camera_clip(photos["chelsea"], 2, (3.0, -2.0), (240, 320))
+    small = (120, 160)
+    flow = FlowEstimator()(to_analysis(frames[1], small), to_analysis(frames[0], small))
+    predicted = warp(frames[0], upsample_flow(flow, (240, 320)))
+    assert np.abs(interior(predicted, 16) - interior(frames[1], 16)).mean() < 6.0
+
+
+def test_two_sided_beats_one_sided_with_an_occluder(photos):
+    """Identity 'stylization': the true intermediate frames are the ground truth."""
+    clip = camera_clip(photos["astronaut"], 9, (2.0, 0.0), SIZE)
+    patch = photos["coffee"][100:160, 200:260]
+    clip = with_occluder(clip, patch, start=(180, 60), velocity=(-16, 0))
+    grays = [to_analysis(f, SIZE) for f in clip]
+    flow = FlowEstimator()
+    interpolator = Interpolator(SIZE)
+    one_errors, two_errors = [], []
+    for i in range(1, 8):
+        to_a = flow(grays[i], grays[0])
+        one = interpolator.one_sided(clip[0], to_a)
+        two = interpolator.two_sided(grays[i], i / 8, clip[0], grays[0], to_a, clip[8], grays[8])
+        one_errors.append(np.abs(interior(one) - interior(clip[i])).mean())
+        two_errors.append(np.abs(interior(two) - interior(clip[i])).mean())
+    assert np.mean(two_errors) < 0.8 * np.mean(one_errors), (one_errors, two_errors)
+
+
+def test_metrics_behave(photos):
+    image = photos["astronaut"][:200, :200]
+    assert ms_ssim(image, image) == pytest.approx(1.0)
+    noisy = np.clip(image.astype(int) + np.random.default_rng(0).integers(-40, 40, image.shape), 0, 255)
+    assert ms_ssim(image, noisy.astype(np.uint8)) < 0.95
+    frames = camera_clip(photos["astronaut"], 3, (2.0, 1.0), SIZE)
+    grays = [to_analysis(f, SIZE) for f in frames]
+    flicker = [frames[0], np.clip(frames[1].astype(int) + 30, 0, 255).astype(np.uint8), frames[2]]
+    assert warping_error(frames, grays) < 0.2 * warping_error(flicker, grays)

@@ -1,0 +1,162 @@
+import subprocess
+import sys
+import threading
+import time
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+
+from fedvst.backends import Dispatcher, KeyFrameJob, LocalBackend
+from fedvst.pipeline import PipelineOptions, stylize_photo, stylize_video
+from fedvst.video.io import VideoError, probe, read_frames
+from fedvst.video.keyframes import KeyFramePolicy
+from stylizer import Stylizer, save_model
+from tests.fedvst.clips import camera_clip, packet_count, write_clip
+
+
+@pytest.fixture()
+def stylizer(small_model):
+    return Stylizer(small_model, device="cpu", precision="fp32")
+
+
+@pytest.fixture(scope="module")
+def clip_frames(photos):
+    return camera_clip(photos["astronaut"], 24, (3.0, 1.0), (96, 160))
+
+
+def run(source, output, stylizer, style, backends=1, **options):
+    with Dispatcher([LocalBackend(stylizer, f"b{i}") for i in range(backends)]) as dispatcher:
+        return stylize_video(source, style, output, dispatcher, PipelineOptions(**options))
+
+
+def test_output_keeps_frames_rate_timestamps_and_audio(tmp_path, clip_frames, stylizer, photos):
+    source = write_clip(tmp_path / "in.mp4", clip_frames, fps=12, audio=True)
+    output = tmp_path / "out.mp4"
+    summary = run(source, output, stylizer, photos["coffee"], keyframes=KeyFramePolicy(mode="interval", interval=5))
+    assert summary.frames == 24 and summary.key_indices == [0, 5, 10, 15, 20]
+    info_in, info_out = probe(source), probe(output)
+    assert info_out.frame_count == 24 == sum(1 for _ in read_frames(output))
+    assert info_out.frame_rate == Fraction(12) and (info_out.width, info_out.height) == (160, 96)
+    assert info_out.has_audio and packet_count(output, "audio") == packet_count(source, "audio") > 0
+    pts_in = [f.time for f in read_frames(source)]
+    pts_out = [f.time for f in read_frames(output)]
+    assert pts_out == pytest.approx(pts_in, abs=1e-3)
+    assert info_in.frame_count == 24
+    assert [p.name for p in tmp_path.iterdir()] == sorted(["in.mp4", "out.mp4"]) or len(list(tmp_path.iterdir())) == 2
+
+
+def test_output_size_by_height_and_scale(tmp_path, clip_frames, stylizer, photos):
+    source = write_clip(tmp_path / "in.mp4", clip_frames[:6])
+    run(source, tmp_path / "h.mp4", stylizer, photos["coffee"], height=144)
+    assert (probe(tmp_path / "h.mp4").width, probe(tmp_path / "h.mp4").height) == (240, 144)
+    run(source, tmp_path / "s.mp4", stylizer, photos["coffee"], scale=1.5)
+    assert (probe(tmp_path / "s.mp4").width, probe(tmp_path / "s.mp4").height) == (240, 144)
+
+
+def test_several_backends_give_the_same_output_as_one(tmp_path, clip_frames, stylizer, photos):
+    source = write_clip(tmp_path / "in.mp4", clip_frames[:12])
+    policy = KeyFramePolicy(mode="interval", interval=2)
+    run(source, tmp_path / "one.mp4", stylizer, photos["coffee"], keyframes=policy)
+    run(source, tmp_path / "three.mp4", stylizer, photos["coffee"], backends=3, keyframes=policy)
+    one = [f.image for f in read_frames(tmp_path / "one.mp4")]
+    three = [f.image for f in read_frames(tmp_path / "three.mp4")]
+    assert all(np.array_equal(a, b) for a, b in zip(one, three, strict=True))
+
+
+def test_dispatcher_hands_out_the_largest_pending_job_first():
+    order: list[int] = []
+    gate = threading.Event()
+
+    class Slow:
+        name = "slow"
+
+        def set_style(self, style):
+            pass
+
+        def stylize_batch(self, jobs):
+            gate.wait(5)
+            order.append(jobs[0].index)
+            return [np.zeros((*jobs[0].size, 3), np.uint8)]
+
+    with Dispatcher([Slow()]) as dispatcher:
+        first = dispatcher.submit(KeyFrameJob(0, np.zeros((16, 16, 3), np.uint8), (16, 16)))
+        time.sleep(0.1)  # the worker is now busy with job 0
+        futures = [dispatcher.submit(KeyFrameJob(i, np.zeros((16, 16, 3), np.uint8), (16 * i, 16)))
+                   for i in (1, 3, 2)]
+        gate.set()
+        for f in [first, *futures]:
+            f.result(5)
+    assert order == [0, 3, 2, 1]
+
+
+def test_photo_input_gives_a_photo(tmp_path, stylizer, photos):
+    from PIL import Image
+
+    Image.fromarray(photos["chelsea"]).save(tmp_path / "cat.jpg")
+    with Dispatcher([LocalBackend(stylizer)]) as dispatcher:
+        stylize_photo(tmp_path / "cat.jpg", photos["coffee"], tmp_path / "out.png", dispatcher,
+                      PipelineOptions(height=150))
+    with Image.open(tmp_path / "out.png") as out:
+        assert out.size == (round(451 * 150 / 300 / 2) * 2, 150)
+
+
+def make_bad_inputs(tmp_path, clip_frames):
+    faststart = write_clip(tmp_path / "full.mp4", clip_frames, faststart=True)
+    truncated = tmp_path / "truncated.mp4"
+    truncated.write_bytes(faststart.read_bytes()[: faststart.stat().st_size * 2 // 3])
+    text = tmp_path / "notes.mp4"
+    text.write_text("this is not a video\n")
+    audio_only = tmp_path / "audio.mp4"
+    with av.open(str(audio_only), "w", format="mp4") as container:
+        stream = container.add_stream("aac", rate=16000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        frame.sample_rate = 16000
+        for packet in [*stream.encode(frame), *stream.encode()]:
+            container.mux(packet)
+    empty_video = tmp_path / "empty.mp4"
+    with av.open(str(empty_video), "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=12)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        container.start_encoding()  # header and trailer, not a single frame
+    return {"truncated": (truncated, "truncated|corrupt"), "text": (text, "not a readable video"),
+            "audio only": (audio_only, "no video stream"), "zero frames": (empty_video, "no frames|no video stream")}
+
+
+def test_bad_inputs_give_one_line_errors_and_no_output(tmp_path, clip_frames, stylizer, photos):
+    for name, (path, message) in make_bad_inputs(tmp_path, clip_frames).items():
+        out_dir = tmp_path / f"out_{name.replace(' ', '_')}"
+        out_dir.mkdir()
+        with pytest.raises(VideoError, match=message) as caught:
+            run(path, out_dir / "out.mp4", stylizer, photos["coffee"])
+        assert "\n" not in str(caught.value), name
+        assert list(out_dir.iterdir()) == [], f"{name} left {list(out_dir.iterdir())}"
+
+
+def test_cli_errors_are_one_line(tmp_path, clip_frames, small_model, photos):
+    from PIL import Image
+
+    checkpoint = tmp_path / "m.safetensors"
+    save_model(checkpoint, small_model)
+    Image.fromarray(photos["coffee"]).save(tmp_path / "style.png")
+    source = write_clip(tmp_path / "in.mp4", clip_frames[:4])
+    (tmp_path / "notes.mp4").write_text("hello")
+    cases = [
+        ([str(tmp_path / "notes.mp4"), "-o", str(tmp_path / "a.mp4")], "not a readable video"),
+        ([str(source), "-o", str(tmp_path / "missing" / "a.mp4")], "does not exist"),
+        ([str(source), "-o", str(tmp_path / "a.mp4"), "--height", "100000"], "too large"),
+    ]
+    for args, message in cases:
+        result = subprocess.run([sys.executable, "-m", "fedvst.cli", "stylize", *args, "--style",
+                                 str(tmp_path / "style.png"), "--checkpoint", str(checkpoint)],
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 2, result.stderr
+        lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        assert len(lines) == 1 and message in lines[0], result.stderr
+    assert not (tmp_path / "a.mp4").exists()
+    ok = subprocess.run([sys.executable, "-m", "fedvst.cli", "stylize", str(source), "--style",
+                         str(tmp_path / "style.png"), "-o", str(tmp_path / "a.mp4"), "--checkpoint", str(checkpoint)],
+                        capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    assert "4 frames" in ok.stdout and "faster than frame-by-frame" in ok.stdout
