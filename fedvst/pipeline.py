@@ -24,7 +24,7 @@ import numpy as np
 
 from fedvst.backends import Dispatcher, KeyFrameJob
 from fedvst.video.flow import DEFAULT_FLOW_WIDTH, FlowEstimator, analysis_size, to_analysis
-from fedvst.video.interpolate import Interpolator
+from fedvst.video.interpolate import Frame, Interpolator
 from fedvst.video.io import MAX_VIDEO_SIDE, VideoError, VideoWriter, probe, read_frames
 from fedvst.video.keyframes import KeyFramePolicy, KeyFrameSelector
 
@@ -128,6 +128,7 @@ class _Segment:
     frames: list[_Intermediate] = field(default_factory=list)
     next_key: _Segment | None = None
     next_is_cut: bool = False
+    frame: Frame | None = None  # the stylized key in the interpolator's layout, once converted
 
 
 class _Finisher(threading.Thread):
@@ -155,19 +156,24 @@ class _Finisher(threading.Thread):
             except BaseException as exc:
                 self.error = exc
 
-    def _write(self, image: np.ndarray, pts: int | None) -> None:
+    def _write(self, image: Frame, pts: int | None) -> None:
         self.writer.write(image, pts)
         if self.on_frame is not None:
             self.on_frame(1)
 
+    def _key(self, segment: _Segment) -> Frame:
+        if segment.frame is None:
+            segment.frame = self.interpolator.key(segment.stylized.result())
+        return segment.frame
+
     def _finish(self, segment: _Segment) -> None:
-        styl_a = segment.stylized.result()
+        styl_a = self._key(segment)
         self._write(styl_a, segment.pts)
         if not segment.frames:
             return
         nxt = segment.next_key
         two_sided = self.bidirectional and nxt is not None and not segment.next_is_cut
-        styl_b = nxt.stylized.result() if two_sided else None
+        styl_b = self._key(nxt) if two_sided else None
         for frame in segment.frames:
             if two_sided:
                 t = (frame.index - segment.index) / (nxt.index - segment.index)

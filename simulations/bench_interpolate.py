@@ -27,7 +27,7 @@ import torch
 from fedvst.pipeline import to_working
 from fedvst.samples import DEMO_STYLE, sample_photo, sample_video
 from fedvst.video.flow import FlowEstimator, analysis_size, to_analysis
-from fedvst.video.interpolate import Interpolator
+from fedvst.video.interpolate import Interpolator, to_rgb
 from fedvst.video.io import read_frames
 from fedvst.video.keyframes import KeyFramePolicy, KeyFrameSelector
 from fedvst.video.metrics import ms_ssim, warping_error
@@ -58,6 +58,8 @@ def interpolate_run(stylized: list[np.ndarray], grays: list[np.ndarray], interva
     flow = FlowEstimator()
     out, times, inner = [], [], []
     last = len(grays) - 1
+    keys = {i: interpolator.key(stylized[i]) for i in range(0, len(grays), interval)} | {
+        last: interpolator.key(stylized[last])}
     for index in range(len(grays)):
         a = (index // interval) * interval
         b = min(a + interval, last)
@@ -66,10 +68,10 @@ def interpolate_run(stylized: list[np.ndarray], grays: list[np.ndarray], interva
             continue
         start = time.perf_counter()
         flow_to_a = flow(grays[index], grays[a])
-        frame = interpolator.two_sided(grays[index], (index - a) / (b - a), stylized[a], grays[a], flow_to_a,
-                                       stylized[b], grays[b])
+        frame = interpolator.two_sided(grays[index], (index - a) / (b - a), keys[a], grays[a], flow_to_a,
+                                       keys[b], grays[b])
         times.append((time.perf_counter() - start) * 1000)
-        out.append(frame)
+        out.append(to_rgb(frame))
         inner.append(index)
     return out, times, inner
 

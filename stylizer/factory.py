@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from stylizer.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from stylizer.config import StylizerConfig
 from stylizer.encoder import VGGEncoder
@@ -48,17 +50,16 @@ def save_model(path: Path, model: StylizerNet, **fields: Any) -> str:
     return save_checkpoint(Path(path), model.trainable_state(), model_metadata(model, **fields))
 
 
-def model_from_checkpoint(checkpoint: Checkpoint, *, vgg_weights: Path | None = None,
-                          allow_download: bool = True) -> StylizerNet:
-    """Rebuild the network a verified checkpoint describes, against the encoder it names."""
-    meta = checkpoint.metadata
-    encoder_meta = meta.get("encoder")
-    if not isinstance(encoder_meta, dict) or not isinstance(meta.get("config"), dict):
-        raise CheckpointError("checkpoint metadata lacks 'encoder' or 'config'")
+def model_from_description(description: dict[str, Any], state: dict[str, torch.Tensor], *,
+                           vgg_weights: Path | None = None, allow_download: bool = True) -> StylizerNet:
+    """Rebuild a network from checkpoint-style metadata (``encoder``, ``config``) and its tensors."""
+    encoder_meta = description.get("encoder")
+    if not isinstance(encoder_meta, dict) or not isinstance(description.get("config"), dict):
+        raise CheckpointError("model description lacks 'encoder' or 'config'")
     try:
-        config = StylizerConfig.from_dict(meta["config"])
+        config = StylizerConfig.from_dict(description["config"])
     except (TypeError, ValueError) as exc:
-        raise CheckpointError(f"checkpoint has an unusable config: {exc}") from None
+        raise CheckpointError(f"model has an unusable config: {exc}") from None
     identity = str(encoder_meta.get("identity", ""))
     try:
         weights = weights_for_identity(identity, vgg_weights, allow_download=allow_download)
@@ -70,10 +71,17 @@ def model_from_checkpoint(checkpoint: Checkpoint, *, vgg_weights: Path | None = 
                               "against (weights hash mismatch)")
     model = StylizerNet(config, encoder)
     try:
-        model.load_trainable_state(checkpoint.state)
+        model.load_trainable_state(state)
     except ValueError as exc:
         raise CheckpointError(f"checkpoint does not fit its own architecture: {exc}") from None
     return model
+
+
+def model_from_checkpoint(checkpoint: Checkpoint, *, vgg_weights: Path | None = None,
+                          allow_download: bool = True) -> StylizerNet:
+    """Rebuild the network a verified checkpoint describes, against the encoder it names."""
+    return model_from_description(checkpoint.metadata, checkpoint.state, vgg_weights=vgg_weights,
+                                  allow_download=allow_download)
 
 
 def load_model(path: Path | None = None, *, vgg_weights: Path | None = None,

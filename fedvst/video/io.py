@@ -16,6 +16,8 @@ from pathlib import Path
 import av
 import numpy as np
 
+from fedvst.video.yuv import Frame420
+
 MAX_VIDEO_SIDE = 8192
 
 
@@ -201,9 +203,12 @@ class VideoWriter:
             packet.stream = self._audio_out
             self.container.mux(packet)
 
-    def write(self, image: np.ndarray, pts: int | None = None) -> None:
-        """Append one (H, W, 3) uint8 RGB frame at source timestamp ``pts`` (time-base units)."""
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+    def write(self, image: np.ndarray | Frame420, pts: int | None = None) -> None:
+        """Append one frame ((H, W, 3) uint8 RGB or Frame420) at source timestamp ``pts`` (time-base units)."""
+        if isinstance(image, Frame420):
+            frame = av.VideoFrame.from_ndarray(image.i420(), format="yuv420p")
+        else:
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
         if pts is None or (self._last_pts is not None and pts <= self._last_pts):
             pts = 0 if self._last_pts is None else self._last_pts + self.frame_step
         frame.pts = pts

@@ -51,7 +51,7 @@ def blend_weights(error_a: np.ndarray, error_b: np.ndarray, t: float, sigma: flo
 
 
 def blend(image_a: np.ndarray, image_b: np.ndarray, weight_a: np.ndarray) -> np.ndarray:
-    """weight_a·a + (1 - weight_a)·b for (H, W, 3) uint8 with an (H, W) float32 weight."""
+    """weight_a·a + (1 - weight_a)·b for (H, W[, C]) uint8; ``weight_a`` (h, w) float32 is resized to fit."""
     if weight_a.shape != image_a.shape[:2]:
         weight_a = cv2.resize(weight_a, (image_a.shape[1], image_a.shape[0]), interpolation=cv2.INTER_LINEAR)
     weight_a = np.ascontiguousarray(weight_a, dtype=np.float32)

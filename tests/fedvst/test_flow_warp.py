@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from fedvst.video.flow import FlowEstimator, to_analysis, upsample_flow
-from fedvst.video.interpolate import Interpolator
+from fedvst.video.interpolate import Interpolator, to_rgb
 from fedvst.video.metrics import ms_ssim, warping_error
 from fedvst.video.warp import warp
 from tests.fedvst.clips import camera_clip, with_occluder
@@ -35,19 +35,21 @@ def test_flow_computed_small_and_upsampled_still_warps_well(photos):
     assert np.abs(interior(predicted, 16) - interior(frames[1], 16)).mean() < 6.0
 
 
-def test_two_sided_beats_one_sided_with_an_occluder(photos):
+@pytest.mark.parametrize("yuv", [False, True])
+def test_two_sided_beats_one_sided_with_an_occluder(photos, yuv):
     """Identity 'stylization': the true intermediate frames are the ground truth."""
     clip = camera_clip(photos["astronaut"], 9, (2.0, 0.0), SIZE)
     patch = photos["coffee"][100:160, 200:260]
     clip = with_occluder(clip, patch, start=(180, 60), velocity=(-16, 0))
     grays = [to_analysis(f, SIZE) for f in clip]
     flow = FlowEstimator()
-    interpolator = Interpolator(SIZE)
+    interpolator = Interpolator(SIZE, yuv=yuv)
+    key_a, key_b = interpolator.key(clip[0]), interpolator.key(clip[8])
     one_errors, two_errors = [], []
     for i in range(1, 8):
         to_a = flow(grays[i], grays[0])
-        one = interpolator.one_sided(clip[0], to_a)
-        two = interpolator.two_sided(grays[i], i / 8, clip[0], grays[0], to_a, clip[8], grays[8])
+        one = to_rgb(interpolator.one_sided(key_a, to_a))
+        two = to_rgb(interpolator.two_sided(grays[i], i / 8, key_a, grays[0], to_a, key_b, grays[8]))
         one_errors.append(np.abs(interior(one) - interior(clip[i])).mean())
         two_errors.append(np.abs(interior(two) - interior(clip[i])).mean())
     assert np.mean(two_errors) < 0.8 * np.mean(one_errors), (one_errors, two_errors)
@@ -62,3 +64,13 @@ def test_metrics_behave(photos):
     grays = [to_analysis(f, SIZE) for f in frames]
     flicker = [frames[0], np.clip(frames[1].astype(int) + 30, 0, 255).astype(np.uint8), frames[2]]
     assert warping_error(frames, grays) < 0.2 * warping_error(flicker, grays)
+
+
+def test_yuv_layout_round_trips(photos):
+    from fedvst.video.yuv import Frame420
+
+    image = photos["astronaut"][:100, :150]
+    back = Frame420.from_rgb(image).to_rgb()
+    assert np.abs(back.astype(int) - image.astype(int)).mean() < 3.0
+    with pytest.raises(ValueError, match="even"):
+        Frame420.from_rgb(photos["astronaut"][:101, :150])

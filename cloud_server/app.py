@@ -1,0 +1,81 @@
+"""Flower ServerApp of the cloud (``cloud_server.app:app``): Algorithm 2, server side.
+
+Run config (``[tool.flwr.app.config]``, overridable with ``flwr run --run-config``):
+num-server-rounds (total global rounds, resumed runs included), images-per-round,
+batch-size, learning-rate, base-size, min-nodes, aggregator, keep-last, data-dir,
+initial-checkpoint, eval-images.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from flwr.app import ArrayRecord, ConfigRecord, Context
+from flwr.serverapp import Grid, ServerApp
+
+from cloud_server.store import CheckpointStore
+from cloud_server.strategy import FedVstStrategy, make_aggregator
+from stylizer.checkpoint import load_checkpoint
+from stylizer.factory import builtin_checkpoint_path
+
+log = logging.getLogger(__name__)
+CLOUD_DIR_ENV = "FEDVST_CLOUD_DIR"
+DEFAULTS: dict[str, Any] = {
+    "num-server-rounds": 3, "images-per-round": 64, "batch-size": 2, "learning-rate": 1e-4, "base-size": 64,
+    "min-nodes": 1, "aggregator": "fedavg", "keep-last": 5, "data-dir": "", "initial-checkpoint": "",
+    "eval-images": 8,
+}
+TRAIN_KEYS = ("images-per-round", "batch-size", "learning-rate", "base-size", "eval-images")
+
+app = ServerApp()
+
+
+def run_settings(run_config: dict[str, Any]) -> dict[str, Any]:
+    """Run config with defaults filled in."""
+    return {**DEFAULTS, **{k: v for k, v in run_config.items() if k in DEFAULTS}}
+
+
+def cloud_dir(settings: dict[str, Any]) -> Path:
+    """Where the cloud keeps its checkpoints: run config, then $FEDVST_CLOUD_DIR, then ./fedvst-cloud."""
+    return Path(settings["data-dir"] or os.environ.get(CLOUD_DIR_ENV) or "fedvst-cloud")
+
+
+def model_description(metadata: dict[str, Any]) -> dict[str, Any]:
+    """The parts of checkpoint metadata that fix the architecture and encoder."""
+    return {"encoder": metadata["encoder"], "config": metadata["config"]}
+
+
+def starting_point(store: CheckpointStore, initial: str) -> tuple[int, dict[str, torch.Tensor], dict[str, Any]]:
+    """(rounds already done, tensors, model description): newest stored round, else the initial checkpoint."""
+    latest = store.latest()
+    if latest is not None:
+        log.info("resuming after round %d (%s)", latest.round, latest.path.name)
+        return latest.round, latest.checkpoint.state, model_description(latest.checkpoint.metadata)
+    checkpoint = load_checkpoint(Path(initial) if initial else builtin_checkpoint_path())
+    description = model_description(checkpoint.metadata)
+    store.save(0, checkpoint.state, {**description, "metrics": {}, "nodes": [], "source": initial or "built-in"})
+    return 0, checkpoint.state, description
+
+
+@app.main()
+def main(grid: Grid, context: Context) -> None:
+    """Run the remaining global rounds, checkpointing each."""
+    settings = run_settings(dict(context.run_config))
+    store = CheckpointStore(cloud_dir(settings) / "checkpoints", keep=int(settings["keep-last"]))
+    done, state, description = starting_point(store, str(settings["initial-checkpoint"]))
+    remaining = int(settings["num-server-rounds"]) - done
+    if remaining <= 0:
+        log.info("all %d rounds are done already", settings["num-server-rounds"])
+        return
+    initial = ArrayRecord({k: v.to(torch.float32) for k, v in state.items()})
+    strategy = FedVstStrategy(make_aggregator(str(settings["aggregator"]), int(settings["min-nodes"])), store,
+                              description, initial, round_offset=done)
+    train_config = ConfigRecord({k: settings[k] for k in TRAIN_KEYS} | {"model": json.dumps(description)})
+    evaluate_config = ConfigRecord({"eval-images": settings["eval-images"], "model": json.dumps(description)})
+    strategy.start(grid=grid, initial_arrays=initial, num_rounds=remaining, train_config=train_config,
+                   evaluate_config=evaluate_config)

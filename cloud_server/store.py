@@ -1,0 +1,137 @@
+"""Every round's global model as a verified checkpoint, with a manifest.
+
+Files in the store folder: ``round_000007.safetensors`` + ``.json`` per round (the stylizer
+checkpoint format, with round, nodes, per-node examples and losses in the metadata) and
+``manifest.json`` (rounds, hashes, losses, best round). The checkpoint files are the
+truth; the manifest is rebuilt from them when missing or damaged. Only the last ``keep``
+rounds and the best round (lowest loss) are kept. A newest checkpoint that fails its hash
+is skipped with a warning and the previous one is used.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from stylizer.atomic_io import atomic_write_bytes
+from stylizer.checkpoint import Checkpoint, CheckpointError, load_checkpoint, metadata_path, save_checkpoint
+
+log = logging.getLogger(__name__)
+_NAME = re.compile(r"^round_(\d{6})\.json$")
+MANIFEST = "manifest.json"
+
+
+def round_path(folder: Path, round_number: int) -> Path:
+    """Tensor file of ``round_number`` in ``folder``."""
+    return folder / f"round_{round_number:06d}.safetensors"
+
+
+@dataclass(frozen=True)
+class StoredRound:
+    """A checkpoint that passed verification."""
+
+    round: int
+    path: Path
+    checkpoint: Checkpoint
+
+
+class CheckpointStore:
+    """Round checkpoints in ``folder``; safe against a crash at any point of a write."""
+
+    def __init__(self, folder: Path, keep: int = 5) -> None:
+        if keep < 1:
+            raise ValueError("keep must be at least 1")
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.keep = keep
+
+    def rounds(self) -> list[int]:
+        """Round numbers that have a metadata file (verified or not), ascending."""
+        found = []
+        for path in self.folder.iterdir():
+            match = _NAME.match(path.name)
+            if match:
+                found.append(int(match.group(1)))
+        return sorted(found)
+
+    def save(self, round_number: int, state: dict[str, torch.Tensor], metadata: dict[str, Any]) -> str:
+        """Checkpoint round ``round_number``; update the manifest; prune. Returns the sha256."""
+        if round_number < 0:
+            raise ValueError("round numbers start at 0 (the initial model)")
+        digest = save_checkpoint(round_path(self.folder, round_number), state, {**metadata, "round": round_number})
+        self._prune()
+        self.write_manifest()
+        return digest
+
+    def update_metrics(self, round_number: int, metrics: dict[str, float]) -> None:
+        """Add ``metrics`` to a stored round's metadata (JSON only; tensors and hash untouched)."""
+        meta_file = metadata_path(round_path(self.folder, round_number))
+        if not meta_file.is_file():
+            return
+        meta = json.loads(meta_file.read_text())
+        meta["metrics"] = {**(meta.get("metrics") or {}), **metrics}
+        atomic_write_bytes(meta_file, json.dumps(meta, indent=1, sort_keys=True).encode())
+        self._prune()
+        self.write_manifest()
+
+    def load(self, round_number: int) -> StoredRound:
+        """Verified checkpoint of one round (CheckpointError if missing or corrupt)."""
+        path = round_path(self.folder, round_number)
+        return StoredRound(round_number, path, load_checkpoint(path))
+
+    def latest(self) -> StoredRound | None:
+        """Newest round that verifies; damaged newer ones are skipped with a warning."""
+        for round_number in reversed(self.rounds()):
+            try:
+                return self.load(round_number)
+            except (CheckpointError, OSError) as exc:
+                log.warning("checkpoint of round %d is unusable (%s); falling back to an older one",
+                            round_number, exc)
+        return None
+
+    def _loss(self, round_number: int) -> float | None:
+        try:
+            meta = json.loads(metadata_path(round_path(self.folder, round_number)).read_text())
+        except (OSError, ValueError):
+            return None
+        metrics = meta.get("metrics") or {}
+        value = metrics.get("eval_total", metrics.get("train_total"))
+        return float(value) if isinstance(value, (int, float)) else None
+
+    def best_round(self) -> int | None:
+        """Round with the lowest recorded loss (evaluation if present, else training)."""
+        scored = [(loss, r) for r in self.rounds() if (loss := self._loss(r)) is not None]
+        return min(scored)[1] if scored else None
+
+    def _prune(self) -> None:
+        rounds = self.rounds()
+        keep = set(rounds[-self.keep:])
+        best = self.best_round()
+        if best is not None:
+            keep.add(best)
+        for round_number in rounds:
+            if round_number not in keep:
+                tensor = round_path(self.folder, round_number)
+                metadata_path(tensor).unlink(missing_ok=True)  # metadata first: the commit record
+                tensor.unlink(missing_ok=True)
+
+    def write_manifest(self) -> dict[str, Any]:
+        """Rewrite manifest.json from the checkpoint files; returns it."""
+        entries = []
+        for round_number in self.rounds():
+            try:
+                meta = json.loads(metadata_path(round_path(self.folder, round_number)).read_text())
+            except (OSError, ValueError):
+                continue
+            entries.append({"round": round_number, "sha256": meta.get("sha256"), "metrics": meta.get("metrics"),
+                            "nodes": meta.get("nodes")})
+        manifest = {"rounds": entries, "latest": entries[-1]["round"] if entries else None,
+                    "best": self.best_round()}
+        atomic_write_bytes(self.folder / MANIFEST, json.dumps(manifest, indent=1).encode())
+        return manifest

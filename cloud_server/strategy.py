@@ -1,0 +1,136 @@
+"""The cloud's strategy: validate every reply, aggregate with a Flower strategy, checkpoint.
+
+Wraps a Flower Message-API strategy (FedAvg weighted by ``num-examples`` by default, or
+FedTrimmedAvg / Krum for untrusted edges). Replies that fail ``reply_problem`` are dropped
+and logged with their node id; the round goes on with the rest. After aggregation the
+round's global model is checkpointed; evaluation losses are added to its metadata. Round
+numbers are global: Flower's ``server_round`` (which always starts at 1) plus the offset of
+the run we resumed from.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
+from flwr.serverapp import Grid
+from flwr.serverapp.strategy import FedAvg, FedTrimmedAvg, Krum, Strategy
+
+from cloud_server.store import CheckpointStore
+from cloud_server.validation import NUM_EXAMPLES_KEY, ArraySpec, reply_problem, specs_of
+
+log = logging.getLogger(__name__)
+AGGREGATORS = ("fedavg", "trimmed-mean", "krum")
+
+
+def make_aggregator(name: str, min_nodes: int, *, trim_beta: float = 0.2, krum_malicious: int = 0) -> Strategy:
+    """A Flower strategy by name; every node trains and evaluates each round."""
+    common = {"fraction_train": 1.0, "fraction_evaluate": 1.0, "min_train_nodes": min_nodes,
+              "min_evaluate_nodes": min_nodes, "min_available_nodes": min_nodes,
+              "weighted_by_key": NUM_EXAMPLES_KEY}
+    if name == "fedavg":
+        return FedAvg(**common)
+    if name == "trimmed-mean":
+        return FedTrimmedAvg(beta=trim_beta, **common)
+    if name == "krum":
+        return Krum(num_malicious_nodes=krum_malicious, **common)
+    raise ValueError(f"aggregator must be one of {AGGREGATORS}, got {name!r}")
+
+
+@dataclass
+class RoundLog:
+    """What happened in one global round."""
+
+    round: int
+    nodes: list[int] = field(default_factory=list)
+    examples: dict[str, int] = field(default_factory=dict)
+    dropped: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+class FedVstStrategy(Strategy):
+    """Validation + checkpointing around ``inner``; see module docstring."""
+
+    def __init__(self, inner: Strategy, store: CheckpointStore, model_metadata: dict[str, Any],
+                 initial: ArrayRecord, *, round_offset: int = 0, max_examples: int = 1_000_000) -> None:
+        self.inner = inner
+        self.store = store
+        self.model_metadata = model_metadata
+        self.expected: dict[str, ArraySpec] = specs_of(initial)
+        self.round_offset = round_offset
+        self.max_examples = max_examples
+        self.history: list[RoundLog] = []
+
+    def global_round(self, server_round: int) -> int:
+        return self.round_offset + server_round
+
+    def summary(self) -> None:
+        self.inner.summary()
+
+    def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
+                        grid: Grid) -> Iterable[Message]:
+        config["global-round"] = self.global_round(server_round)
+        return self.inner.configure_train(server_round, arrays, config, grid)
+
+    def configure_evaluate(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
+                           grid: Grid) -> Iterable[Message]:
+        config["global-round"] = self.global_round(server_round)
+        return self.inner.configure_evaluate(server_round, arrays, config, grid)
+
+    def accepted_replies(self, server_round: int, replies: Iterable[Message]) -> tuple[list[Message], RoundLog]:
+        """Replies that may be aggregated (error replies pass through for Flower to log)."""
+        entry = RoundLog(self.global_round(server_round))
+        accepted = []
+        for message in replies:
+            node = message.metadata.src_node_id
+            if message.has_error():
+                accepted.append(message)
+                continue
+            problem = reply_problem(message.content, self.expected, self.max_examples)
+            if problem is not None:
+                log.warning("round %d: dropping reply of node %d: %s", entry.round, node, problem)
+                entry.dropped[str(node)] = problem
+                continue
+            metrics = next(iter(message.content.metric_records.values()))
+            entry.nodes.append(node)
+            entry.examples[str(node)] = int(metrics[NUM_EXAMPLES_KEY])
+            accepted.append(message)
+        return accepted, entry
+
+    def aggregate_train(self, server_round: int,
+                        replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        accepted, entry = self.accepted_replies(server_round, replies)
+        self.history.append(entry)
+        if not entry.nodes:
+            log.warning("round %d: no acceptable replies; the global model stays as it was", entry.round)
+            return None, None
+        arrays, metrics = self.inner.aggregate_train(server_round, accepted)
+        if arrays is None:
+            return None, None
+        entry.metrics = {f"train_{k}" if not k.startswith("train") else k: float(v)
+                         for k, v in (metrics or {}).items() if k != NUM_EXAMPLES_KEY}
+        self.save_round(entry, arrays)
+        return arrays, metrics
+
+    def save_round(self, entry: RoundLog, arrays: ArrayRecord) -> None:
+        """Checkpoint ``arrays`` as round ``entry.round``."""
+        state = {key: torch.from_numpy(array.numpy()) for key, array in arrays.items()}
+        self.store.save(entry.round, state, {**self.model_metadata, "nodes": entry.nodes,
+                                             "examples": entry.examples, "dropped": entry.dropped,
+                                             "metrics": entry.metrics})
+
+    def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
+        metrics = self.inner.aggregate_evaluate(server_round, replies)
+        if metrics:
+            values = {(k if k.startswith("eval") else f"eval_{k}"): float(v) for k, v in metrics.items()
+                      if k != NUM_EXAMPLES_KEY}
+            round_number = self.global_round(server_round)
+            self.store.update_metrics(round_number, values)
+            for entry in self.history:
+                if entry.round == round_number:
+                    entry.metrics.update(values)
+        return metrics

@@ -1,0 +1,134 @@
+"""Flower ClientApp of an edge (``edge_client.app:app``): Algorithm 2, client side.
+
+train: load the global arrays, train on a sample of the frames phones left here (paired
+with the styles they used), reply with the new arrays, ``num-examples`` and the Eq. 5
+losses. evaluate: report the same losses of the global model on held-out stored frames,
+then put the global model in the edge's model slot so the service serves it.
+
+Node config: ``data-dir`` (the edge's data folder), optional ``vgg-weights``,
+``train-threads``. In simulations, ``data-root`` + ``partition-id`` pick the folder.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+
+from edge_client.frame_store import FrameStore, is_held_out, load_images
+from edge_client.load_signal import LoadSignal
+from edge_client.model_slot import slot_path
+from stylizer.checkpoint import save_checkpoint
+from stylizer.factory import model_from_description
+from stylizer.model import StylizerNet
+from stylizer.training import PairSampler, evaluate, make_optimizer, train_step
+
+log = logging.getLogger(__name__)
+app = ClientApp()
+
+
+def edge_dir(context: Context) -> Path:
+    """This edge's data folder from the node config."""
+    config = context.node_config
+    if "data-dir" in config:
+        return Path(str(config["data-dir"]))
+    if "data-root" in config and "partition-id" in config:
+        return Path(str(config["data-root"])) / f"edge_{int(config['partition-id'])}"
+    raise ValueError("node config needs data-dir (or data-root and partition-id)")
+
+
+def global_model(msg: Message, context: Context) -> StylizerNet:
+    """The global model the message carries, rebuilt against its encoder."""
+    config = msg.content["config"]
+    description: dict[str, Any] = json.loads(str(config["model"]))
+    state = msg.content["arrays"].to_torch_state_dict()
+    vgg = context.node_config.get("vgg-weights")
+    return model_from_description(description, state, vgg_weights=Path(str(vgg)) if vgg else None,
+                                  allow_download=False)
+
+
+def stored_pairs(store: FrameStore, held_out: bool) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Decoded (contents, styles) of the training or the held-out split."""
+    everything = store.frames()
+    frames = [f for f in everything if is_held_out(f) == held_out]
+    if held_out and not frames:
+        log.warning("no held-out frames on this edge yet: evaluating on all %d stored frames", len(everything))
+        frames = everything
+    styles = store.styles()
+    if not frames or not styles:
+        split = "held-out" if held_out else "training"
+        raise ValueError(f"edge has no {split} frames or no styles stored yet ({len(frames)} frames, "
+                         f"{len(styles)} styles)")
+    return load_images(frames), load_images(styles)
+
+
+def _reply(msg: Message, arrays: ArrayRecord | None, metrics: dict[str, float]) -> Message:
+    content = RecordDict({"metrics": MetricRecord(metrics)})
+    if arrays is not None:
+        content["arrays"] = arrays
+    return Message(content=content, reply_to=msg)
+
+
+@app.train()
+def train(msg: Message, context: Context) -> Message:
+    """Retrain the global model on this edge's stored frames."""
+    torch.set_num_threads(int(context.node_config.get("train-threads", 1)))
+    config = msg.content["config"]
+    data_dir = edge_dir(context)
+    store = FrameStore(data_dir, readonly=False)
+    try:
+        contents, styles = stored_pairs(store, held_out=False)
+    finally:
+        store.close()
+    model = global_model(msg, context)
+    batch_size = int(config.get("batch-size", 2))
+    images = int(config.get("images-per-round", 64))
+    steps = max(1, images // batch_size)
+    round_number = int(config.get("global-round", config.get("server-round", 0)))
+    seed = int(context.node_config.get("seed", 0)) * 100_003 + round_number
+    sampler = PairSampler(contents, styles, base_size=int(config.get("base-size", 64)), seed=seed)
+    optimizer = make_optimizer(model, lr=float(config.get("learning-rate", 1e-4)))
+    load = LoadSignal(data_dir / "serving.load")
+    totals = np.zeros(3)
+    try:
+        for _ in range(steps):
+            load.wait_until_idle()
+            values = train_step(model, sampler.sample(batch_size), optimizer)
+            totals += (values.total, values.content, values.style)
+    finally:
+        load.close()
+    mean = totals / steps
+    metrics = {"num-examples": steps * batch_size, "train_total": float(mean[0]),
+               "train_content": float(mean[1]), "train_style": float(mean[2])}
+    log.info("edge %s round %d: trained on %d images, loss %.4f", data_dir.name, round_number, steps * batch_size,
+             mean[0])
+    return _reply(msg, ArrayRecord(model.trainable_state()), metrics)
+
+
+@app.evaluate()
+def evaluate_global(msg: Message, context: Context) -> Message:
+    """Losses of the global model on held-out frames; then serve that model here."""
+    config = msg.content["config"]
+    data_dir = edge_dir(context)
+    model = global_model(msg, context)
+    store = FrameStore(data_dir)
+    try:
+        contents, styles = stored_pairs(store, held_out=True)
+    finally:
+        store.close()
+    count = int(config.get("eval-images", 8))
+    sampler = PairSampler(contents, styles, base_size=int(config.get("base-size", 64)), seed=12345)
+    batches = list(sampler.batches(max(1, count // 2), batch_size=2))
+    values = evaluate(model, batches)
+    description = json.loads(str(config["model"]))
+    round_number = int(config.get("global-round", config.get("server-round", 0)))
+    save_checkpoint(slot_path(data_dir), model.trainable_state(), {**description, "round": round_number,
+                                                                   "source": "federated round"})
+    return _reply(msg, None, {"num-examples": len(batches) * 2, "eval_total": values.total,
+                              "eval_content": values.content, "eval_style": values.style})

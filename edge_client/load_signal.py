@@ -1,0 +1,54 @@
+"""How busy the stylization service is, shared with the training process through a file.
+
+The service (one writer) keeps the number of requests waiting or running in an 8-byte
+memory-mapped file; the ClientApp (a reader in another process) backs off training while
+it is non-zero, so phones are served first.
+"""
+
+from __future__ import annotations
+
+import mmap
+import struct
+import threading
+import time
+from pathlib import Path
+
+_FORMAT = "<q"
+
+
+class LoadSignal:
+    """Counter of in-flight requests in ``path`` (created if missing)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.path.exists() or self.path.stat().st_size != 8:
+            self.path.write_bytes(struct.pack(_FORMAT, 0))
+        self._file = self.path.open("r+b")
+        self._map = mmap.mmap(self._file.fileno(), 8)
+        self._lock = threading.Lock()
+
+    def add(self, delta: int) -> int:
+        """Change the count by ``delta`` (writer side); returns the new count."""
+        with self._lock:
+            value = max(0, self.value() + delta)
+            self._map[:8] = struct.pack(_FORMAT, value)
+            return value
+
+    def reset(self) -> None:
+        with self._lock:
+            self._map[:8] = struct.pack(_FORMAT, 0)
+
+    def value(self) -> int:
+        return struct.unpack(_FORMAT, self._map[:8])[0]
+
+    def wait_until_idle(self, max_wait_s: float = 5.0, poll_s: float = 0.02) -> float:
+        """Block while requests are in flight (at most ``max_wait_s``); returns seconds waited."""
+        start = time.monotonic()
+        while self.value() > 0 and time.monotonic() - start < max_wait_s:
+            time.sleep(poll_s)
+        return time.monotonic() - start
+
+    def close(self) -> None:
+        self._map.close()
+        self._file.close()

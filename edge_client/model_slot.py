@@ -1,0 +1,78 @@
+"""The edge's current model: a checkpoint file the service serves and hot-swaps.
+
+``data_dir/model/current.safetensors`` (+ .json) is written atomically by whoever has a
+newer global model (the ClientApp after an evaluate message, or a restore from the
+cloud). ``ModelSlot`` reloads it when its hash changes; a request holds the model object it
+started with, so a swap never disturbs a request in flight.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from pathlib import Path
+
+from stylizer.checkpoint import CheckpointError, load_checkpoint, metadata_path
+from stylizer.factory import model_from_checkpoint
+from stylizer.inference import Stylizer
+
+log = logging.getLogger(__name__)
+
+
+def slot_path(data_dir: Path) -> Path:
+    """The current-model checkpoint of an edge."""
+    return Path(data_dir) / "model" / "current.safetensors"
+
+
+def recorded_sha256(path: Path) -> str | None:
+    """The hash the slot's metadata claims (cheap: no tensor read), or None."""
+    try:
+        return json.loads(metadata_path(path).read_text()).get("sha256")
+    except (OSError, ValueError):
+        return None
+
+
+class ModelSlot:
+    """Holds the Stylizer for the newest verified model in the slot file."""
+
+    def __init__(self, path: Path, *, device: str | None = None, precision: str = "auto",
+                 vgg_weights: Path | None = None) -> None:
+        self.path = Path(path)
+        self.device = device
+        self.precision = precision
+        self.vgg_weights = vgg_weights
+        self._lock = threading.Lock()
+        self._stylizer: Stylizer | None = None
+        self.sha256: str | None = None
+        self.round: int | None = None
+        self.swaps = 0
+        self._rejected: str | None = None
+
+    def load(self) -> Stylizer:
+        """(Re)load the slot file now; CheckpointError if it is missing or fails verification."""
+        checkpoint = load_checkpoint(self.path)
+        model = model_from_checkpoint(checkpoint, vgg_weights=self.vgg_weights)
+        stylizer = Stylizer(model, device=self.device, precision=self.precision)
+        with self._lock:
+            previous = self._stylizer
+            self._stylizer = stylizer
+            self.sha256 = checkpoint.sha256
+            self.round = checkpoint.metadata.get("round")
+            self.swaps += previous is not None
+        return stylizer
+
+    def current(self) -> Stylizer:
+        """The stylizer to use for one request (checks the file for a newer model first)."""
+        claimed = recorded_sha256(self.path)
+        if claimed is not None and claimed not in (self.sha256, self._rejected):
+            try:
+                self.load()
+                log.info("model slot: now serving round %s (%s…)", self.round, (self.sha256 or "")[:12])
+            except (CheckpointError, OSError) as exc:
+                self._rejected = claimed
+                log.warning("model slot: new model is unusable (%s); still serving the old one", exc)
+        with self._lock:
+            if self._stylizer is None:
+                raise CheckpointError(f"no model loaded from {self.path}")
+            return self._stylizer
