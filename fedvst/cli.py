@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -63,12 +64,37 @@ def _stylizer(checkpoint: Path | None, vgg_weights: Path | None, device: str | N
     return Stylizer.from_checkpoint(checkpoint, vgg_weights=vgg_weights, device=device, precision=precision)
 
 
+@dataclass
+class RemoteOptions:
+    """Edge servers to use instead of the local stylizer."""
+
+    edges: list[str]
+    token_file: Path | None = None
+    ca: Path | None = None
+    share_frames: bool = False
+
+
+def _backends(remote: RemoteOptions | None, checkpoint: Path | None, vgg_weights: Path | None, device: str | None,
+              precision: str) -> list:
+    if remote is not None and remote.edges:
+        from fedvst.protocol.security import read_token
+        from fedvst.remote import RemoteBackend
+
+        token = read_token(remote.token_file)
+        return [RemoteBackend(address, token=token, ca=remote.ca, allow_collection=remote.share_frames)
+                for address in remote.edges]
+    from fedvst.backends import LocalBackend
+
+    return [LocalBackend(_stylizer(checkpoint, vgg_weights, device, precision))]
+
+
 def run_stylize(source: Path, style: Path, output: Path, options, checkpoint: Path | None = None,
-                vgg_weights: Path | None = None, device: str | None = None, precision: str = "auto"):
-    """Stylize a video or a photo with the local backend; returns the Summary."""
+                vgg_weights: Path | None = None, device: str | None = None, precision: str = "auto",
+                remote: RemoteOptions | None = None):
+    """Stylize a video or a photo locally or on edge servers; returns the Summary."""
     from tqdm import tqdm
 
-    from fedvst.backends import Dispatcher, LocalBackend
+    from fedvst.backends import Dispatcher
     from fedvst.pipeline import PHOTO_SUFFIXES, check_output_path, stylize_photo, stylize_video
     from fedvst.video.io import probe
     from stylizer.images import load_image
@@ -77,8 +103,7 @@ def run_stylize(source: Path, style: Path, output: Path, options, checkpoint: Pa
     style_image = load_image(style, "style image")
     is_photo = source.suffix.lower() in PHOTO_SUFFIXES
     total = None if is_photo else (probe(source).frame_count or None)
-    backend = LocalBackend(_stylizer(checkpoint, vgg_weights, device, precision))
-    with Dispatcher([backend]) as dispatcher:
+    with Dispatcher(_backends(remote, checkpoint, vgg_weights, device, precision)) as dispatcher:
         if is_photo:
             return stylize_photo(source, style_image, output, dispatcher, options)
         with tqdm(total=total, unit="frame", desc="stylize", disable=None) as bar:
@@ -106,6 +131,10 @@ def stylize(
     min_interval: Annotated[int, typer.Option(min=1)] = 2,
     max_interval: Annotated[int, typer.Option(min=1)] = 30,
     one_sided: Annotated[bool, typer.Option(help="paper's Algorithm 1 only (no two-sided blend)")] = False,
+    edge: Annotated[list[str] | None, typer.Option(help="edge server HOST:PORT (repeat to spread key frames)")] = None,
+    edge_token_file: Annotated[Path | None, typer.Option(help="bearer token for the edges")] = None,
+    edge_ca: Annotated[Path | None, typer.Option(help="CA certificate of the edges (TLS)")] = None,
+    share_frames: Annotated[bool, typer.Option(help="let edges keep key frames for retraining")] = False,
     checkpoint: Annotated[Path | None, typer.Option(help="stylizer checkpoint (default: built-in)")] = None,
     vgg_weights: Annotated[Path | None, typer.Option(help="VGG-19 weights the checkpoint needs")] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:N (default: auto)")] = None,
@@ -114,8 +143,9 @@ def stylize(
     """Stylize a video (key frames by the DNN, the rest by optical flow) or a single photo."""
     try:
         options = _options(height, scale, keyframes, interval, min_interval, max_interval, one_sided)
-        summary = run_stylize(source, style, output, options, checkpoint, vgg_weights, device, precision)
-    except (ValueError, OSError, KeyError) as exc:
+        remote = RemoteOptions(edge or [], edge_token_file, edge_ca, share_frames)
+        summary = run_stylize(source, style, output, options, checkpoint, vgg_weights, device, precision, remote)
+    except (ValueError, OSError, KeyError, RuntimeError) as exc:
         fail(str(exc).strip("'\""))
     typer.echo(summary.line())
 
@@ -134,6 +164,87 @@ def demo(
         fail(str(exc))
     typer.echo(summary.line())
     typer.echo(f"strip (original | stylized key frame | interpolated frame): {strip}")
+
+
+edge_app = typer.Typer(no_args_is_help=True, help="Edge server: stylization service + federated client.")
+cloud_app = typer.Typer(no_args_is_help=True, help="Cloud: Flower SuperLink, aggregation, model registry.")
+app.add_typer(edge_app, name="edge")
+app.add_typer(cloud_app, name="cloud")
+
+
+def _logging() -> None:
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@edge_app.command("serve")
+def edge_serve(
+    port: Annotated[int, typer.Option(help="port of the stylization service")],
+    data_dir: Annotated[Path, typer.Option(help="frames, styles and the current model live here")],
+    cloud: Annotated[str | None, typer.Option(help="cloud SuperLink HOST:PORT to join federated rounds")] = None,
+    registry: Annotated[str | None, typer.Option(help="cloud model registry HOST:PORT (restore source)")] = None,
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    tls_cert: Annotated[Path | None, typer.Option(help="TLS certificate of this edge")] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="TLS private key of this edge")] = None,
+    tls_ca: Annotated[Path | None, typer.Option(help="CA that signed the cloud's certificates")] = None,
+    token_file: Annotated[Path | None, typer.Option(help="bearer token for phones and the registry")] = None,
+    node_key: Annotated[Path | None, typer.Option(help="SuperNode private key (node authentication)")] = None,
+    quota_gb: Annotated[float, typer.Option(help="disk quota of the frame store")] = 2.0,
+    initial_checkpoint: Annotated[Path | None, typer.Option(help="model to start with if none is local")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:N (default: auto)")] = None,
+) -> None:
+    """Start an edge server (stops cleanly on SIGTERM)."""
+    from edge_client.server import EdgeSettings, serve
+
+    _logging()
+    public = Path(str(node_key) + ".pub") if node_key else None
+    try:
+        serve(EdgeSettings(port=port, data_dir=data_dir, cloud=cloud, registry=registry, host=host, tls_cert=tls_cert,
+                           tls_key=tls_key, tls_ca=tls_ca, token_file=token_file, node_private_key=node_key,
+                           node_public_key=public, quota_bytes=int(quota_gb * (1 << 30)), device=device,
+                           initial_checkpoint=initial_checkpoint))
+    except (ValueError, OSError) as exc:
+        fail(str(exc))
+
+
+@cloud_app.command("serve")
+def cloud_serve(
+    data_dir: Annotated[Path, typer.Option(help="checkpoints, Flower state and logs live here")],
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="SuperLink port (SuperNodes and flwr connect here)")] = 9092,
+    registry_port: Annotated[int, typer.Option(help="model registry port")] = 9097,
+    rounds: Annotated[int, typer.Option(help="total global rounds (a restart resumes)")] = 3,
+    min_nodes: Annotated[int, typer.Option(help="edges that must take part in each round")] = 1,
+    images_per_round: Annotated[int, typer.Option(help="images each edge trains on per round")] = 64,
+    aggregator: Annotated[str, typer.Option(help="fedavg, trimmed-mean or krum")] = "fedavg",
+    initial_checkpoint: Annotated[Path | None, typer.Option(help="pre-trained model (default: built-in)")] = None,
+    run_config: Annotated[list[str] | None, typer.Option(help="extra KEY=VALUE run config")] = None,
+    tls_cert: Annotated[Path | None, typer.Option(help="TLS certificate of the cloud")] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="TLS private key of the cloud")] = None,
+    tls_ca: Annotated[Path | None, typer.Option(help="CA certificate (for flwr and clients)")] = None,
+    token_file: Annotated[Path | None, typer.Option(help="bearer token edges must present to the registry")] = None,
+    node_key: Annotated[list[Path] | None, typer.Option(help="public key of an edge allowed to join (repeat)")] = None,
+) -> None:
+    """Start the cloud (stops cleanly on SIGTERM; restarting resumes the run)."""
+    from cloud_server.serve import CloudSettings, serve
+
+    _logging()
+    config: dict[str, object] = {"num-server-rounds": rounds, "min-nodes": min_nodes,
+                                 "images-per-round": images_per_round, "aggregator": aggregator}
+    if initial_checkpoint is not None:
+        config["initial-checkpoint"] = str(initial_checkpoint.resolve())
+    for item in run_config or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            fail(f"--run-config takes KEY=VALUE, got {item!r}")
+        config[key] = int(value) if value.lstrip("-").isdigit() else value
+    try:
+        serve(CloudSettings(data_dir=data_dir, host=host, port=port, registry_port=registry_port, run_config=config,
+                            tls_cert=tls_cert, tls_key=tls_key, tls_ca=tls_ca, token_file=token_file,
+                            node_auth=bool(node_key), node_public_keys=list(node_key or [])))
+    except (ValueError, OSError, RuntimeError) as exc:
+        fail(str(exc))
 
 
 def main() -> None:

@@ -118,6 +118,17 @@ def parse_checkpoint_bytes(data: bytes, record: dict[str, Any], where: str) -> C
     return Checkpoint(state, record)
 
 
+def write_checkpoint_bytes(path: Path, data: bytes, record: dict[str, Any]) -> Checkpoint:
+    """Verify received tensor bytes against their metadata, then store both atomically at ``path``."""
+    if record.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"checkpoint has format version {record.get('format_version')!r}; "
+                              f"this fedvst reads version {FORMAT_VERSION}")
+    checkpoint = parse_checkpoint_bytes(data, record, str(path))
+    atomic_write_bytes(Path(path), data)
+    atomic_write_bytes(metadata_path(Path(path)), json.dumps(record, indent=1, sort_keys=True).encode())
+    return checkpoint
+
+
 def load_checkpoint(path: Path) -> Checkpoint:
     """Read and fully verify the checkpoint at ``path`` (.safetensors)."""
     path = Path(path)

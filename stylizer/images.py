@@ -84,23 +84,46 @@ def to_uint8(image: torch.Tensor) -> np.ndarray:
     return out.permute(1, 2, 0).contiguous().cpu().numpy()
 
 
-def load_image(path: str | Path, what: str = "image") -> np.ndarray:
-    """Decode an image file to (H, W, 3) uint8 RGB; the size is checked before decoding."""
+def _decode(source, what: str, name: str) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
-    path = Path(path)
-    if not path.is_file():
-        raise ImageError(f"{what} file not found: {path}")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as handle:
-                check_size(handle.height, handle.width, f"{what} {path.name}")
+            with Image.open(source) as handle:
+                check_size(handle.height, handle.width, f"{what} {name}".strip())
                 handle.load()
                 rgb = handle.convert("RGB")
     except ImageError:
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError,
             Image.DecompressionBombWarning) as exc:
-        raise ImageError(f"cannot read {what} {path}: not a readable image ({exc.__class__.__name__})") from None
+        raise ImageError(f"cannot read {what} {name}: not a readable image ({exc.__class__.__name__})".replace(
+            "  ", " ")) from None
     return as_rgb_uint8(np.asarray(rgb), what)
+
+
+def load_image(path: str | Path, what: str = "image") -> np.ndarray:
+    """Decode an image file to (H, W, 3) uint8 RGB; the size is checked before decoding."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImageError(f"{what} file not found: {path}")
+    return _decode(path, what, str(path))
+
+
+def decode_image_bytes(data: bytes, what: str = "image", max_pixels: int = MAX_SIDE * MAX_SIDE) -> np.ndarray:
+    """Decode PNG/JPEG/… bytes to (H, W, 3) uint8 RGB; size and pixel count checked before decoding."""
+    import io
+
+    from PIL import Image
+
+    if not data:
+        raise ImageError(f"{what} is empty (0 bytes)")
+    try:
+        with Image.open(io.BytesIO(data)) as probe:
+            pixels = probe.width * probe.height
+    except Exception:
+        raise ImageError(f"cannot read {what}: not a readable image") from None
+    if pixels > max_pixels:
+        raise ImageError(f"{what} has {pixels} pixels; at most {max_pixels} are accepted")
+    return _decode(io.BytesIO(data), what, "")

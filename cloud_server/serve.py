@@ -1,0 +1,207 @@
+"""``fedvst cloud serve``: Flower SuperLink + model registry + the federated run, one command.
+
+Layout of ``data_dir``: ``checkpoints/`` (every round, see store.py), ``superlink.db``
+(Flower's state), ``flwr/`` (FLWR_HOME: the connection ``flwr run`` uses), ``logs/``.
+The SuperLink runs as a child process in its own process group with runtime dependency
+installation off; the registry runs in this process. Restarting the command resumes the
+run from the newest verified checkpoint (the ServerApp offsets Flower's round numbers).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cloud_server.app import CLOUD_DIR_ENV
+from cloud_server.registry import start_registry
+from fedvst.protocol.security import read_token
+
+log = logging.getLogger(__name__)
+APP_DIR = Path(__file__).parent / "flower_app"
+CONNECTION = "fedvst"
+
+
+def flower_executable(name: str) -> str:
+    """A Flower console script from this interpreter's environment."""
+    return shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name) or name
+
+
+def toml_value(value: object) -> str:
+    """A run-config value as TOML (strings quoted)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return json.dumps(str(value))
+
+
+@dataclass
+class CloudSettings:
+    """Everything ``fedvst cloud serve`` takes."""
+
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 9092  # SuperLink API (SuperNodes and `flwr` connect here)
+    registry_port: int = 9097
+    run_config: dict[str, object] = field(default_factory=dict)
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_ca: Path | None = None
+    token_file: Path | None = None
+    node_auth: bool = False
+    node_public_keys: list[Path] = field(default_factory=list)
+    start_run: bool = True
+
+
+def wait_for_port(host: str, port: int, timeout_s: float = 60.0, process: subprocess.Popen | None = None) -> None:
+    """Block until ``host:port`` accepts TCP connections (or fail if ``process`` dies)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process exited with {process.returncode} before listening on {host}:{port}")
+        try:
+            with socket.create_connection((host, port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"nothing listens on {host}:{port} after {timeout_s:.0f} s")
+
+
+def stop_process_group(process: subprocess.Popen, grace_s: float = 10.0) -> None:
+    """SIGTERM the process group ``process`` leads, SIGKILL after ``grace_s``."""
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    except ProcessLookupError:
+        pass
+
+
+class Cloud:
+    """A running cloud; ``start`` then ``stop``."""
+
+    def __init__(self, settings: CloudSettings) -> None:
+        self.settings = settings
+        self.root = Path(settings.data_dir).resolve()
+        self.flwr_home = self.root / "flwr"
+        self.superlink: subprocess.Popen | None = None
+        self.registry = None
+        self.registry_port: int | None = None
+        self.run_id: str | None = None
+        self._stopped = threading.Event()
+
+    @property
+    def address(self) -> str:
+        return f"{self.settings.host}:{self.settings.port}"
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "FLWR_HOME": str(self.flwr_home), CLOUD_DIR_ENV: str(self.root),
+                "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1"}
+
+    def write_connection(self) -> None:
+        """The SuperLink connection ``flwr`` uses, in $FLWR_HOME/config.toml."""
+        self.flwr_home.mkdir(parents=True, exist_ok=True)
+        security = (f'root-certificates = "{Path(self.settings.tls_ca).resolve()}"\n' if self.settings.tls_ca
+                    else "insecure = true\n")
+        (self.flwr_home / "config.toml").write_text(
+            f'[superlink]\ndefault = "{CONNECTION}"\n\n[superlink.{CONNECTION}]\naddress = "{self.address}"\n'
+            + security)
+
+    def superlink_command(self) -> list[str]:
+        s = self.settings
+        command = [flower_executable("flower-superlink"), "--host", s.host, "--port", str(s.port),
+                   "--database", str(self.root / "superlink.db"), "--disable-runtime-dependency-installation"]
+        if s.tls_cert and s.tls_key:
+            command += ["--ssl-certfile", str(s.tls_cert), "--ssl-keyfile", str(s.tls_key)]
+            if s.tls_ca:
+                command += ["--ssl-ca-certfile", str(s.tls_ca)]
+        else:
+            command.append("--insecure")
+        if s.node_auth:
+            command.append("--enable-supernode-auth")
+        return command
+
+    def flwr(self, *args: str, timeout_s: float = 120.0) -> subprocess.CompletedProcess:
+        """Run the ``flwr`` CLI against this cloud's SuperLink."""
+        return subprocess.run([flower_executable("flwr"), *args], env=self.env(), capture_output=True, text=True,
+                              timeout=timeout_s, cwd=self.root)
+
+    def register_node(self, public_key: Path) -> None:
+        """Allow the SuperNode holding the private half of ``public_key`` to join."""
+        result = self.flwr("supernode", "register", str(public_key), CONNECTION)
+        if result.returncode != 0:
+            raise RuntimeError(f"could not register {public_key}: {(result.stdout + result.stderr).strip()[-300:]}")
+
+    def submit_run(self) -> str:
+        """Start the federated run; returns Flower's run id."""
+        config = {"data-dir": str(self.root), **self.settings.run_config}
+        overrides = " ".join(f"{key}={toml_value(value)}" for key, value in config.items())
+        result = self.flwr("run", str(APP_DIR), CONNECTION, "--run-config", overrides, "--format", "json")
+        try:
+            reply = json.loads(result.stdout[result.stdout.index("{"):])
+        except ValueError:
+            reply = {}
+        if result.returncode != 0 or not reply.get("success"):
+            raise RuntimeError("flwr run failed: " + (reply.get("error-message") or result.stderr or result.stdout)
+                               .strip().splitlines()[-1])
+        return str(reply["run-id"])
+
+    def start(self) -> None:
+        s = self.settings
+        (self.root / "logs").mkdir(parents=True, exist_ok=True)
+        self.write_connection()
+        log_file = (self.root / "logs" / "superlink.log").open("ab")
+        self.superlink = subprocess.Popen(self.superlink_command(), stdout=log_file, stderr=subprocess.STDOUT,
+                                          env=self.env(), cwd=self.root, start_new_session=True)
+        token = read_token(s.token_file)
+        self.registry, self.registry_port = start_registry(
+            self.root / "checkpoints", f"{s.host}:{s.registry_port}", token=token, tls_cert=s.tls_cert,
+            tls_key=s.tls_key, tls_ca=None)
+        wait_for_port(s.host, s.port, process=self.superlink)
+        for key in s.node_public_keys:
+            self.register_node(key)
+        if s.start_run:
+            self.run_id = self.submit_run()
+
+    def stop(self) -> None:
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        if self.superlink is not None:
+            stop_process_group(self.superlink)
+        if self.registry is not None:
+            self.registry.stop(5).wait()
+
+    def wait(self) -> None:
+        self._stopped.wait()
+
+
+def serve(settings: CloudSettings) -> None:
+    """Run until SIGTERM or SIGINT."""
+    cloud = Cloud(settings)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: threading.Thread(target=cloud.stop, daemon=True).start())
+    try:
+        cloud.start()
+    except BaseException:
+        cloud.stop()
+        raise
+    print(f"cloud: SuperLink on {cloud.address} (SuperNodes connect here), model registry on "
+          f"{settings.host}:{cloud.registry_port}; run {cloud.run_id or '(none started)'}; data in {cloud.root}",
+          flush=True)
+    cloud.wait()
+    print("cloud: stopped", flush=True)

@@ -1,0 +1,171 @@
+"""``fedvst edge serve``: the stylization service and the edge's Flower SuperNode, together.
+
+Start-up: if the model slot is missing or fails verification, the newest global model is
+fetched from the cloud's registry and verified; then the gRPC service listens, and a
+``flower-supernode`` (ClientApp ``edge_client.app:app``) joins the cloud's SuperLink.
+SIGTERM/SIGINT stop both: the SuperNode by its process group, the service gracefully.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from concurrent import futures
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from edge_client.frame_store import DEFAULT_QUOTA, FrameStore
+from edge_client.load_signal import LoadSignal
+from edge_client.model_slot import ModelSlot, slot_path
+from edge_client.restore import fetch_model
+from edge_client.service import SERVICE, Limits, StylizerService
+from fedvst.protocol.security import MAX_MESSAGE_BYTES, TokenInterceptor, read_token, server_credentials
+from stylizer.checkpoint import CheckpointError, load_checkpoint
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EdgeSettings:
+    """Everything ``fedvst edge serve`` takes."""
+
+    port: int
+    data_dir: Path
+    cloud: str | None = None  # SuperLink address for the SuperNode
+    registry: str | None = None  # model registry address for restores
+    host: str = "127.0.0.1"
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_ca: Path | None = None
+    token_file: Path | None = None
+    node_private_key: Path | None = None
+    node_public_key: Path | None = None
+    supernode_port: int | None = None
+    quota_bytes: int = DEFAULT_QUOTA
+    device: str | None = None
+    limits: Limits | None = None
+    initial_checkpoint: Path | None = None
+
+
+def ensure_model(settings: EdgeSettings, token: str | None) -> str:
+    """Make the model slot hold a verified model; returns how it got there."""
+    path = slot_path(settings.data_dir)
+    try:
+        load_checkpoint(path)
+        return "local"
+    except (CheckpointError, OSError) as exc:
+        reason = str(exc)
+    if settings.registry:
+        restored = fetch_model(settings.registry, path, token=token, ca=settings.tls_ca, cert=settings.tls_cert,
+                               key=settings.tls_key)
+        log.info("restored round %d (%s…) from %s in %.2f s (local model: %s)", restored.round,
+                 restored.sha256[:12], settings.registry, restored.seconds, reason)
+        return f"registry round {restored.round}"
+    if settings.initial_checkpoint is not None:
+        checkpoint = load_checkpoint(settings.initial_checkpoint)
+        from stylizer.checkpoint import write_checkpoint_bytes
+
+        write_checkpoint_bytes(path, settings.initial_checkpoint.read_bytes(), checkpoint.metadata)
+        return f"initial checkpoint {settings.initial_checkpoint}"
+    raise CheckpointError(f"no usable local model ({reason}) and no --registry to restore from")
+
+
+class EdgeServer:
+    """The running edge: gRPC server + optional SuperNode process."""
+
+    def __init__(self, settings: EdgeSettings) -> None:
+        self.settings = settings
+        self.started = time.monotonic()
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        token = read_token(settings.token_file)
+        self.model_source = ensure_model(settings, token)
+        self.slot = ModelSlot(slot_path(settings.data_dir), device=settings.device)
+        self.slot.load()
+        self.store = FrameStore(settings.data_dir, settings.quota_bytes)
+        self.load = LoadSignal(settings.data_dir / "serving.load")
+        self.load.reset()
+        self.service = StylizerService(self.slot, self.store, self.load, settings.limits)
+        self.service.started_at = self.started
+        limits = self.service.limits
+        self.server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=limits.capacity + 2),
+            interceptors=[TokenInterceptor(token)] if token else [],
+            maximum_concurrent_rpcs=limits.capacity * 2,
+            options=[("grpc.max_receive_message_length", limits.max_image_bytes + (1 << 16)),
+                     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)])
+        self.server.add_generic_rpc_handlers((self.service.generic_handler(),))
+        self.health = health.HealthServicer()
+        self.health.set(SERVICE, health_pb2.HealthCheckResponse.SERVING)
+        self.health.set("", health_pb2.HealthCheckResponse.SERVING)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        address = f"{settings.host}:{settings.port}"
+        if settings.tls_cert and settings.tls_key:
+            self.port = self.server.add_secure_port(address, server_credentials(settings.tls_cert, settings.tls_key))
+        else:
+            self.port = self.server.add_insecure_port(address)
+        if self.port == 0:
+            raise OSError(f"cannot listen on {address}")
+        self.supernode: subprocess.Popen | None = None
+        self._stopped = threading.Event()
+
+    def supernode_command(self) -> list[str]:
+        settings = self.settings
+        executable = shutil.which("flower-supernode", path=str(Path(sys.executable).parent)) or "flower-supernode"
+        command = [executable, "--superlink", str(settings.cloud), "--node-config",
+                    f"data-dir='{settings.data_dir.resolve()}'",
+                    "--port", str(settings.supernode_port or self.port + 1)]
+        command += ["--root-certificates", str(settings.tls_ca)] if settings.tls_ca else ["--insecure"]
+        if settings.node_private_key and settings.node_public_key:
+            command += ["--auth-supernode-private-key", str(settings.node_private_key),
+                        "--auth-supernode-public-key", str(settings.node_public_key)]
+        return command
+
+    def start(self) -> None:
+        self.server.start()
+        if self.settings.cloud:
+            env = {**os.environ, "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1"}
+            log_file = (self.settings.data_dir / "supernode.log").open("ab")
+            self.supernode = subprocess.Popen(self.supernode_command(), stdout=log_file, stderr=subprocess.STDOUT,
+                                              env=env, start_new_session=True)
+
+    def stop(self, grace_s: float = 5.0) -> None:
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        self.health.enter_graceful_shutdown()
+        if self.supernode is not None and self.supernode.poll() is None:
+            os.killpg(self.supernode.pid, signal.SIGTERM)
+            try:
+                self.supernode.wait(grace_s)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.supernode.pid, signal.SIGKILL)
+                self.supernode.wait()
+        self.server.stop(grace_s).wait()
+        self.store.close()
+        self.load.close()
+
+    def wait(self) -> None:
+        self._stopped.wait()
+
+
+def serve(settings: EdgeSettings) -> None:
+    """Run until SIGTERM or SIGINT."""
+    edge = EdgeServer(settings)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: threading.Thread(target=edge.stop, daemon=True).start())
+    edge.start()
+    print(f"edge: stylization service on {settings.host}:{edge.port} (model: {edge.model_source}, "
+          f"round {edge.slot.round}); data in {settings.data_dir}"
+          + (f"; SuperNode → {settings.cloud}" if settings.cloud else "; no --cloud: not joining federated rounds"),
+          flush=True)
+    edge.wait()
+    print("edge: stopped", flush=True)

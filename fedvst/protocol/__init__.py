@@ -1,0 +1,1 @@
+"""Wire contracts (fedvst.proto) and their generated gRPC stubs."""

@@ -1,0 +1,82 @@
+"""TLS and bearer-token plumbing shared by every gRPC server and client of fedvst.
+
+Servers: ``server_credentials`` (TLS, optionally requiring client certificates = mTLS)
+and ``TokenInterceptor`` (rejects calls without ``authorization: Bearer <token>``).
+Clients: ``open_channel`` (TLS when a CA is given) and ``call_metadata``.
+"""
+
+from __future__ import annotations
+
+import hmac
+from pathlib import Path
+
+import grpc
+
+AUTH_KEY = "authorization"
+MAX_MESSAGE_BYTES = 64 << 20
+
+
+def read_token(path: Path | None) -> str | None:
+    """The bearer token stored in ``path`` (stripped), or None without a path."""
+    if path is None:
+        return None
+    token = Path(path).read_text().strip()
+    if len(token) < 16:
+        raise ValueError(f"token in {path} is too short (need at least 16 characters)")
+    return token
+
+
+def server_credentials(cert: Path, key: Path, ca: Path | None = None) -> grpc.ServerCredentials:
+    """TLS for a server; with ``ca`` clients must present a certificate signed by it (mTLS)."""
+    return grpc.ssl_server_credentials([(Path(key).read_bytes(), Path(cert).read_bytes())],
+                                       root_certificates=Path(ca).read_bytes() if ca else None,
+                                       require_client_auth=ca is not None)
+
+
+def open_channel(address: str, *, ca: Path | None = None, cert: Path | None = None,
+                 key: Path | None = None) -> grpc.Channel:
+    """Insecure channel, or TLS (optionally with a client certificate) when ``ca`` is given."""
+    options = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+               ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)]
+    if ca is None:
+        return grpc.insecure_channel(address, options=options)
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=Path(ca).read_bytes(),
+        private_key=Path(key).read_bytes() if key else None,
+        certificate_chain=Path(cert).read_bytes() if cert else None)
+    return grpc.secure_channel(address, credentials, options=options)
+
+
+def call_metadata(token: str | None) -> tuple[tuple[str, str], ...]:
+    """gRPC metadata carrying the bearer token (empty without one)."""
+    return ((AUTH_KEY, f"Bearer {token}"),) if token else ()
+
+
+class TokenInterceptor(grpc.ServerInterceptor):
+    """Refuses every call (but health checks) without the right bearer token."""
+
+    def __init__(self, token: str) -> None:
+        self._expected = f"Bearer {token}".encode()
+
+        def deny(request: object, context: grpc.ServicerContext) -> None:
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
+
+        self._deny_unary = grpc.unary_unary_rpc_method_handler(deny)
+        self._deny_stream = grpc.stream_stream_rpc_method_handler(deny)
+        self._deny_unary_stream = grpc.unary_stream_rpc_method_handler(deny)
+
+    def intercept_service(self, continuation, handler_call_details):
+        method = handler_call_details.method
+        if method.startswith("/grpc.health.v1.Health/"):
+            return continuation(handler_call_details)
+        given = dict(handler_call_details.invocation_metadata or ()).get(AUTH_KEY, "")
+        if hmac.compare_digest(given.encode(), self._expected):
+            return continuation(handler_call_details)
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None
+        if handler.request_streaming:
+            return self._deny_stream
+        if handler.response_streaming:
+            return self._deny_unary_stream
+        return self._deny_unary

@@ -1,0 +1,79 @@
+"""Stylization on edge servers over gRPC (``fedvst.v1.Stylizer``), as a pipeline backend."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import grpc
+import numpy as np
+from PIL import Image
+
+from fedvst.backends import KeyFrameJob
+from fedvst.protocol import fedvst_pb2, fedvst_pb2_grpc
+from fedvst.protocol.security import call_metadata, open_channel
+from stylizer.images import decode_image_bytes
+
+
+class EdgeError(RuntimeError):
+    """An edge refused or failed a request (one line: address, status, detail)."""
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+class RemoteBackend:
+    """One edge server; frames travel as PNG (lossless) both ways by default."""
+
+    def __init__(self, address: str, *, token: str | None = None, ca: Path | None = None,
+                 allow_collection: bool = False, reply_format: int = fedvst_pb2.IMAGE_FORMAT_PNG,
+                 timeout_s: float = 120.0) -> None:
+        self.name = address
+        self.address = address
+        self.channel = open_channel(address, ca=ca)
+        self.stub = fedvst_pb2_grpc.StylizerStub(self.channel)
+        self.metadata = call_metadata(token)
+        self.allow_collection = allow_collection
+        self.reply_format = reply_format
+        self.timeout_s = timeout_s
+        self.handle: str | None = None
+
+    def _error(self, exc: grpc.RpcError) -> EdgeError:
+        return EdgeError(f"edge {self.address}: {exc.code().name}: {exc.details()}")
+
+    def set_style(self, style: np.ndarray) -> None:
+        try:
+            reply = self.stub.UploadStyle(fedvst_pb2.UploadStyleRequest(image=encode_png(style)),
+                                          metadata=self.metadata, timeout=self.timeout_s)
+        except grpc.RpcError as exc:
+            raise self._error(exc) from None
+        self.handle = reply.handle
+
+    def stylize_batch(self, jobs: list[KeyFrameJob]) -> list[np.ndarray]:
+        if self.handle is None:
+            raise RuntimeError("set_style must be called before stylize_batch")
+        requests = [fedvst_pb2.KeyFrame(style_handle=self.handle, index=job.index, image=encode_png(job.image),
+                                        target_width=job.size[1], target_height=job.size[0],
+                                        reply_format=self.reply_format, allow_collection=self.allow_collection)
+                    for job in jobs]
+        try:
+            replies = list(self.stub.Stylize(iter(requests), metadata=self.metadata, timeout=self.timeout_s))
+        except grpc.RpcError as exc:
+            raise self._error(exc) from None
+        if [r.index for r in replies] != [job.index for job in jobs]:
+            raise EdgeError(f"edge {self.address} answered frames {[r.index for r in replies]} "
+                            f"for {[job.index for job in jobs]}")
+        out = []
+        for job, reply in zip(jobs, replies, strict=True):
+            image = decode_image_bytes(reply.image, f"stylized frame {reply.index} from {self.address}")
+            if image.shape[:2] != tuple(job.size):
+                raise EdgeError(f"edge {self.address} returned {image.shape[1]}×{image.shape[0]} for frame "
+                                f"{job.index}, asked {job.size[1]}×{job.size[0]}")
+            out.append(image)
+        return out
+
+    def close(self) -> None:
+        self.channel.close()
