@@ -22,8 +22,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cloud_server.app import CLOUD_DIR_ENV
+from cloud_server.app import CLOUD_DIR_ENV, starting_point
 from cloud_server.registry import start_registry
+from cloud_server.store import CheckpointStore
 from fedvst.protocol.security import read_token
 
 log = logging.getLogger(__name__)
@@ -168,6 +169,8 @@ class Cloud:
         self.superlink = subprocess.Popen(self.superlink_command(), stdout=log_file, stderr=subprocess.STDOUT,
                                           env=self.env(), cwd=self.root, start_new_session=True)
         token = read_token(s.token_file)
+        # the initial model is round 0 before anything listens, so a restoring edge always finds one
+        starting_point(CheckpointStore(self.root / "checkpoints"), str(s.run_config.get("initial-checkpoint", "")))
         self.registry, self.registry_port = start_registry(
             self.root / "checkpoints", f"{s.host}:{s.registry_port}", token=token, tls_cert=s.tls_cert,
             tls_key=s.tls_key, tls_ca=None)

@@ -121,7 +121,7 @@ class FedVstStrategy(Strategy):
         state = {key: torch.from_numpy(array.numpy()) for key, array in arrays.items()}
         self.store.save(entry.round, state, {**self.model_metadata, "nodes": entry.nodes,
                                              "examples": entry.examples, "dropped": entry.dropped,
-                                             "metrics": entry.metrics})
+                                             "metrics": entry.metrics, "resumed_from_round": self.round_offset})
 
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
         metrics = self.inner.aggregate_evaluate(server_round, replies)

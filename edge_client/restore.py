@@ -14,6 +14,11 @@ from fedvst.protocol.security import call_metadata, open_channel
 from stylizer.checkpoint import MAX_METADATA_BYTES, CheckpointError, write_checkpoint_bytes
 
 MAX_MODEL_BYTES = 1 << 30
+_RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.NOT_FOUND)
+
+
+class RegistryUnavailableError(CheckpointError):
+    """The registry cannot be reached or holds no model yet: worth retrying."""
 
 
 @dataclass(frozen=True)
@@ -40,7 +45,8 @@ def fetch_model(address: str, destination: Path, *, round_number: int = -1, toke
         except StopIteration:
             raise CheckpointError("registry sent nothing") from None
         except grpc.RpcError as exc:
-            raise CheckpointError(f"registry at {address} refused: {exc.code().name}: {exc.details()}") from None
+            kind = RegistryUnavailableError if exc.code() in _RETRYABLE else CheckpointError
+            raise kind(f"registry at {address} refused: {exc.code().name}: {exc.details()}") from None
         if not first.HasField("header"):
             raise CheckpointError("registry reply did not start with a header")
         header = first.header

@@ -26,7 +26,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from edge_client.frame_store import DEFAULT_QUOTA, FrameStore
 from edge_client.load_signal import LoadSignal
 from edge_client.model_slot import ModelSlot, slot_path
-from edge_client.restore import fetch_model
+from edge_client.restore import RegistryUnavailableError, fetch_model
 from edge_client.service import SERVICE, Limits, StylizerService
 from fedvst.protocol.security import MAX_MESSAGE_BYTES, TokenInterceptor, read_token, server_credentials
 from stylizer.checkpoint import CheckpointError, load_checkpoint
@@ -54,6 +54,7 @@ class EdgeSettings:
     device: str | None = None
     limits: Limits | None = None
     initial_checkpoint: Path | None = None
+    restore_wait_s: float = 30.0  # how long to wait for an unreachable or empty registry
 
 
 def ensure_model(settings: EdgeSettings, token: str | None) -> str:
@@ -65,8 +66,17 @@ def ensure_model(settings: EdgeSettings, token: str | None) -> str:
     except (CheckpointError, OSError) as exc:
         reason = str(exc)
     if settings.registry:
-        restored = fetch_model(settings.registry, path, token=token, ca=settings.tls_ca, cert=settings.tls_cert,
-                               key=settings.tls_key)
+        deadline = time.monotonic() + settings.restore_wait_s
+        while True:
+            try:
+                restored = fetch_model(settings.registry, path, token=token, ca=settings.tls_ca,
+                                       cert=settings.tls_cert, key=settings.tls_key)
+                break
+            except RegistryUnavailableError as exc:
+                if time.monotonic() > deadline:
+                    raise CheckpointError(f"{exc} (gave up after {settings.restore_wait_s:.0f} s)") from None
+                log.info("waiting for the registry: %s", exc)
+                time.sleep(1.0)
         log.info("restored round %d (%s…) from %s in %.2f s (local model: %s)", restored.round,
                  restored.sha256[:12], settings.registry, restored.seconds, reason)
         return f"registry round {restored.round}"

@@ -1,0 +1,94 @@
+"""A real SuperLink (fedvst cloud serve) and two real edges (fedvst edge serve --cloud) on 127.0.0.1."""
+
+from __future__ import annotations
+
+import io
+import json
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from edge_client.frame_store import FrameStore
+from fedvst.samples import sample_photo
+from stylizer import save_model
+from tests import procs
+
+EDGE_PHOTOS = (("astronaut", "chelsea"), ("coffee", "motorcycle_left"))
+
+
+def fill_edge(data_dir: Path, names: tuple[str, ...]) -> None:
+    store = FrameStore(data_dir)
+    for name in names:
+        image = Image.open(sample_photo(name)).convert("RGB")
+        for i in range(5):
+            buffer = io.BytesIO()
+            image.crop((i * 30, i * 20, i * 30 + 160, i * 20 + 128)).save(buffer, format="PNG")
+            store.add_frame(buffer.getvalue())
+    buffer = io.BytesIO()
+    Image.open(sample_photo("rocket")).convert("RGB").crop((0, 0, 200, 200)).save(buffer, format="PNG")
+    store.add_style(buffer.getvalue())
+    store.close()
+
+
+def wait_for(predicate, timeout_s: float, what: str, logs: list[Path]) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(1)
+    tails = "\n".join(f"--- {log}\n{log.read_text()[-3000:]}" for log in logs if log.exists())
+    pytest.fail(f"timed out waiting for {what}\n{tails}")
+
+
+def round_meta(cloud_dir: Path, number: int) -> dict:
+    return json.loads((cloud_dir / "checkpoints" / f"round_{number:06d}.json").read_text())
+
+
+@pytest.mark.slow
+def test_two_edges_two_rounds_then_the_cloud_dies_and_resumes(tmp_path, small_model):
+    initial = tmp_path / "initial.safetensors"
+    save_model(initial, small_model)
+    cloud_dir = tmp_path / "cloud"
+    port, registry_port = procs.free_port(), procs.free_port()
+    cloud_args = ["cloud", "serve", "--data-dir", str(cloud_dir), "--port", str(port), "--registry-port",
+                  str(registry_port), "--min-nodes", "2", "--images-per-round", "4", "--initial-checkpoint",
+                  str(initial), "--run-config", "base-size=32", "--run-config", "eval-images=2"]
+    logs = [tmp_path / "cloud.log", tmp_path / "cloud2.log", cloud_dir / "logs" / "superlink.log"]
+    edges = []
+    cloud = procs.start([*cloud_args, "--rounds", "2"], logs[0])
+    try:
+        procs.wait_port(registry_port, cloud, log=logs[0])
+        for i, names in enumerate(EDGE_PHOTOS):
+            data_dir = tmp_path / f"edge{i}"
+            fill_edge(data_dir, names)
+            edge_port = procs.free_port()
+            log = tmp_path / f"edge{i}.log"
+            logs += [log, data_dir / "supernode.log"]
+            edges.append(procs.start(["edge", "serve", "--port", str(edge_port), "--data-dir", str(data_dir),
+                                      "--cloud", f"127.0.0.1:{port}", "--registry", f"127.0.0.1:{registry_port}"],
+                                     log))
+        checkpoints = cloud_dir / "checkpoints"
+        wait_for(lambda: (checkpoints / "round_000002.json").exists(), 300, "round 2", logs)
+        first, second = round_meta(cloud_dir, 1), round_meta(cloud_dir, 2)
+        assert len(first["nodes"]) == 2 and sorted(first["examples"].values()) == [4, 4]
+        assert second["resumed_from_round"] == 0 and "train_total" in second["metrics"]
+        # both edges received a global model in their slot (evaluate hands it to the service)
+        wait_for(lambda: all((tmp_path / f"edge{i}" / "model" / "current.json").exists() for i in range(2)),
+                 60, "model slots", logs)
+
+        procs.stop(cloud, signal.SIGKILL)  # the cloud dies
+        round2 = round_meta(cloud_dir, 2)["sha256"]
+        cloud = procs.start([*cloud_args, "--rounds", "3"], logs[1])
+        wait_for(lambda: (checkpoints / "round_000003.json").exists(), 300, "round 3 after the restart", logs)
+        third = round_meta(cloud_dir, 3)
+        assert third["resumed_from_round"] == 2 and len(third["nodes"]) == 2
+        assert round_meta(cloud_dir, 2)["sha256"] == round2  # history untouched
+        manifest = json.loads((checkpoints / "manifest.json").read_text())
+        assert [entry["round"] for entry in manifest["rounds"]] == [0, 1, 2, 3]
+    finally:
+        for edge in edges:
+            assert procs.stop(edge) == 0
+        procs.stop(cloud)
