@@ -1,0 +1,90 @@
+"""Test certificates for a TLS deployment: a CA, a server certificate, SuperNode key pairs.
+
+    python -m cloud_server.make_certs --out certs --hosts 127.0.0.1 localhost cloud.example --nodes 2
+
+Writes ``ca.crt``/``ca.key``, ``server.crt``/``server.key`` (valid for every --hosts name or
+IP), and ``node_<i>`` / ``node_<i>.pub`` (ECDSA P-384 key pairs, OpenSSH public format, what
+Flower's SuperNode authentication uses). For tests and trials only: real deployments use
+their own PKI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import ipaddress
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
+
+from stylizer.atomic_io import atomic_write_bytes
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+def _pem_key(key: rsa.RSAPrivateKey) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                             serialization.NoEncryption())
+
+
+def make_ca_and_server(out: Path, hosts: list[str], days: int = 365) -> None:
+    """ca.crt, ca.key, server.crt, server.key in ``out``."""
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    ca_cert = (x509.CertificateBuilder().subject_name(_name("fedvst test CA")).issuer_name(_name("fedvst test CA"))
+               .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+               .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days))
+               .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+               .sign(ca_key, hashes.SHA256()))
+    server_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    names: list[x509.GeneralName] = []
+    for host in hosts:
+        try:
+            names.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            names.append(x509.DNSName(host))
+    server_cert = (x509.CertificateBuilder().subject_name(_name(hosts[0])).issuer_name(ca_cert.subject)
+                   .public_key(server_key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(now - datetime.timedelta(minutes=5))
+                   .not_valid_after(now + datetime.timedelta(days))
+                   .add_extension(x509.SubjectAlternativeName(names), critical=False)
+                   .sign(ca_key, hashes.SHA256()))
+    atomic_write_bytes(out / "ca.key", _pem_key(ca_key), mode=0o600)
+    atomic_write_bytes(out / "ca.crt", ca_cert.public_bytes(serialization.Encoding.PEM))
+    atomic_write_bytes(out / "server.key", _pem_key(server_key), mode=0o600)
+    atomic_write_bytes(out / "server.crt", server_cert.public_bytes(serialization.Encoding.PEM))
+
+
+def make_node_keys(out: Path, name: str) -> tuple[Path, Path]:
+    """An ECDSA P-384 key pair for SuperNode authentication: (private PEM, OpenSSH public)."""
+    key = ec.generate_private_key(ec.SECP384R1())
+    private = out / name
+    public = out / f"{name}.pub"
+    atomic_write_bytes(private, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                  serialization.NoEncryption()), mode=0o600)
+    atomic_write_bytes(public, key.public_key().public_bytes(serialization.Encoding.OpenSSH,
+                                                             serialization.PublicFormat.OpenSSH))
+    return private, public
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="test CA, server certificate and SuperNode keys")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--hosts", nargs="+", default=["127.0.0.1", "localhost"])
+    parser.add_argument("--nodes", type=int, default=2)
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    make_ca_and_server(args.out, args.hosts)
+    for i in range(args.nodes):
+        make_node_keys(args.out, f"node_{i}")
+    print(f"wrote CA, server certificate for {', '.join(args.hosts)} and {args.nodes} SuperNode key pairs "
+          f"to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
