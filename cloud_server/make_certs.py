@@ -3,7 +3,7 @@
     python -m cloud_server.make_certs --out certs --hosts 127.0.0.1 localhost cloud.example --nodes 2
 
 Writes ``ca.crt``/``ca.key``, ``server.crt``/``server.key`` (valid for every --hosts name or
-IP), and ``node_<i>`` / ``node_<i>.pub`` (ECDSA P-384 key pairs, OpenSSH public format, what
+IP), and ``node_<i>`` / ``node_<i>.pub`` (ECDSA P-384 key pairs in OpenSSH format, what
 Flower's SuperNode authentication uses). For tests and trials only: real deployments use
 their own PKI.
 """
@@ -65,7 +65,7 @@ def make_node_keys(out: Path, name: str) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP384R1())
     private = out / name
     public = out / f"{name}.pub"
-    atomic_write_bytes(private, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+    atomic_write_bytes(private, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
                                                   serialization.NoEncryption()), mode=0o600)
     atomic_write_bytes(public, key.public_key().public_bytes(serialization.Encoding.OpenSSH,
                                                              serialization.PublicFormat.OpenSSH))

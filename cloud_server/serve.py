@@ -14,17 +14,16 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cloud_server.app import CLOUD_DIR_ENV, starting_point
 from cloud_server.registry import start_registry
 from cloud_server.store import CheckpointStore
+from fedvst.processes import stop_process_group, wait_for_port
 from fedvst.protocol.security import read_token
 
 log = logging.getLogger(__name__)
@@ -62,34 +61,6 @@ class CloudSettings:
     node_auth: bool = False
     node_public_keys: list[Path] = field(default_factory=list)
     start_run: bool = True
-
-
-def wait_for_port(host: str, port: int, timeout_s: float = 60.0, process: subprocess.Popen | None = None) -> None:
-    """Block until ``host:port`` accepts TCP connections (or fail if ``process`` dies)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"process exited with {process.returncode} before listening on {host}:{port}")
-        try:
-            with socket.create_connection((host, port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise TimeoutError(f"nothing listens on {host}:{port} after {timeout_s:.0f} s")
-
-
-def stop_process_group(process: subprocess.Popen, grace_s: float = 10.0) -> None:
-    """SIGTERM the process group ``process`` leads, SIGKILL after ``grace_s``."""
-    if process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(grace_s)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    except ProcessLookupError:
-        pass
 
 
 class Cloud:
@@ -162,21 +133,23 @@ class Cloud:
         return str(reply["run-id"])
 
     def start(self) -> None:
+        """SuperLink, then node registrations, then the registry; the run last. The registry
+        listening means the cloud is ready for edges."""
         s = self.settings
         (self.root / "logs").mkdir(parents=True, exist_ok=True)
         self.write_connection()
-        log_file = (self.root / "logs" / "superlink.log").open("ab")
-        self.superlink = subprocess.Popen(self.superlink_command(), stdout=log_file, stderr=subprocess.STDOUT,
-                                          env=self.env(), cwd=self.root, start_new_session=True)
         token = read_token(s.token_file)
         # the initial model is round 0 before anything listens, so a restoring edge always finds one
         starting_point(CheckpointStore(self.root / "checkpoints"), str(s.run_config.get("initial-checkpoint", "")))
+        with (self.root / "logs" / "superlink.log").open("ab") as log_file:
+            self.superlink = subprocess.Popen(self.superlink_command(), stdout=log_file, stderr=subprocess.STDOUT,
+                                              env=self.env(), cwd=self.root, start_new_session=True)
+        wait_for_port(s.port, self.superlink, host=s.host, timeout_s=60)
+        for key in s.node_public_keys:
+            self.register_node(key)
         self.registry, self.registry_port = start_registry(
             self.root / "checkpoints", f"{s.host}:{s.registry_port}", token=token, tls_cert=s.tls_cert,
             tls_key=s.tls_key, tls_ca=None)
-        wait_for_port(s.host, s.port, process=self.superlink)
-        for key in s.node_public_keys:
-            self.register_node(key)
         if s.start_run:
             self.run_id = self.submit_run()
 

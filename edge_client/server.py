@@ -28,6 +28,7 @@ from edge_client.load_signal import LoadSignal
 from edge_client.model_slot import ModelSlot, slot_path
 from edge_client.restore import RegistryUnavailableError, fetch_model
 from edge_client.service import SERVICE, Limits, StylizerService
+from fedvst.processes import stop_process_group
 from fedvst.protocol.security import MAX_MESSAGE_BYTES, TokenInterceptor, read_token, server_credentials
 from stylizer.checkpoint import CheckpointError, load_checkpoint
 
@@ -48,7 +49,6 @@ class EdgeSettings:
     tls_ca: Path | None = None
     token_file: Path | None = None
     node_private_key: Path | None = None
-    node_public_key: Path | None = None
     supernode_port: int | None = None
     quota_bytes: int = DEFAULT_QUOTA
     device: str | None = None
@@ -125,6 +125,7 @@ class EdgeServer:
         if self.port == 0:
             raise OSError(f"cannot listen on {address}")
         self.supernode: subprocess.Popen | None = None
+        self._supernode_lock = threading.Lock()
         self._stopped = threading.Event()
 
     def supernode_command(self) -> list[str]:
@@ -134,31 +135,48 @@ class EdgeServer:
                     f"data-dir='{settings.data_dir.resolve()}'",
                     "--port", str(settings.supernode_port or self.port + 1)]
         command += ["--root-certificates", str(settings.tls_ca)] if settings.tls_ca else ["--insecure"]
-        if settings.node_private_key and settings.node_public_key:
+        if settings.node_private_key:
+            # Flower 1.41 still needs the public half beside the private key (KEY.pub)
+            public = Path(f"{settings.node_private_key}.pub")
+            if not public.is_file():
+                raise FileNotFoundError(f"SuperNode public key {public} not found beside the private key")
             command += ["--auth-supernode-private-key", str(settings.node_private_key),
-                        "--auth-supernode-public-key", str(settings.node_public_key)]
+                        "--auth-supernode-public-key", str(public)]
         return command
 
     def start(self) -> None:
         self.server.start()
         if self.settings.cloud:
-            env = {**os.environ, "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1"}
-            log_file = (self.settings.data_dir / "supernode.log").open("ab")
-            self.supernode = subprocess.Popen(self.supernode_command(), stdout=log_file, stderr=subprocess.STDOUT,
-                                              env=env, start_new_session=True)
+            threading.Thread(target=self._supervise_supernode, daemon=True, name="supernode").start()
+
+    def _supervise_supernode(self) -> None:
+        """Keep a SuperNode running while the edge runs: restart it (with back-off) when it exits,
+        e.g. because the cloud was unreachable or restarting."""
+        env = {**os.environ, "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1"}
+        delay = 1.0
+        while not self._stopped.is_set():
+            started = time.monotonic()
+            with (self.settings.data_dir / "supernode.log").open("ab") as log_file, self._supernode_lock:
+                if self._stopped.is_set():
+                    return
+                self.supernode = subprocess.Popen(self.supernode_command(), stdout=log_file,
+                                                  stderr=subprocess.STDOUT, env=env, start_new_session=True)
+            code = self.supernode.wait()
+            if self._stopped.is_set():
+                return
+            delay = 1.0 if time.monotonic() - started > 60 else min(delay * 2, 30.0)
+            log.warning("SuperNode exited with %s; restarting in %.0f s (see %s)", code, delay,
+                        self.settings.data_dir / "supernode.log")
+            self._stopped.wait(delay)
 
     def stop(self, grace_s: float = 5.0) -> None:
         if self._stopped.is_set():
             return
         self._stopped.set()
         self.health.enter_graceful_shutdown()
-        if self.supernode is not None and self.supernode.poll() is None:
-            os.killpg(self.supernode.pid, signal.SIGTERM)
-            try:
-                self.supernode.wait(grace_s)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.supernode.pid, signal.SIGKILL)
-                self.supernode.wait()
+        with self._supernode_lock:
+            if self.supernode is not None:
+                stop_process_group(self.supernode, grace_s=grace_s)
         self.server.stop(grace_s).wait()
         self.store.close()
         self.load.close()

@@ -190,20 +190,23 @@ def edge_serve(
     tls_ca: Annotated[Path | None, typer.Option(help="CA that signed the cloud's certificates")] = None,
     token_file: Annotated[Path | None, typer.Option(help="bearer token for phones and the registry")] = None,
     node_key: Annotated[Path | None, typer.Option(help="SuperNode private key (node authentication)")] = None,
+    supernode_port: Annotated[int | None, typer.Option(help="local port of the SuperNode (default: PORT+1)")] = None,
     quota_gb: Annotated[float, typer.Option(help="disk quota of the frame store")] = 2.0,
+    capacity: Annotated[int, typer.Option(min=1, help="requests waiting or running before RESOURCE_EXHAUSTED")] = 8,
     initial_checkpoint: Annotated[Path | None, typer.Option(help="model to start with if none is local")] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:N (default: auto)")] = None,
 ) -> None:
     """Start an edge server (stops cleanly on SIGTERM)."""
     from edge_client.server import EdgeSettings, serve
+    from edge_client.service import Limits
 
     _logging()
-    public = Path(str(node_key) + ".pub") if node_key else None
     try:
         serve(EdgeSettings(port=port, data_dir=data_dir, cloud=cloud, registry=registry, host=host, tls_cert=tls_cert,
                            tls_key=tls_key, tls_ca=tls_ca, token_file=token_file, node_private_key=node_key,
-                           node_public_key=public, quota_bytes=int(quota_gb * (1 << 30)), device=device,
-                           initial_checkpoint=initial_checkpoint))
+                           quota_bytes=int(quota_gb * (1 << 30)), device=device,
+                           initial_checkpoint=initial_checkpoint, supernode_port=supernode_port,
+                           limits=Limits(capacity=capacity)))
     except (ValueError, OSError) as exc:
         fail(str(exc))
 

@@ -89,6 +89,49 @@ def test_two_edges_two_rounds_then_the_cloud_dies_and_resumes(tmp_path, small_mo
         manifest = json.loads((checkpoints / "manifest.json").read_text())
         assert [entry["round"] for entry in manifest["rounds"]] == [0, 1, 2, 3]
     finally:
+        codes = [procs.stop(edge) for edge in edges]
+        procs.stop(cloud)
+    assert codes == [0, 0]  # SIGTERM stops an edge cleanly
+
+
+@pytest.mark.slow
+def test_tls_and_node_authentication_refuse_an_unregistered_edge(tmp_path, small_model):
+    from cloud_server.make_certs import make_ca_and_server, make_node_keys
+
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    make_ca_and_server(certs, ["127.0.0.1", "localhost"])
+    keys = [make_node_keys(certs, f"node_{i}") for i in range(2)]
+    initial = tmp_path / "initial.safetensors"
+    save_model(initial, small_model)
+    cloud_dir = tmp_path / "cloud"
+    port, registry_port = procs.free_port(), procs.free_port()
+    logs = [tmp_path / "cloud.log", cloud_dir / "logs" / "superlink.log"]
+    cloud = procs.start(["cloud", "serve", "--data-dir", str(cloud_dir), "--port", str(port), "--registry-port",
+                         str(registry_port), "--rounds", "1", "--images-per-round", "4", "--initial-checkpoint",
+                         str(initial), "--run-config", "base-size=32", "--run-config", "eval-images=2",
+                         "--tls-cert", str(certs / "server.crt"), "--tls-key", str(certs / "server.key"),
+                         "--tls-ca", str(certs / "ca.crt"), "--node-key", str(keys[0][1])], logs[0])
+    edges = []
+    try:
+        procs.wait_port(registry_port, cloud, log=logs[0])
+        for i, names in enumerate(EDGE_PHOTOS):
+            data_dir = tmp_path / f"edge{i}"
+            fill_edge(data_dir, names)
+            log = tmp_path / f"edge{i}.log"
+            logs += [log, data_dir / "supernode.log"]
+            edges.append(procs.start(["edge", "serve", "--port", str(procs.free_port()), "--supernode-port",
+                                      str(procs.free_port()), "--data-dir", str(data_dir), "--cloud",
+                                      f"127.0.0.1:{port}", "--registry", f"127.0.0.1:{registry_port}",
+                                      "--tls-ca", str(certs / "ca.crt"), "--node-key", str(keys[i][0])], log))
+        wait_for(lambda: (cloud_dir / "checkpoints" / "round_000001.json").exists(), 300, "round 1", logs)
+        assert len(round_meta(cloud_dir, 1)["nodes"]) == 1  # only the registered edge took part
+        superlink_log = logs[1].read_text()
+        assert "No SuperNode found with the given public key" in superlink_log
+        assert "Connection attempt failed" in (tmp_path / "edge1" / "supernode.log").read_text()
+        # both edges restored their first model from the registry over TLS
+        assert all("restored round 0" in (tmp_path / f"edge{i}.log").read_text() for i in range(2))
+    finally:
         for edge in edges:
-            assert procs.stop(edge) == 0
+            procs.stop(edge)
         procs.stop(cloud)

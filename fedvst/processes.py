@@ -1,0 +1,60 @@
+"""Child processes of fedvst (SuperLinks, SuperNodes, edge servers in tests and benchmarks).
+
+Each child runs in its own process group, so stopping it by its pid also stops whatever it
+spawned (Flower's SuperExec and app processes).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free on ``host`` right now."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen | None = None, *, host: str = "127.0.0.1",
+                  timeout_s: float = 90.0, log: Path | None = None) -> None:
+    """Block until ``host:port`` accepts connections; fail early (with the log's tail) if ``process`` dies."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            detail = log.read_text()[-2000:] if log is not None and log.exists() else ""
+            raise RuntimeError(f"process exited with {process.returncode} before listening on {host}:{port}"
+                               + (f"\n{detail}" if detail else ""))
+        try:
+            with socket.create_connection((host, port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"nothing listens on {host}:{port} after {timeout_s:.0f} s")
+
+
+def start_cli(args: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """``python -m fedvst.cli ARGS`` in a new process group, stdout and stderr appended to ``log``."""
+    with log.open("ab") as handle:
+        return subprocess.Popen([sys.executable, "-m", "fedvst.cli", *args], stdout=handle, stderr=subprocess.STDOUT,
+                                env={**os.environ, **(env or {})}, start_new_session=True)
+
+
+def stop_process_group(process: subprocess.Popen, sig: int = signal.SIGTERM, grace_s: float = 30.0) -> int | None:
+    """Send ``sig`` to the process group ``process`` leads; SIGKILL it after ``grace_s``. Returns the exit code."""
+    if process.poll() is None:
+        try:
+            os.killpg(process.pid, sig)
+            process.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        except ProcessLookupError:
+            process.wait()
+    return process.returncode

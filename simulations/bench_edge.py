@@ -1,0 +1,144 @@
+"""Edge server throughput and latency under 1, 4 and 8 concurrent phones.
+
+    python -m simulations.bench_edge --json
+
+Starts a real edge (``fedvst edge serve``, built-in model) on 127.0.0.1 with a bounded
+capacity, then each phone client streams 512×256 key frames (PNG, real footage) for a
+fixed number of requests. Requests beyond capacity are refused with RESOURCE_EXHAUSTED
+(counted as ``rejected``), not queued. Also measures p99 latency while a training loop runs
+beside the service, with and without the back-off on the load signal that the ClientApp
+uses, and the edge's peak resident memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from fedvst.backends import KeyFrameJob
+from fedvst.processes import free_port, start_cli, stop_process_group, wait_for_port
+from fedvst.remote import RemoteBackend
+from fedvst.samples import DEMO_STYLE, sample_photo, sample_video
+from fedvst.video.io import read_frames
+from stylizer import builtin_checkpoint_path, load_image
+
+SIZE = (256, 512)
+TRAINER = """
+import sys, time, torch
+from edge_client.load_signal import LoadSignal
+from stylizer import load_model, PairSampler, make_optimizer, train_step
+from fedvst.samples import sample_photo
+from stylizer.images import load_image
+torch.set_num_threads(1)
+model, _ = load_model()
+photos = [load_image(sample_photo(n)) for n in ("astronaut", "coffee", "chelsea")]
+sampler, optimizer = PairSampler(photos, photos, base_size=64), make_optimizer(model)
+load = LoadSignal(sys.argv[1]) if sys.argv[2] == "1" else None
+while True:
+    if load is not None:
+        load.wait_until_idle()
+    train_step(model, sampler.sample(2), optimizer)
+"""
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+def run_clients(port: int, clients: int, requests: int, frames: list[np.ndarray],
+                style: np.ndarray) -> dict[str, float]:
+    latencies: list[float] = []
+    counts = {"errors": 0, "rejected": 0}
+    lock = threading.Lock()
+
+    def phone(seed: int) -> None:
+        backend = RemoteBackend(f"127.0.0.1:{port}", timeout_s=120)
+        backend.set_style(style)
+        for i in range(requests):
+            frame = frames[(seed * 7 + i) % len(frames)]
+            start = time.perf_counter()
+            try:
+                backend.stylize_batch([KeyFrameJob(i, frame, SIZE)])
+                with lock:
+                    latencies.append((time.perf_counter() - start) * 1000)
+            except Exception as exc:
+                with lock:
+                    counts["rejected" if "RESOURCE_EXHAUSTED" in str(exc) else "errors"] += 1
+                time.sleep(0.05)
+        backend.close()
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=phone, args=(i,)) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - started
+    return {"frames_per_second": round(len(latencies) / wall, 2), "p50_ms": round(percentile(latencies, 50), 1),
+            "p99_ms": round(percentile(latencies, 99), 1), "errors": counts["errors"],
+            "rejected": counts["rejected"]}
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return float("nan")
+
+
+def latency_with_trainer(port: int, data_dir: Path, backoff: bool, frames: list[np.ndarray], style: np.ndarray,
+                         requests: int) -> float:
+    trainer = subprocess.Popen([sys.executable, "-c", TRAINER, str(data_dir / "serving.load"), str(int(backoff))],
+                               start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(8)  # let it load and start stepping
+        return run_clients(port, 1, requests, frames, style)["p99_ms"]
+    finally:
+        stop_process_group(trainer)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="edge throughput and latency")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--requests", type=int, default=12, help="requests per client")
+    parser.add_argument("--capacity", type=int, default=4)
+    args = parser.parse_args()
+    frames = [np.ascontiguousarray(f.image[:, 64:576]) for f in read_frames(sample_video(), step=25, limit=8)]
+    frames = [f[8:264] for f in frames]
+    style = load_image(sample_photo(DEMO_STYLE))
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir = Path(tmp) / "edge"
+        port = free_port()
+        edge = start_cli(["edge", "serve", "--port", str(port), "--data-dir", str(data_dir), "--capacity",
+                            str(args.capacity), "--initial-checkpoint", str(builtin_checkpoint_path())],
+                         Path(tmp) / "edge.log")
+        try:
+            wait_for_port(port, edge, log=Path(tmp) / "edge.log")
+            run_clients(port, 1, 2, frames, style)  # warm-up
+            report: dict = {"clients": {}}
+            for clients in (1, 4, 8):
+                report["clients"][str(clients)] = run_clients(port, clients, args.requests, frames, style)
+                if not args.json:
+                    print(clients, report["clients"][str(clients)], file=sys.stderr)
+            report["p99_ms_idle"] = report["clients"]["1"]["p99_ms"]
+            report["p99_ms_while_training"] = latency_with_trainer(port, data_dir, True, frames, style,
+                                                                   args.requests)
+            report["p99_ms_while_training_no_backoff"] = latency_with_trainer(port, data_dir, False, frames, style,
+                                                                              args.requests)
+            report["peak_rss_mb"] = peak_rss_mb(edge.pid)
+            report["capacity"] = args.capacity
+        finally:
+            stop_process_group(edge)
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()
