@@ -3,7 +3,8 @@
 Run config (``[tool.flwr.app.config]``, overridable with ``flwr run --run-config``):
 num-server-rounds (total global rounds, resumed runs included), images-per-round,
 batch-size, learning-rate, base-size, min-nodes, aggregator, keep-last, data-dir,
-initial-checkpoint, eval-images.
+initial-checkpoint, eval-images, heldout-dir (a folder with content/ and style/ images the
+cloud scores every round's global model on; no edge trains on them).
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context
 from flwr.serverapp import Grid, ServerApp
 
+from cloud_server.heldout import HeldOutSet
 from cloud_server.store import CheckpointStore
-from cloud_server.strategy import FedVstStrategy, make_aggregator
+from cloud_server.strategy import FedVstStrategy, RoundLog, make_aggregator
 from stylizer.checkpoint import load_checkpoint
 from stylizer.factory import builtin_checkpoint_path
 
@@ -28,7 +30,7 @@ CLOUD_DIR_ENV = "FEDVST_CLOUD_DIR"
 DEFAULTS: dict[str, Any] = {
     "num-server-rounds": 3, "images-per-round": 64, "batch-size": 2, "learning-rate": 1e-4, "base-size": 64,
     "min-nodes": 1, "aggregator": "fedavg", "keep-last": 5, "data-dir": "", "initial-checkpoint": "",
-    "eval-images": 8,
+    "eval-images": 8, "heldout-dir": "",
 }
 TRAIN_KEYS = ("images-per-round", "batch-size", "learning-rate", "base-size", "eval-images")
 
@@ -62,20 +64,36 @@ def starting_point(store: CheckpointStore, initial: str) -> tuple[int, dict[str,
     return 0, checkpoint.state, description
 
 
-@app.main()
-def main(grid: Grid, context: Context) -> None:
-    """Run the remaining global rounds, checkpointing each."""
-    settings = run_settings(dict(context.run_config))
-    store = CheckpointStore(cloud_dir(settings) / "checkpoints", keep=int(settings["keep-last"]))
+def run_server(grid: Grid, settings: dict[str, Any]) -> FedVstStrategy | None:
+    """Algorithm 2 on the server for the remaining rounds; returns the strategy (None if all done)."""
+    root = cloud_dir(settings)
+    store = CheckpointStore(root / "checkpoints", keep=int(settings["keep-last"]))
     done, state, description = starting_point(store, str(settings["initial-checkpoint"]))
     remaining = int(settings["num-server-rounds"]) - done
     if remaining <= 0:
         log.info("all %d rounds are done already", settings["num-server-rounds"])
-        return
+        return None
     initial = ArrayRecord({k: v.to(torch.float32) for k, v in state.items()})
+    central = None
+    if settings["heldout-dir"]:
+        central = HeldOutSet(Path(str(settings["heldout-dir"])), description, int(settings["base-size"]),
+                             int(settings["eval-images"]))
     strategy = FedVstStrategy(make_aggregator(str(settings["aggregator"]), int(settings["min-nodes"])), store,
-                              description, initial, round_offset=done)
+                              description, initial, round_offset=done, central_eval=central,
+                              history_path=root / "history.jsonl")
+    if done == 0 and central is not None:
+        entry = RoundLog(0, metrics=central(initial))
+        store.update_metrics(0, entry.metrics)
+        strategy.log_round(entry)
     train_config = ConfigRecord({k: settings[k] for k in TRAIN_KEYS} | {"model": json.dumps(description)})
-    evaluate_config = ConfigRecord({"eval-images": settings["eval-images"], "model": json.dumps(description)})
+    evaluate_config = ConfigRecord({"eval-images": settings["eval-images"], "base-size": settings["base-size"],
+                                    "model": json.dumps(description)})
     strategy.start(grid=grid, initial_arrays=initial, num_rounds=remaining, train_config=train_config,
                    evaluate_config=evaluate_config)
+    return strategy
+
+
+@app.main()
+def main(grid: Grid, context: Context) -> None:
+    """Run the remaining global rounds, checkpointing each."""
+    run_server(grid, run_settings(dict(context.run_config)))

@@ -10,9 +10,13 @@ the run we resumed from.
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -56,8 +60,14 @@ class FedVstStrategy(Strategy):
     """Validation + checkpointing around ``inner``; see module docstring."""
 
     def __init__(self, inner: Strategy, store: CheckpointStore, model_metadata: dict[str, Any],
-                 initial: ArrayRecord, *, round_offset: int = 0, max_examples: int = 1_000_000) -> None:
+                 initial: ArrayRecord, *, round_offset: int = 0, max_examples: int = 1_000_000,
+                 central_eval: Callable[[ArrayRecord], dict[str, float]] | None = None,
+                 history_path: Path | None = None) -> None:
         self.inner = inner
+        self.central_eval = central_eval
+        self.history_path = history_path
+        self.started = time.monotonic()
+        self._latest: ArrayRecord | None = None
         self.store = store
         self.model_metadata = model_metadata
         self.expected: dict[str, ArraySpec] = specs_of(initial)
@@ -114,6 +124,7 @@ class FedVstStrategy(Strategy):
         entry.metrics = {f"train_{k}" if not k.startswith("train") else k: float(v)
                          for k, v in (metrics or {}).items() if k != NUM_EXAMPLES_KEY}
         self.save_round(entry, arrays)
+        self._latest = arrays
         return arrays, metrics
 
     def save_round(self, entry: RoundLog, arrays: ArrayRecord) -> None:
@@ -124,13 +135,27 @@ class FedVstStrategy(Strategy):
                                              "metrics": entry.metrics, "resumed_from_round": self.round_offset})
 
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
+        """Edges' held-out losses, then the cloud's own held-out set (if any); logs the round."""
         metrics = self.inner.aggregate_evaluate(server_round, replies)
-        if metrics:
-            values = {(k if k.startswith("eval") else f"eval_{k}"): float(v) for k, v in metrics.items()
-                      if k != NUM_EXAMPLES_KEY}
-            round_number = self.global_round(server_round)
-            self.store.update_metrics(round_number, values)
-            for entry in self.history:
-                if entry.round == round_number:
-                    entry.metrics.update(values)
+        round_number = self.global_round(server_round)
+        values = {(k if k.startswith("eval") else f"eval_{k}"): float(v) for k, v in (metrics or {}).items()
+                  if k != NUM_EXAMPLES_KEY}
+        if self.central_eval is not None and self._latest is not None:
+            values.update(self.central_eval(self._latest))
+        entry = next((e for e in self.history if e.round == round_number), None)
+        if entry is not None:
+            entry.metrics.update(values)
+            if values:
+                self.store.update_metrics(round_number, values)
+            self.log_round(entry)
         return metrics
+
+    def log_round(self, entry: RoundLog) -> None:
+        """Append the round to history.jsonl (one JSON object per line, fsynced)."""
+        if self.history_path is None:
+            return
+        line = json.dumps({**asdict(entry), "wall_seconds": round(time.monotonic() - self.started, 2)})
+        with self.history_path.open("a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())

@@ -25,6 +25,7 @@ from edge_client.frame_store import FrameStore, is_held_out, load_images
 from edge_client.load_signal import LoadSignal
 from edge_client.model_slot import slot_path
 from stylizer.checkpoint import save_checkpoint
+from stylizer.device import pick_device
 from stylizer.factory import model_from_description
 from stylizer.model import StylizerNet
 from stylizer.training import PairSampler, evaluate, make_optimizer, train_step
@@ -86,7 +87,7 @@ def train(msg: Message, context: Context) -> Message:
         contents, styles = stored_pairs(store, held_out=False)
     finally:
         store.close()
-    model = global_model(msg, context)
+    model = global_model(msg, context).to(pick_device(context.node_config.get("device")))
     batch_size = int(config.get("batch-size", 2))
     images = int(config.get("images-per-round", 64))
     steps = max(1, images // batch_size)
@@ -108,7 +109,7 @@ def train(msg: Message, context: Context) -> Message:
                "train_content": float(mean[1]), "train_style": float(mean[2])}
     log.info("edge %s round %d: trained on %d images, loss %.4f", data_dir.name, round_number, steps * batch_size,
              mean[0])
-    return _reply(msg, ArrayRecord(model.trainable_state()), metrics)
+    return _reply(msg, ArrayRecord({k: v.cpu() for k, v in model.trainable_state().items()}), metrics)
 
 
 @app.evaluate()
@@ -116,7 +117,7 @@ def evaluate_global(msg: Message, context: Context) -> Message:
     """Losses of the global model on held-out frames; then serve that model here."""
     config = msg.content["config"]
     data_dir = edge_dir(context)
-    model = global_model(msg, context)
+    model = global_model(msg, context).to(pick_device(context.node_config.get("device")))
     store = FrameStore(data_dir)
     try:
         contents, styles = stored_pairs(store, held_out=True)
@@ -128,7 +129,7 @@ def evaluate_global(msg: Message, context: Context) -> Message:
     values = evaluate(model, batches)
     description = json.loads(str(config["model"]))
     round_number = int(config.get("global-round", config.get("server-round", 0)))
-    save_checkpoint(slot_path(data_dir), model.trainable_state(), {**description, "round": round_number,
-                                                                   "source": "federated round"})
+    save_checkpoint(slot_path(data_dir), {k: v.cpu() for k, v in model.trainable_state().items()},
+                    {**description, "round": round_number, "source": "federated round"})
     return _reply(msg, None, {"num-examples": len(batches) * 2, "eval_total": values.total,
                               "eval_content": values.content, "eval_style": values.style})

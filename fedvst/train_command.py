@@ -6,7 +6,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -21,9 +20,7 @@ from stylizer import (
     train_step,
 )
 from stylizer.device import autocast_dtype, pick_device
-from stylizer.images import ImageError, load_image
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+from stylizer.images import load_image_dir
 
 
 @dataclass
@@ -46,16 +43,6 @@ class TrainSettings:
     vgg_weights: Path | None = None
     device: str | None = None
     precision: str = "fp32"
-
-
-def load_image_dir(folder: Path, what: str) -> list[np.ndarray]:
-    """Every readable image in ``folder`` (sorted by name); unreadable files are an error."""
-    if not folder.is_dir():
-        raise ImageError(f"{what} folder not found: {folder}")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise ImageError(f"{what} folder {folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-    return [load_image(p, f"{what} image") for p in files]
 
 
 def run_training(settings: TrainSettings, progress: bool = True) -> LossValues:

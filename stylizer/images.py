@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 MAX_SIDE = 8192
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 
 
 class ImageError(ValueError):
@@ -127,3 +128,13 @@ def decode_image_bytes(data: bytes, what: str = "image", max_pixels: int = MAX_S
     if pixels > max_pixels:
         raise ImageError(f"{what} has {pixels} pixels; at most {max_pixels} are accepted")
     return _decode(io.BytesIO(data), what, "")
+
+
+def load_image_dir(folder: Path, what: str) -> list[np.ndarray]:
+    """Every readable image in ``folder`` (sorted by name); unreadable files are an error."""
+    if not folder.is_dir():
+        raise ImageError(f"{what} folder not found: {folder}")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise ImageError(f"{what} folder {folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    return [load_image(p, f"{what} image") for p in files]
