@@ -34,7 +34,7 @@ class VideoInfo:
     frame_rate: Fraction
     time_base: Fraction
     frame_count: int  # as declared by the container (0 if unknown)
-    rotation: int  # degrees the display matrix rotates the coded frames
+    rotation: int  # degrees (counter-clockwise) the display matrix turns coded frames to show them
     has_audio: bool
     codec: str
 
@@ -62,18 +62,14 @@ def _open(path: Path) -> av.container.InputContainer:
         raise VideoError(f"{path} is not a readable video ({exc.__class__.__name__})") from None
 
 
-def _rotation(stream: av.video.stream.VideoStream) -> int:
-    """Display rotation in degrees (multiple of 90) from side data, 0 if none."""
+def _first_frame_rotation(container: av.container.InputContainer) -> int:
+    """Counter-clockwise display rotation (0/90/180/270) of the first frame, 0 if none or undecodable."""
     try:
-        frame_rotation = stream.codec_context.display_matrix_rotation  # type: ignore[attr-defined]
-        return int(round(frame_rotation)) % 360
-    except AttributeError:
-        pass
-    metadata_rotation = stream.metadata.get("rotate") if stream.metadata else None
-    try:
-        return int(metadata_rotation) % 360 if metadata_rotation is not None else 0
-    except ValueError:
+        for frame in container.decode(video=0):
+            return int(round(getattr(frame, "rotation", 0) or 0)) % 360 // 90 * 90
+    except av.error.FFmpegError:
         return 0
+    return 0
 
 
 def probe(path: Path) -> VideoInfo:
@@ -88,7 +84,7 @@ def probe(path: Path) -> VideoInfo:
         if width > MAX_VIDEO_SIDE or height > MAX_VIDEO_SIDE:
             raise VideoError(f"{path} is {width}×{height}: sides over {MAX_VIDEO_SIDE} px are refused")
         rate = stream.average_rate or stream.guessed_rate or Fraction(30, 1)
-        rotation = _rotation(stream)
+        rotation = _first_frame_rotation(container)
         if rotation in (90, 270):
             width, height = height, width
         return VideoInfo(width=width, height=height, frame_rate=Fraction(rate),
@@ -98,6 +94,7 @@ def probe(path: Path) -> VideoInfo:
 
 
 def _rotate(image: np.ndarray, rotation: int) -> np.ndarray:
+    """Turn a coded frame upright: ``rotation`` degrees counter-clockwise."""
     if rotation == 0:
         return image
     return np.ascontiguousarray(np.rot90(image, k=rotation // 90))
@@ -114,7 +111,7 @@ def read_frames(path: Path, *, step: int = 1, limit: int | None = None) -> Itera
             for index, frame in enumerate(container.decode(stream)):
                 if index % step:
                     continue
-                image = _rotate(frame.to_ndarray(format="rgb24"), (360 - info.rotation) % 360)
+                image = _rotate(frame.to_ndarray(format="rgb24"), info.rotation)
                 time = float(frame.pts * stream.time_base) if frame.pts is not None and stream.time_base else None
                 yield DecodedFrame(index, image, frame.pts, time, bool(frame.key_frame))
                 emitted += 1

@@ -37,13 +37,15 @@ def with_occluder(frames: list[np.ndarray], patch: np.ndarray, start: tuple[int,
 
 
 def write_clip(path: Path, frames: list[np.ndarray], fps: int = 12, audio: bool = False,
-               faststart: bool = False) -> Path:
-    """Encode ``frames`` as H.264 MP4 (optionally with a 440 Hz AAC tone)."""
+               faststart: bool = False, rotation: int = 0) -> Path:
+    """Encode ``frames`` as H.264 MP4 (optionally with a 440 Hz AAC tone and display rotation)."""
     options = {"movflags": "faststart"} if faststart else {}
     with av.open(str(path), mode="w", format="mp4", options=options) as container:
         video = container.add_stream("libx264", rate=fps)
         video.height, video.width = frames[0].shape[:2]
-        video.pix_fmt = "yuv420p"
+        video.pix_fmt = "yuv420p" if video.height % 2 == 0 and video.width % 2 == 0 else "yuv444p"
+        if rotation:
+            video.set_display_rotation(rotation)
         sound = container.add_stream("aac", rate=16000) if audio else None
         for frame in frames:
             for packet in video.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):

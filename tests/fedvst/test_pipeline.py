@@ -55,6 +55,24 @@ def test_output_size_by_height_and_scale(tmp_path, clip_frames, stylizer, photos
     assert (probe(tmp_path / "s.mp4").width, probe(tmp_path / "s.mp4").height) == (240, 144)
 
 
+def test_rotation_metadata_and_odd_sizes(tmp_path, clip_frames, stylizer, photos):
+    marked = [f.copy() for f in clip_frames[:5]]
+    for frame in marked:
+        frame[:12, :12] = 255  # a white mark in the coded top-left corner
+    source = write_clip(tmp_path / "portrait.mp4", marked, rotation=90)  # shown turned 90° counter-clockwise
+    info = probe(source)
+    assert (info.width, info.height, info.rotation) == (96, 160, 90)
+    first = next(read_frames(source)).image
+    assert first.shape == (160, 96, 3) and first[-12:, :12].mean() > 200  # the mark is now bottom-left
+    run(source, tmp_path / "upright.mp4", stylizer, photos["coffee"])
+    out = probe(tmp_path / "upright.mp4")
+    assert (out.width, out.height, out.rotation) == (96, 160, 0)
+    odd = write_clip(tmp_path / "odd.mp4", camera_clip(photos["astronaut"], 4, (2.0, 1.0), (97, 151)))
+    run(odd, tmp_path / "odd_out.mp4", stylizer, photos["coffee"])
+    assert (probe(tmp_path / "odd_out.mp4").width, probe(tmp_path / "odd_out.mp4").height) == (151, 97)
+    assert sum(1 for _ in read_frames(tmp_path / "odd_out.mp4")) == 4
+
+
 def test_several_backends_give_the_same_output_as_one(tmp_path, clip_frames, stylizer, photos):
     source = write_clip(tmp_path / "in.mp4", clip_frames[:12])
     policy = KeyFramePolicy(mode="interval", interval=2)

@@ -1,0 +1,44 @@
+"""The N-edge simulation end to end (tiny profile): curves, axis, learning, crash and rejoin."""
+
+import csv
+import json
+
+import pytest
+
+from simulations.federated import CSV_COLUMNS, default_target, images_to_target, main
+from stylizer import load_checkpoint
+
+
+@pytest.mark.slow
+def test_two_edges_learn_and_a_crashed_edge_rejoins(tmp_path):
+    summary = main(["--edges", "2", "--profile", "tiny", "--rounds", "3", "--out", str(tmp_path),
+                    "--crash-edge", "1", "--at-round", "2"])
+    with (tmp_path / "curves.csv").open() as handle:
+        reader = csv.DictReader(handle)
+        assert reader.fieldnames == CSV_COLUMNS
+        rows = list(reader)
+    assert [int(r["round"]) for r in rows] == [0, 1, 2, 3]
+    assert [int(r["images_per_edge"]) for r in rows] == [0, 4, 8, 12]  # tiny: 4 images per sync
+    assert all(r["edges"] == "2" for r in rows)
+    assert float(rows[-1]["total"]) < float(rows[0]["total"])
+    for r in rows:
+        assert float(r["total"]) == pytest.approx(float(r["content"]) + float(r["style"]), rel=1e-5)
+    assert "edge 1 crashed" in rows[2]["event"] and "edge 1 restored (registry round 2)" in rows[2]["event"]
+    history = [json.loads(line) for line in (tmp_path / "edges_2" / "cloud" / "history.jsonl").read_text()
+               .splitlines()]
+    assert [len(h["nodes"]) for h in history] == [0, 2, 1, 2]  # round 2 went on without the crashed edge
+    final = load_checkpoint(tmp_path / "edges_2" / "cloud" / "checkpoints" / "round_000003.safetensors")
+    for edge in (0, 1):  # both edges serve exactly the global model after the last round
+        slot = load_checkpoint(tmp_path / "edges_2" / "edges" / f"edge_{edge}" / "model" / "current.safetensors")
+        assert slot.sha256 == final.sha256
+    assert (tmp_path / "figure7.png").stat().st_size > 10_000
+    assert summary["images_to_target"]["2"] == 12 and summary["target_loss"] == pytest.approx(
+        float(rows[-1]["total"]), rel=1e-5)
+
+
+def test_images_to_target_picks_the_first_round_at_or_below_target():
+    rows = [{"edges": n, "round": r, "images_per_edge": 10 * r, "total": loss}
+            for n, losses in {1: [5, 4, 3, 2.5], 4: [5, 3, 2, 1.5]}.items() for r, loss in enumerate(losses)]
+    assert default_target(rows) == 2.5
+    assert images_to_target(rows, 2.5) == {"1": 30, "4": 20}
+    assert images_to_target(rows, 1.0) == {"1": None, "4": None}
