@@ -22,7 +22,7 @@ from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
 from edge_client.frame_store import FrameStore, is_held_out, load_images
-from edge_client.load_signal import LoadSignal
+from edge_client.load_signal import LoadSignal, lower_priority
 from edge_client.model_slot import slot_path
 from stylizer.checkpoint import save_checkpoint
 from stylizer.device import pick_device
@@ -80,6 +80,7 @@ def _reply(msg: Message, arrays: ArrayRecord | None, metrics: dict[str, float]) 
 def train(msg: Message, context: Context) -> Message:
     """Retrain the global model on this edge's stored frames."""
     torch.set_num_threads(int(context.node_config.get("train-threads", 1)))
+    lower_priority(int(context.node_config.get("train-nice", 10)))
     config = msg.content["config"]
     data_dir = edge_dir(context)
     store = FrameStore(data_dir, readonly=False)

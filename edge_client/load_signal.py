@@ -2,12 +2,14 @@
 
 The service (one writer) keeps the number of requests waiting or running in an 8-byte
 memory-mapped file; the ClientApp (a reader in another process) backs off training while
-it is non-zero, so phones are served first.
+it is non-zero, and trains at a lower CPU priority, so phones are served first.
 """
 
 from __future__ import annotations
 
+import contextlib
 import mmap
+import os
 import struct
 import threading
 import time
@@ -52,3 +54,9 @@ class LoadSignal:
     def close(self) -> None:
         self._map.close()
         self._file.close()
+
+
+def lower_priority(niceness: int = 10) -> None:
+    """Make this (training) process yield the CPU to the service: raise its nice value."""
+    with contextlib.suppress(OSError):
+        os.nice(niceness)

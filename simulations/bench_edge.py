@@ -6,8 +6,8 @@ Starts a real edge (``fedvst edge serve``, built-in model) on 127.0.0.1 with a b
 capacity, then each phone client streams 512×256 key frames (PNG, real footage) for a
 fixed number of requests. Requests beyond capacity are refused with RESOURCE_EXHAUSTED
 (counted as ``rejected``), not queued. Also measures p99 latency while a training loop runs
-beside the service, with and without the back-off on the load signal that the ClientApp
-uses, and the edge's peak resident memory.
+beside the service, with and without the ClientApp's back-off (lower CPU priority, and no
+new step while requests are in flight), and the edge's peak resident memory.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from stylizer import builtin_checkpoint_path, load_image
 SIZE = (256, 512)
 TRAINER = """
 import sys, time, torch
-from edge_client.load_signal import LoadSignal
+from edge_client.load_signal import LoadSignal, lower_priority
 from stylizer import load_model, PairSampler, make_optimizer, train_step
 from fedvst.samples import sample_photo
 from stylizer.images import load_image
@@ -42,6 +42,8 @@ model, _ = load_model()
 photos = [load_image(sample_photo(n)) for n in ("astronaut", "coffee", "chelsea")]
 sampler, optimizer = PairSampler(photos, photos, base_size=64), make_optimizer(model)
 load = LoadSignal(sys.argv[1]) if sys.argv[2] == "1" else None
+if load is not None:
+    lower_priority()
 while True:
     if load is not None:
         load.wait_until_idle()

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from fedvst.video.flow import FlowEstimator, upsample_flow
-from fedvst.video.warp import Grid, blend, blend_weights, photometric_error, warp
+from fedvst.video.flow import FlowEstimator
+from fedvst.video.warp import FlowToMaps, Grid, blend, blend_weights, photometric_error, remap
 from fedvst.video.yuv import Frame420
 
 Frame = Frame420 | np.ndarray
@@ -29,8 +29,7 @@ class Interpolator:
         self.yuv = (size[0] % 2 == 0 and size[1] % 2 == 0) if yuv is None else yuv
         self.half = (size[0] // 2, size[1] // 2)
         self.flow = FlowEstimator()
-        self._grid = Grid(*size)
-        self._half_grid = Grid(*self.half) if self.yuv else None
+        self._maps: dict[tuple[tuple[int, int], tuple[int, int]], FlowToMaps] = {}
         self._small_grid: Grid | None = None
 
     def key(self, stylized: np.ndarray) -> Frame:
@@ -42,11 +41,17 @@ class Interpolator:
             self._small_grid = Grid(*shape)
         return self._small_grid
 
+    def _maps_for(self, small_flow: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        key = (small_flow.shape[:2], size)
+        if key not in self._maps:
+            self._maps[key] = FlowToMaps(small_flow.shape[:2], size)
+        return self._maps[key](small_flow)
+
     def _warp(self, frame: Frame, small_flow: np.ndarray) -> Frame:
         if not self.yuv:
-            return warp(frame, upsample_flow(small_flow, self.size), self._grid)
-        return Frame420(warp(frame.y, upsample_flow(small_flow, self.size), self._grid),
-                        warp(frame.uv, upsample_flow(small_flow, self.half), self._half_grid))
+            return remap(frame, self._maps_for(small_flow, self.size))
+        return Frame420(remap(frame.y, self._maps_for(small_flow, self.size)),
+                        remap(frame.uv, self._maps_for(small_flow, self.half)))
 
     def one_sided(self, key_a: Frame, flow_to_a: np.ndarray) -> Frame:
         """Algorithm 1: key frame a warped by the (h, w, 2) flow(i, a)."""

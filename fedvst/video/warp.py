@@ -25,6 +25,54 @@ class Grid:
         return cv2.convertMaps(map_x, map_y, cv2.CV_16SC2)
 
 
+class FlowToMaps:
+    """Sampling maps for an (H, W) image from an (h, w) flow, in one resize.
+
+    Equal (to float rounding) to ``Grid(H, W)`` + ``upsample_flow``: the absolute sampling
+    positions are formed at the flow's size and resized bilinearly, which is exact for the
+    affine pixel grid except in the outermost ~s/2 rows and columns, where the resize clamps;
+    those are corrected afterwards. About 4× less work than upsampling the flow and adding.
+    """
+
+    def __init__(self, small: tuple[int, int], size: tuple[int, int]) -> None:
+        (h, w), (height, width) = small, size
+        self.small, self.size = (h, w), (height, width)
+        sx, sy = width / w, height / h
+        self.scale = np.float32([sx, sy])
+        xs = (np.arange(w, dtype=np.float64) + 0.5) * sx - 0.5
+        ys = (np.arange(h, dtype=np.float64) + 0.5) * sy - 0.5
+        self.base = np.dstack([np.broadcast_to(xs, (h, w)), np.broadcast_to(ys[:, None], (h, w))]).astype(np.float32)
+        # columns/rows whose resize source is clamped to the first/last small pixel: (index, grid correction)
+        self.fixes = []
+        for axis, (big, scale, count) in enumerate(((width, sx, w), (height, sy, h))):
+            positions = np.arange(big, dtype=np.float64)
+            source = (positions + 0.5) / scale - 0.5
+            low = np.flatnonzero(source < 0)
+            high = np.flatnonzero(source > count - 1)
+            self.fixes.append((axis, low, (positions[low] - ((0.5) * scale - 0.5)).astype(np.float32),
+                               high, (positions[high] - ((count - 0.5) * scale - 0.5)).astype(np.float32)))
+
+    def __call__(self, flow: np.ndarray) -> np.ndarray:
+        """(h, w, 2) flow → (H, W, 2) float32 absolute maps for ``cv2.remap``."""
+        if flow.shape[:2] != self.small:
+            raise ValueError(f"flow is {flow.shape[:2]}, these maps expect {self.small}")
+        absolute = self.base + flow * self.scale
+        maps = cv2.resize(absolute, (self.size[1], self.size[0]), interpolation=cv2.INTER_LINEAR)
+        for axis, low, low_fix, high, high_fix in self.fixes:
+            if axis == 0:
+                maps[:, low, 0] += low_fix
+                maps[:, high, 0] += high_fix
+            else:
+                maps[low, :, 1] += low_fix[:, None]
+                maps[high, :, 1] += high_fix[:, None]
+        return maps
+
+
+def remap(image: np.ndarray, maps: np.ndarray) -> np.ndarray:
+    """Bilinear sampling of ``image`` at absolute ``maps`` (H, W, 2), borders replicated."""
+    return cv2.remap(image, maps, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
 def warp(image: np.ndarray, flow: np.ndarray, grid: Grid | None = None) -> np.ndarray:
     """Bilinear backward warp: out(x) = image(x + flow(x)), borders replicated."""
     grid = grid if grid is not None and grid.size == flow.shape[:2] else Grid(*flow.shape[:2])

@@ -74,3 +74,15 @@ def test_yuv_layout_round_trips(photos):
     assert np.abs(back.astype(int) - image.astype(int)).mean() < 3.0
     with pytest.raises(ValueError, match="even"):
         Frame420.from_rgb(photos["astronaut"][:101, :150])
+
+
+@pytest.mark.parametrize("small,size", [((270, 480), (1080, 1920)), ((68, 160), (97, 151)), ((96, 128), (96, 128))])
+def test_flow_to_maps_equals_grid_plus_upsampled_flow(small, size):
+    from fedvst.video.warp import FlowToMaps, Grid
+
+    rng = np.random.default_rng(0)
+    flow = (rng.standard_normal((*small, 2)) * 3).astype(np.float32)
+    grid = Grid(*size)
+    up = upsample_flow(flow, size)
+    expected = np.dstack([grid.xs + up[..., 0], grid.ys + up[..., 1]])
+    np.testing.assert_allclose(FlowToMaps(small, size)(flow), expected, atol=1e-3)
