@@ -56,7 +56,19 @@ class LoadSignal:
         self._file.close()
 
 
-def lower_priority(niceness: int = 10) -> None:
-    """Make this (training) process yield the CPU to the service: raise its nice value."""
+def lower_priority(niceness: int = 10) -> str:
+    """Make this (training) process yield the CPU to the service.
+
+    Linux SCHED_IDLE first (the process runs only when the service leaves a core idle), else
+    a higher nice value. Returns which one took effect.
+    """
+    if hasattr(os, "sched_setscheduler") and hasattr(os, "SCHED_IDLE"):
+        try:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+            return "SCHED_IDLE"
+        except OSError:
+            pass
     with contextlib.suppress(OSError):
         os.nice(niceness)
+        return f"nice +{niceness}"
+    return "unchanged"

@@ -71,7 +71,7 @@ class Profile:
 
 
 PROFILES = {
-    "quick": Profile(rounds=6, images_per_sync=16, base_size=32, eval_images=8, frame_step=10, decoder_width=0.5,
+    "quick": Profile(rounds=12, images_per_sync=32, base_size=48, eval_images=8, frame_step=10, decoder_width=0.5,
                      initial="fresh"),
     "paper": Profile(rounds=10, images_per_sync=4000, base_size=128, eval_images=64, frame_step=2,
                      decoder_width=1.0, initial="fresh"),

@@ -8,6 +8,7 @@ import signal
 import time
 from pathlib import Path
 
+import grpc
 import pytest
 from PIL import Image
 
@@ -43,6 +44,22 @@ def wait_for(predicate, timeout_s: float, what: str, logs: list[Path]) -> None:
     pytest.fail(f"timed out waiting for {what}\n{tails}")
 
 
+def served_model(port: int) -> str:
+    """sha256 of the model an edge used for one real request."""
+    import numpy as np
+
+    from fedvst.protocol import fedvst_pb2, fedvst_pb2_grpc
+    from fedvst.remote import encode_png
+
+    image = encode_png(np.full((32, 32, 3), 128, np.uint8))
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = fedvst_pb2_grpc.StylizerStub(channel)
+        handle = stub.UploadStyle(fedvst_pb2.UploadStyleRequest(image=image), timeout=60).handle
+        reply = next(stub.Stylize(iter([fedvst_pb2.KeyFrame(style_handle=handle, image=image, target_width=32,
+                                                            target_height=32)]), timeout=60))
+    return reply.model_sha256
+
+
 def round_meta(cloud_dir: Path, number: int) -> dict:
     return json.loads((cloud_dir / "checkpoints" / f"round_{number:06d}.json").read_text())
 
@@ -57,7 +74,7 @@ def test_two_edges_two_rounds_then_the_cloud_dies_and_resumes(tmp_path, small_mo
                   str(registry_port), "--min-nodes", "2", "--images-per-round", "4", "--initial-checkpoint",
                   str(initial), "--run-config", "base-size=32", "--run-config", "eval-images=2"]
     logs = [tmp_path / "cloud.log", tmp_path / "cloud2.log", cloud_dir / "logs" / "superlink.log"]
-    edges = []
+    edges, edge_ports = [], []
     cloud = procs.start([*cloud_args, "--rounds", "2"], logs[0])
     try:
         procs.wait_port(registry_port, cloud, log=logs[0])
@@ -65,6 +82,7 @@ def test_two_edges_two_rounds_then_the_cloud_dies_and_resumes(tmp_path, small_mo
             data_dir = tmp_path / f"edge{i}"
             fill_edge(data_dir, names)
             edge_port = procs.free_port()
+            edge_ports.append(edge_port)
             log = tmp_path / f"edge{i}.log"
             logs += [log, data_dir / "supernode.log"]
             edges.append(procs.start(["edge", "serve", "--port", str(edge_port), "--data-dir", str(data_dir),
@@ -78,6 +96,10 @@ def test_two_edges_two_rounds_then_the_cloud_dies_and_resumes(tmp_path, small_mo
         # both edges received a global model in their slot (evaluate hands it to the service)
         wait_for(lambda: all((tmp_path / f"edge{i}" / "model" / "current.json").exists() for i in range(2)),
                  60, "model slots", logs)
+        # the edge's service now serves the global model it received (hot swap)
+        slot_sha = json.loads((tmp_path / "edge0" / "model" / "current.json").read_text())["sha256"]
+        assert slot_sha in {round_meta(cloud_dir, r)["sha256"] for r in (1, 2)}
+        assert served_model(edge_ports[0]) == slot_sha
 
         procs.stop(cloud, signal.SIGKILL)  # the cloud dies
         round2 = round_meta(cloud_dir, 2)["sha256"]

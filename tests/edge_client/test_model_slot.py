@@ -1,0 +1,61 @@
+"""Hot swaps of the served model never disturb requests in flight."""
+
+import threading
+
+import numpy as np
+import torch
+
+from edge_client.model_slot import ModelSlot
+from stylizer import Stylizer, StylizerConfig, build_model, save_model
+from stylizer.checkpoint import load_checkpoint
+
+
+def test_swaps_during_requests_give_whole_answers_from_one_model(tmp_path, encoder_weights, photos):
+    models = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        models.append(build_model(StylizerConfig(decoder_width=0.25, matrix_dim=8), encoder_weights))
+    content = photos["astronaut"][:48, :64].copy()
+    expected = [Stylizer(m, device="cpu", precision="fp32").stylize(content, photos["coffee"]) for m in models]
+    assert not np.array_equal(*expected)
+    staging = [tmp_path / f"m{i}.safetensors" for i in range(2)]
+    for model, path in zip(models, staging, strict=True):
+        save_model(path, model)
+    slot_file = tmp_path / "slot" / "current.safetensors"
+    slot_file.parent.mkdir()
+
+    def publish(i: int) -> None:
+        checkpoint = load_checkpoint(staging[i])
+        from stylizer.checkpoint import write_checkpoint_bytes
+        write_checkpoint_bytes(slot_file, staging[i].read_bytes(), checkpoint.metadata)
+
+    publish(0)
+    slot = ModelSlot(slot_file, device="cpu", precision="fp32")
+    slot.load()
+    results: list[int] = []
+    failures: list[str] = []
+    stop = threading.Event()
+
+    def phone() -> None:
+        while not stop.is_set():
+            try:
+                stylizer = slot.current()
+                out = stylizer.stylize(content, photos["coffee"])
+                matches = [i for i in range(2) if np.array_equal(out, expected[i])]
+                if len(matches) != 1:
+                    failures.append("output matches neither model")
+                results.extend(matches)
+            except Exception as exc:
+                failures.append(repr(exc))
+
+    threads = [threading.Thread(target=phone) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for swap in range(8):
+        publish((swap + 1) % 2)
+        threading.Event().wait(0.15)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    assert not failures, failures[:3]
+    assert set(results) == {0, 1} and slot.swaps >= 2
