@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -23,7 +22,7 @@ from pathlib import Path
 from cloud_server.app import CLOUD_DIR_ENV, starting_point
 from cloud_server.registry import start_registry
 from cloud_server.store import CheckpointStore
-from fedvst.processes import stop_process_group, wait_for_port
+from fedvst.processes import run_until_signalled, stop_process_group, wait_for_port
 from fedvst.protocol.security import read_token
 
 log = logging.getLogger(__name__)
@@ -169,15 +168,7 @@ class Cloud:
 def serve(settings: CloudSettings) -> None:
     """Run until SIGTERM or SIGINT."""
     cloud = Cloud(settings)
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: threading.Thread(target=cloud.stop, daemon=True).start())
-    try:
-        cloud.start()
-    except BaseException:
-        cloud.stop()
-        raise
-    print(f"cloud: SuperLink on {cloud.address} (SuperNodes connect here), model registry on "
-          f"{settings.host}:{cloud.registry_port}; run {cloud.run_id or '(none started)'}; data in {cloud.root}",
-          flush=True)
-    cloud.wait()
-    print("cloud: stopped", flush=True)
+    run_until_signalled(cloud, lambda: (
+        f"cloud: SuperLink on {cloud.address} (SuperNodes connect here), model registry on "
+        f"{settings.host}:{cloud.registry_port}; run {cloud.run_id or '(none started)'}; data in {cloud.root}"),
+        "cloud")

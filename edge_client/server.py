@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -28,7 +27,7 @@ from edge_client.load_signal import LoadSignal
 from edge_client.model_slot import ModelSlot, slot_path
 from edge_client.restore import RegistryUnavailableError, fetch_model
 from edge_client.service import SERVICE, Limits, StylizerService
-from fedvst.processes import stop_process_group
+from fedvst.processes import run_until_signalled, stop_process_group
 from fedvst.protocol.security import MAX_MESSAGE_BYTES, TokenInterceptor, read_token, server_credentials
 from stylizer.checkpoint import CheckpointError, load_checkpoint
 
@@ -188,12 +187,7 @@ class EdgeServer:
 def serve(settings: EdgeSettings) -> None:
     """Run until SIGTERM or SIGINT."""
     edge = EdgeServer(settings)
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: threading.Thread(target=edge.stop, daemon=True).start())
-    edge.start()
-    print(f"edge: stylization service on {settings.host}:{edge.port} (model: {edge.model_source}, "
-          f"round {edge.slot.round}); data in {settings.data_dir}"
-          + (f"; SuperNode → {settings.cloud}" if settings.cloud else "; no --cloud: not joining federated rounds"),
-          flush=True)
-    edge.wait()
-    print("edge: stopped", flush=True)
+    joining = f"; SuperNode → {settings.cloud}" if settings.cloud else "; no --cloud: not joining federated rounds"
+    run_until_signalled(edge, lambda: (
+        f"edge: stylization service on {settings.host}:{edge.port} (model: {edge.model_source}, "
+        f"round {edge.slot.round}); data in {settings.data_dir}{joining}"), "edge")

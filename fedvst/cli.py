@@ -95,13 +95,13 @@ def run_stylize(source: Path, style: Path, output: Path, options, checkpoint: Pa
     from tqdm import tqdm
 
     from fedvst.backends import Dispatcher
-    from fedvst.pipeline import PHOTO_SUFFIXES, check_output_path, stylize_photo, stylize_video
+    from fedvst.pipeline import check_output_path, stylize_photo, stylize_video
     from fedvst.video.io import probe
-    from stylizer.images import load_image
+    from stylizer.images import IMAGE_SUFFIXES, load_image
 
     check_output_path(output, [source, style])
     style_image = load_image(style, "style image")
-    is_photo = source.suffix.lower() in PHOTO_SUFFIXES
+    is_photo = source.suffix.lower() in IMAGE_SUFFIXES
     total = None if is_photo else (probe(source).frame_count or None)
     with Dispatcher(_backends(remote, checkpoint, vgg_weights, device, precision)) as dispatcher:
         if is_photo:

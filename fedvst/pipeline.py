@@ -29,7 +29,6 @@ from fedvst.video.io import MAX_VIDEO_SIDE, VideoError, VideoWriter, probe, read
 from fedvst.video.keyframes import KeyFramePolicy, KeyFrameSelector
 
 DEFAULT_WORK_WIDTH = 512
-PHOTO_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,11 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -58,3 +61,27 @@ def stop_process_group(process: subprocess.Popen, sig: int = signal.SIGTERM, gra
         except ProcessLookupError:
             process.wait()
     return process.returncode
+
+
+class Service(Protocol):
+    """A long-running server with start, stop (idempotent, any thread) and wait."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def wait(self) -> None: ...
+
+
+def run_until_signalled(service: Service, banner: Callable[[], str], name: str) -> None:
+    """Start ``service``, print ``banner()``, block until SIGTERM/SIGINT, stop it cleanly."""
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: threading.Thread(target=service.stop, daemon=True).start())
+    try:
+        service.start()
+    except BaseException:
+        service.stop()
+        raise
+    print(banner(), flush=True)
+    service.wait()
+    print(f"{name}: stopped", flush=True)
