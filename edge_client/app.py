@@ -20,15 +20,24 @@ import numpy as np
 import torch
 from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
+from safetensors.torch import load as load_safetensors
 
 from edge_client.frame_store import FrameStore, is_held_out, load_images
 from edge_client.load_signal import LoadSignal, lower_priority
 from edge_client.model_slot import slot_path
-from stylizer.checkpoint import save_checkpoint
+from stylizer.atomic_io import atomic_write_bytes
+from stylizer.checkpoint import save_checkpoint, tensor_bytes
 from stylizer.device import pick_device
 from stylizer.factory import model_from_description
 from stylizer.model import StylizerNet
-from stylizer.training import PairSampler, evaluate, make_optimizer, train_step
+from stylizer.training import (
+    PairSampler,
+    evaluate,
+    load_optimizer_state,
+    make_optimizer,
+    optimizer_state_tensors,
+    train_step,
+)
 
 log = logging.getLogger(__name__)
 app = ClientApp()
@@ -69,6 +78,29 @@ def stored_pairs(store: FrameStore, held_out: bool) -> tuple[list[np.ndarray], l
     return load_images(frames), load_images(styles)
 
 
+def optimizer_path(data_dir: Path) -> Path:
+    """Where an edge keeps its Adam moments between rounds (edges are long-lived servers)."""
+    return data_dir / "model" / "optimizer.safetensors"
+
+
+def restore_optimizer(optimizer: torch.optim.Optimizer, data_dir: Path) -> None:
+    """Continue from this edge's Adam moments of the last round, if they fit."""
+    path = optimizer_path(data_dir)
+    if not path.is_file():
+        return
+    try:
+        restored = load_optimizer_state(optimizer, load_safetensors(path.read_bytes()))
+    except Exception as exc:
+        log.warning("ignoring unreadable optimizer state %s: %s", path, exc)
+        return
+    if not restored:
+        log.warning("optimizer state %s does not fit this model; starting Adam afresh", path)
+
+
+def save_optimizer(optimizer: torch.optim.Optimizer, data_dir: Path) -> None:
+    atomic_write_bytes(optimizer_path(data_dir), tensor_bytes(optimizer_state_tensors(optimizer)))
+
+
 def _reply(msg: Message, arrays: ArrayRecord | None, metrics: dict[str, float]) -> Message:
     content = RecordDict({"metrics": MetricRecord(metrics)})
     if arrays is not None:
@@ -96,6 +128,7 @@ def train(msg: Message, context: Context) -> Message:
     seed = int(context.node_config.get("seed", 0)) * 100_003 + round_number
     sampler = PairSampler(contents, styles, base_size=int(config.get("base-size", 64)), seed=seed)
     optimizer = make_optimizer(model, lr=float(config.get("learning-rate", 1e-4)))
+    restore_optimizer(optimizer, data_dir)
     load = LoadSignal(data_dir / "serving.load")
     totals = np.zeros(3)
     try:
@@ -105,6 +138,7 @@ def train(msg: Message, context: Context) -> Message:
             totals += (values.total, values.content, values.style)
     finally:
         load.close()
+    save_optimizer(optimizer, data_dir)
     mean = totals / steps
     metrics = {"num-examples": steps * batch_size, "train_total": float(mean[0]),
                "train_content": float(mean[1]), "train_style": float(mean[2])}

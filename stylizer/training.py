@@ -158,3 +158,30 @@ def evaluate(model: StylizerNet, batches: Sequence[TrainBatch], *, style_weight:
         totals += (values.total, values.content, values.style)
     mean = totals / len(batches)
     return LossValues(float(mean[0]), float(mean[1]), float(mean[2]))
+
+
+def optimizer_state_tensors(optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+    """An Adam-style optimizer's per-parameter state as flat tensors (``<param index>.<name>``)."""
+    flat: dict[str, torch.Tensor] = {}
+    for index, state in optimizer.state_dict()["state"].items():
+        for name, value in state.items():
+            tensor = value if isinstance(value, torch.Tensor) else torch.tensor(float(value))
+            flat[f"{index}.{name}"] = tensor.detach().to("cpu", torch.float32).contiguous()
+    return flat
+
+
+def load_optimizer_state(optimizer: torch.optim.Optimizer, flat: dict[str, torch.Tensor]) -> bool:
+    """Restore state saved by ``optimizer_state_tensors`` if it fits these parameters; False if not."""
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in flat.items():
+        index_text, _, name = key.partition(".")
+        if not index_text.isdigit() or int(index_text) >= len(params) or not torch.isfinite(value).all():
+            return False
+        index = int(index_text)
+        if name != "step" and value.shape != params[index].shape:
+            return False
+        state.setdefault(index, {})[name] = value.to(params[index].device)
+    current = optimizer.state_dict()
+    optimizer.load_state_dict({"state": state, "param_groups": current["param_groups"]})
+    return True

@@ -40,3 +40,20 @@ def test_non_finite_loss_leaves_weights_untouched(small_model):
         train_step(small_model, batch, make_optimizer(small_model))
     for key, value in small_model.trainable_state().items():
         assert torch.equal(value, before[key])
+
+
+def test_optimizer_state_round_trips_and_refuses_a_misfit(small_model, photos, encoder_weights):
+    from stylizer import StylizerConfig, build_model
+    from stylizer.training import load_optimizer_state, optimizer_state_tensors
+
+    sampler = PairSampler([photos["astronaut"]], [photos["coffee"]], base_size=32, seed=0)
+    optimizer = make_optimizer(small_model)
+    train_step(small_model, sampler.sample(2), optimizer)
+    flat = optimizer_state_tensors(optimizer)
+    assert any(k.endswith(".exp_avg_sq") for k in flat)
+    fresh = make_optimizer(small_model)
+    assert load_optimizer_state(fresh, flat)
+    for key, value in optimizer_state_tensors(fresh).items():
+        assert torch.equal(value, flat[key]), key
+    other = build_model(StylizerConfig(decoder_width=0.5), encoder_weights)
+    assert not load_optimizer_state(make_optimizer(other), flat)
