@@ -97,10 +97,6 @@ class Stylizer:
                 self._codes.popitem(last=False)
         return key
 
-    def has_style(self, handle: str) -> bool:
-        with self._lock:
-            return handle in self._codes
-
     def _code(self, style: np.ndarray | torch.Tensor | str) -> StyleCode:
         handle = style if isinstance(style, str) else self.add_style(style)
         with self._lock:

@@ -6,7 +6,6 @@ Every failure to open or decode becomes ``VideoError`` with a one-line message.
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -120,11 +119,6 @@ def read_frames(path: Path, *, step: int = 1, limit: int | None = None) -> Itera
         except av.error.FFmpegError as exc:
             raise VideoError(f"{path} is corrupt: decoding stopped at frame {index if emitted else 0} "
                              f"({exc.__class__.__name__})") from None
-
-
-def frame_interval_seconds(info: VideoInfo) -> float:
-    """Nominal seconds between frames."""
-    return 1.0 / float(info.frame_rate) if info.frame_rate else math.nan
 
 
 def _even_friendly_pix_fmt(width: int, height: int) -> str:
