@@ -44,10 +44,19 @@ class LoadSignal:
     def value(self) -> int:
         return struct.unpack(_FORMAT, self._map[:8])[0]
 
-    def wait_until_idle(self, max_wait_s: float = 5.0, poll_s: float = 0.02) -> float:
-        """Block while requests are in flight (at most ``max_wait_s``); returns seconds waited."""
+    def wait_until_idle(self, max_wait_s: float = 5.0, quiet_s: float = 0.5, poll_s: float = 0.02) -> float:
+        """Block until no request has been in flight for ``quiet_s`` (at most ``max_wait_s`` in all, so
+        training still advances under constant load); returns seconds waited."""
         start = time.monotonic()
-        while self.value() > 0 and time.monotonic() - start < max_wait_s:
+        quiet_since = start if self.value() == 0 else None
+        while time.monotonic() - start < max_wait_s:
+            now = time.monotonic()
+            if self.value() > 0:
+                quiet_since = None
+            elif quiet_since is None:
+                quiet_since = now
+            elif now - quiet_since >= quiet_s:
+                break
             time.sleep(poll_s)
         return time.monotonic() - start
 

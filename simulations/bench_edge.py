@@ -96,13 +96,18 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def latency_with_trainer(port: int, data_dir: Path, backoff: bool, frames: list[np.ndarray], style: np.ndarray,
-                         requests: int) -> float:
+def latency_with_trainer(port: int, data_dir: Path, backoff: bool | None, frames: list[np.ndarray],
+                         style: np.ndarray, requests: int) -> dict[str, float]:
+    """One phone's p50/p99 with a training loop beside the service (None: no trainer at all)."""
+    if backoff is None:
+        result = run_clients(port, 1, requests, frames, style)
+        return {"p50_ms": result["p50_ms"], "p99_ms": result["p99_ms"]}
     trainer = subprocess.Popen([sys.executable, "-c", TRAINER, str(data_dir / "serving.load"), str(int(backoff))],
                                start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         time.sleep(8)  # let it load and start stepping
-        return run_clients(port, 1, requests, frames, style)["p99_ms"]
+        result = run_clients(port, 1, requests, frames, style)
+        return {"p50_ms": result["p50_ms"], "p99_ms": result["p99_ms"]}
     finally:
         stop_process_group(trainer)
 
@@ -112,6 +117,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--requests", type=int, default=12, help="requests per client")
     parser.add_argument("--capacity", type=int, default=4)
+    parser.add_argument("--training-requests", type=int, default=40, help="requests per training condition")
     args = parser.parse_args()
     frames = [np.ascontiguousarray(f.image[:, 64:576]) for f in read_frames(sample_video(), step=25, limit=8)]
     frames = [f[8:264] for f in frames]
@@ -130,11 +136,10 @@ def main() -> None:
                 report["clients"][str(clients)] = run_clients(port, clients, args.requests, frames, style)
                 if not args.json:
                     print(clients, report["clients"][str(clients)], file=sys.stderr)
-            report["p99_ms_idle"] = report["clients"]["1"]["p99_ms"]
-            report["p99_ms_while_training"] = latency_with_trainer(port, data_dir, True, frames, style,
-                                                                   args.requests)
-            report["p99_ms_while_training_no_backoff"] = latency_with_trainer(port, data_dir, False, frames, style,
-                                                                              args.requests)
+            report["one_phone_latency"] = {
+                name: latency_with_trainer(port, data_dir, backoff, frames, style, args.training_requests)
+                for name, backoff in (("idle", None), ("training_with_backoff", True),
+                                      ("training_without_backoff", False))}
             report["peak_rss_mb"] = peak_rss_mb(edge.pid)
             report["capacity"] = args.capacity
         finally:
