@@ -1,0 +1,32 @@
+import subprocess
+import sys
+
+from PIL import Image
+
+from stylizer import load_model
+
+
+def run_train(tmp_path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "fedvst.cli", "train", "--content", str(tmp_path / "content"),
+                           "--style", str(tmp_path / "style"), "--steps", "4", "--checkpoint-every", "2",
+                           "--base-size", "32", "--scale-max", "2", "--decoder-width", "0.25",
+                           "--out", str(tmp_path / "out.safetensors"), *extra],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_fedvst_train_writes_verified_checkpoints(tmp_path, photos):
+    for folder, names in (("content", ("astronaut", "chelsea")), ("style", ("coffee",))):
+        (tmp_path / folder).mkdir()
+        for name in names:
+            Image.fromarray(photos[name]).save(tmp_path / folder / f"{name}.png")
+    result = run_train(tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "saved" in result.stdout
+    model, checkpoint = load_model(tmp_path / "out.safetensors")
+    assert checkpoint.metadata["step"] == 4 and checkpoint.metadata["recipe"]["content_images"] == 2
+    assert model.config.decoder_width == 0.25
+    (tmp_path / "content" / "broken.jpg").write_text("not a picture")
+    result = run_train(tmp_path)
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "broken.jpg" in errors[0] and "not a readable image" in errors[0]
