@@ -174,3 +174,31 @@ def test_edge_without_a_model_restores_from_the_registry(tmp_path, small_model, 
         assert "UNAUTHENTICATED" in (tmp_path / "edge2.log").read_text()
     finally:
         server.stop(1)
+
+
+def test_a_video_through_two_edges_matches_the_local_pipeline(tmp_path, checkpoint, photos):
+    from fedvst.backends import Dispatcher
+    from fedvst.pipeline import PipelineOptions, stylize_video
+    from fedvst.video.io import read_frames
+    from fedvst.video.keyframes import KeyFramePolicy
+    from tests.fedvst.clips import camera_clip, write_clip
+
+    source = write_clip(tmp_path / "in.mp4", camera_clip(photos["astronaut"], 10, (3.0, 1.0), (96, 128)))
+    options = PipelineOptions(keyframes=KeyFramePolicy(mode="interval", interval=3))
+    edges = [start_edge(tmp_path, tmp_path / f"edge{i}", "--initial-checkpoint", str(checkpoint), name=f"e{i}")
+             for i in range(2)]
+    try:
+        remote = [RemoteBackend(f"127.0.0.1:{port}") for _, port in edges]
+        with Dispatcher(remote) as dispatcher:
+            summary = stylize_video(source, photos["coffee"], tmp_path / "remote.mp4", dispatcher, options)
+        assert set(dispatcher.assignments.values()) == {f"127.0.0.1:{port}" for _, port in edges}
+    finally:
+        for process, _ in edges:
+            procs.stop(process)
+    with Dispatcher([LocalBackend(Stylizer(load_model(checkpoint)[0]))]) as dispatcher:
+        stylize_video(source, photos["coffee"], tmp_path / "local.mp4", dispatcher, options)
+    remote_frames = [f.image.astype(int) for f in read_frames(tmp_path / "remote.mp4")]
+    local_frames = [f.image.astype(int) for f in read_frames(tmp_path / "local.mp4")]
+    assert summary.frames == len(remote_frames) == len(local_frames) == 10
+    for a, b in zip(remote_frames, local_frames, strict=True):
+        assert np.abs(a - b).mean() < 0.5
