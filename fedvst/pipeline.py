@@ -25,7 +25,7 @@ import numpy as np
 from fedvst.backends import Dispatcher, KeyFrameJob
 from fedvst.video.flow import DEFAULT_FLOW_WIDTH, FlowEstimator, analysis_size, to_analysis
 from fedvst.video.interpolate import Frame, Interpolator
-from fedvst.video.io import MAX_VIDEO_SIDE, VideoError, VideoWriter, probe, read_frames
+from fedvst.video.io import MAX_VIDEO_SIDE, ThreadedWriter, VideoError, VideoWriter, probe, read_frames
 from fedvst.video.keyframes import KeyFramePolicy, KeyFrameSelector
 
 DEFAULT_WORK_WIDTH = 512
@@ -133,7 +133,7 @@ class _Segment:
 class _Finisher(threading.Thread):
     """Warps, blends and writes segments in order; records the first error."""
 
-    def __init__(self, writer: VideoWriter, size: tuple[int, int], bidirectional: bool,
+    def __init__(self, writer: ThreadedWriter, size: tuple[int, int], bidirectional: bool,
                  on_frame: Callable[[int], None] | None) -> None:
         super().__init__(daemon=True, name="finisher")
         self.segments: queue.Queue[_Segment | None] = queue.Queue(maxsize=2)
@@ -199,7 +199,7 @@ def stylize_video(source: Path, style: np.ndarray, output: Path, dispatcher: Dis
     started = time.perf_counter()
     frames = 0
     keys: list[int] = []
-    with VideoWriter(output, size[1], size[0], info, source=source) as writer:
+    with ThreadedWriter(VideoWriter(output, size[1], size[0], info, source=source)) as writer:
         finisher = _Finisher(writer, size, options.bidirectional, on_frame)
         finisher.start()
         current: _Segment | None = None

@@ -7,6 +7,8 @@ Every failure to open or decode becomes ``VideoError`` with a one-line message.
 from __future__ import annotations
 
 import os
+import queue
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -233,3 +235,49 @@ class VideoWriter:
                 os.replace(self.tmp_path, self.path)
             else:
                 self.tmp_path.unlink(missing_ok=True)
+
+
+class ThreadedWriter:
+    """Runs a ``VideoWriter``'s conversion and encoding on its own thread (bounded queue), so
+    libx264 overlaps with whatever produces the frames. Same ``write``/``close`` contract;
+    an encoding error is raised by the next ``write`` or by ``close``."""
+
+    def __init__(self, writer: VideoWriter, depth: int = 8) -> None:
+        self.writer = writer
+        self._queue: queue.Queue[tuple[np.ndarray | Frame420, int | None] | None] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True, name="encoder")
+        self._thread.start()
+
+    @property
+    def frames_written(self) -> int:
+        return self.writer.frames_written
+
+    def __enter__(self) -> ThreadedWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close(success=exc_type is None)
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            if self._error is None:
+                try:
+                    self.writer.write(*item)
+                except BaseException as exc:
+                    self._error = exc
+
+    def write(self, image: np.ndarray | Frame420, pts: int | None = None) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put((image, pts))
+
+    def close(self, success: bool = True) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        self.writer.close(success=success and self._error is None)
+        if self._error is not None and success:
+            raise self._error
