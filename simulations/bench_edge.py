@@ -112,16 +112,49 @@ def latency_with_trainer(port: int, data_dir: Path, backoff: bool | None, frames
         stop_process_group(trainer)
 
 
+def restore_to_first_frame(tmp: Path, frames: list[np.ndarray], style: np.ndarray) -> dict[str, float]:
+    """An edge with an empty data folder: seconds from process start to the first stylized frame, with
+    the model restored from a real registry on 127.0.0.1."""
+    from cloud_server.registry import start_registry
+    from cloud_server.store import CheckpointStore
+    from stylizer import load_checkpoint
+
+    checkpoint = load_checkpoint(builtin_checkpoint_path())
+    CheckpointStore(tmp / "cloud").save(1, checkpoint.state, checkpoint.metadata)
+    registry, registry_port = start_registry(tmp / "cloud", "127.0.0.1:0")
+    port = free_port()
+    started = time.perf_counter()
+    edge = start_cli(["edge", "serve", "--port", str(port), "--data-dir", str(tmp / "fresh-edge"), "--registry",
+                      f"127.0.0.1:{registry_port}"], tmp / "fresh-edge.log")
+    try:
+        wait_for_port(port, edge, log=tmp / "fresh-edge.log", timeout_s=120)
+        listening = time.perf_counter() - started
+        backend = RemoteBackend(f"127.0.0.1:{port}", timeout_s=120)
+        backend.set_style(style)
+        backend.stylize_batch([KeyFrameJob(0, frames[0], SIZE)])
+        first = time.perf_counter() - started
+        backend.close()
+    finally:
+        stop_process_group(edge)
+        registry.stop(1)
+    return {"seconds_to_listening": round(listening, 2), "seconds_to_first_frame": round(first, 2)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="edge throughput and latency")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--requests", type=int, default=12, help="requests per client")
     parser.add_argument("--capacity", type=int, default=4)
     parser.add_argument("--training-requests", type=int, default=40, help="requests per training condition")
+    parser.add_argument("--only-restore", action="store_true", help="measure only the restore-to-first-frame time")
     args = parser.parse_args()
     frames = [np.ascontiguousarray(f.image[:, 64:576]) for f in read_frames(sample_video(), step=25, limit=8)]
     frames = [f[8:264] for f in frames]
     style = load_image(sample_photo(DEMO_STYLE))
+    if args.only_restore:
+        with tempfile.TemporaryDirectory() as tmp:
+            print(json.dumps({"restore": restore_to_first_frame(Path(tmp), frames, style)}))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp) / "edge"
         port = free_port()
@@ -141,6 +174,7 @@ def main() -> None:
                 for name, backoff in (("idle", None), ("training_with_backoff", True),
                                       ("training_without_backoff", False))}
             report["peak_rss_mb"] = peak_rss_mb(edge.pid)
+            report["restore"] = restore_to_first_frame(Path(tmp), frames, style)
             report["capacity"] = args.capacity
         finally:
             stop_process_group(edge)
