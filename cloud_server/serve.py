@@ -22,7 +22,7 @@ from pathlib import Path
 from cloud_server.app import CLOUD_DIR_ENV, starting_point
 from cloud_server.registry import start_registry
 from cloud_server.store import CheckpointStore
-from fedvst.processes import run_until_signalled, stop_process_group, wait_for_port
+from fedvst.processes import run_until_signalled, start_child, stop_process_group, wait_for_port
 from fedvst.protocol.security import read_token
 
 log = logging.getLogger(__name__)
@@ -140,9 +140,8 @@ class Cloud:
         token = read_token(s.token_file)
         # the initial model is round 0 before anything listens, so a restoring edge always finds one
         starting_point(CheckpointStore(self.root / "checkpoints"), str(s.run_config.get("initial-checkpoint", "")))
-        with (self.root / "logs" / "superlink.log").open("ab") as log_file:
-            self.superlink = subprocess.Popen(self.superlink_command(), stdout=log_file, stderr=subprocess.STDOUT,
-                                              env=self.env(), cwd=self.root, start_new_session=True)
+        self.superlink = start_child(self.superlink_command(), self.root / "logs" / "superlink.log", env=self.env(),
+                                     cwd=self.root)
         wait_for_port(s.port, self.superlink, host=s.host, timeout_s=60)
         for key in s.node_public_keys:
             self.register_node(key)

@@ -27,7 +27,7 @@ from edge_client.load_signal import LoadSignal
 from edge_client.model_slot import ModelSlot, slot_path
 from edge_client.restore import RegistryUnavailableError, fetch_model
 from edge_client.service import SERVICE, Limits, StylizerService
-from fedvst.processes import run_until_signalled, stop_process_group
+from fedvst.processes import run_until_signalled, start_child, stop_process_group
 from fedvst.protocol.security import MAX_MESSAGE_BYTES, TokenInterceptor, read_token, server_credentials
 from stylizer.checkpoint import CheckpointError, load_checkpoint
 
@@ -155,11 +155,11 @@ class EdgeServer:
         delay = 1.0
         while not self._stopped.is_set():
             started = time.monotonic()
-            with (self.settings.data_dir / "supernode.log").open("ab") as log_file, self._supernode_lock:
+            with self._supernode_lock:
                 if self._stopped.is_set():
                     return
-                self.supernode = subprocess.Popen(self.supernode_command(), stdout=log_file,
-                                                  stderr=subprocess.STDOUT, env=env, start_new_session=True)
+                self.supernode = start_child(self.supernode_command(), self.settings.data_dir / "supernode.log",
+                                             env=env)
             code = self.supernode.wait()
             if self._stopped.is_set():
                 return

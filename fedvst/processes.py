@@ -18,6 +18,27 @@ from pathlib import Path
 from typing import Protocol
 
 
+def die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when the thread that started it dies (no-op elsewhere)."""
+    try:
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def start_child(command: list[str], log: Path, *, env: dict[str, str] | None = None,
+                cwd: Path | None = None) -> subprocess.Popen:
+    """Start a helper process (SuperLink, SuperNode) in its own process group that also dies when
+    fedvst dies, even by ``kill -9``: it is exec'd through ``python -m fedvst.processes``, which sets
+    the parent-death signal first (no preexec_fn: unsafe in a threaded server)."""
+    with log.open("ab") as handle:
+        return subprocess.Popen([sys.executable, "-m", "fedvst.processes", *command], stdout=handle,
+                                stderr=subprocess.STDOUT, env=env, cwd=cwd, start_new_session=True)
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port that is free on ``host`` right now."""
     with socket.socket() as sock:
@@ -85,3 +106,8 @@ def run_until_signalled(service: Service, banner: Callable[[], str], name: str) 
     print(banner(), flush=True)
     service.wait()
     print(f"{name}: stopped", flush=True)
+
+
+if __name__ == "__main__":
+    die_with_parent()
+    os.execvp(sys.argv[1], sys.argv[1:])

@@ -38,33 +38,41 @@ class FlowToMaps:
         (h, w), (height, width) = small, size
         self.small, self.size = (h, w), (height, width)
         sx, sy = width / w, height / h
-        self.scale = np.float32([sx, sy])
+        # per-pixel (not broadcast) scale: numpy's inner loop over a last axis of 2 is slow
+        self.scale = np.ascontiguousarray(np.broadcast_to(np.float32([sx, sy]), (h, w, 2)))
+        self._absolute = np.empty((h, w, 2), np.float32)
         xs = (np.arange(w, dtype=np.float64) + 0.5) * sx - 0.5
         ys = (np.arange(h, dtype=np.float64) + 0.5) * sy - 0.5
         self.base = np.dstack([np.broadcast_to(xs, (h, w)), np.broadcast_to(ys[:, None], (h, w))]).astype(np.float32)
-        # columns/rows whose resize source is clamped to the first/last small pixel: (index, grid correction)
+        # the first/last columns and rows whose resize source is clamped to the edge small pixel:
+        # (axis, leading count, its grid corrections, trailing count, its grid corrections)
         self.fixes = []
         for axis, (big, scale, count) in enumerate(((width, sx, w), (height, sy, h))):
             positions = np.arange(big, dtype=np.float64)
             source = (positions + 0.5) / scale - 0.5
-            low = np.flatnonzero(source < 0)
-            high = np.flatnonzero(source > count - 1)
-            self.fixes.append((axis, low, (positions[low] - ((0.5) * scale - 0.5)).astype(np.float32),
-                               high, (positions[high] - ((count - 0.5) * scale - 0.5)).astype(np.float32)))
+            low = int((source < 0).sum())  # a leading run, as source grows with position
+            high = int((source > count - 1).sum())  # a trailing run
+            self.fixes.append((axis, low, (positions[:low] - (0.5 * scale - 0.5)).astype(np.float32),
+                               high, (positions[big - high:] - ((count - 0.5) * scale - 0.5)).astype(np.float32)))
 
     def __call__(self, flow: np.ndarray) -> np.ndarray:
         """(h, w, 2) flow → (H, W, 2) float32 absolute maps for ``cv2.remap``."""
         if flow.shape[:2] != self.small:
             raise ValueError(f"flow is {flow.shape[:2]}, these maps expect {self.small}")
-        absolute = self.base + flow * self.scale
+        absolute = np.multiply(flow, self.scale, out=self._absolute)
+        np.add(absolute, self.base, out=absolute)
         maps = cv2.resize(absolute, (self.size[1], self.size[0]), interpolation=cv2.INTER_LINEAR)
-        for axis, low, low_fix, high, high_fix in self.fixes:
+        for axis, low, low_fix, high, high_fix in self.fixes:  # slices: views, no copies
             if axis == 0:
-                maps[:, low, 0] += low_fix
-                maps[:, high, 0] += high_fix
+                if low:
+                    maps[:, :low, 0] += low_fix
+                if high:
+                    maps[:, -high:, 0] += high_fix
             else:
-                maps[low, :, 1] += low_fix[:, None]
-                maps[high, :, 1] += high_fix[:, None]
+                if low:
+                    maps[:low, :, 1] += low_fix[:, None]
+                if high:
+                    maps[-high:, :, 1] += high_fix[:, None]
         return maps
 
 
