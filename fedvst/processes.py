@@ -6,6 +6,7 @@ spawned (Flower's SuperExec and app processes).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -70,8 +71,28 @@ def start_cli(args: list[str], log: Path, env: dict[str, str] | None = None) -> 
                                 env={**os.environ, **(env or {})}, start_new_session=True)
 
 
+def descendants(pid: int) -> list[int]:
+    """Every live process below ``pid`` (children first found, then theirs), from /proc; [] elsewhere."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, frontier = [], [pid]
+    while frontier:
+        below = [c for p in frontier for c in children.get(p, [])]
+        found += below
+        frontier = below
+    return found
+
+
 def stop_process_group(process: subprocess.Popen, sig: int = signal.SIGTERM, grace_s: float = 30.0) -> int | None:
-    """Send ``sig`` to the process group ``process`` leads; SIGKILL it after ``grace_s``. Returns the exit code."""
+    """Send ``sig`` to the process group ``process`` leads; SIGKILL it after ``grace_s``. Processes it
+    started in groups of their own (Flower's SuperExec and app processes) are stopped too. Returns the
+    exit code."""
+    tree = descendants(process.pid)
     if process.poll() is None:
         try:
             os.killpg(process.pid, sig)
@@ -81,7 +102,23 @@ def stop_process_group(process: subprocess.Popen, sig: int = signal.SIGTERM, gra
             process.wait()
         except ProcessLookupError:
             process.wait()
+    deadline = time.monotonic() + 5
+    for pid in tree:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGTERM)
+    while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() and not _zombie(pid) for pid in tree):
+        time.sleep(0.1)
+    for pid in tree:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
     return process.returncode
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
 
 
 class Service(Protocol):
