@@ -146,7 +146,7 @@ class StylizerService:
         try:
             stylizer = self.slot.current()
             with self._compute:
-                handle = stylizer.add_style(style)
+                handle = stylizer.add_style(style, request.style_handle)  # cached after the first frame
                 out = stylizer.stylize(frame, handle, size=(request.target_height, request.target_width))
         except (ValueError, KeyError) as exc:
             _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))

@@ -77,8 +77,17 @@ class Stylizer:
     def _prepare(self, image: torch.Tensor) -> torch.Tensor:
         return image.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
 
-    def add_style(self, style: np.ndarray | torch.Tensor) -> str:
-        """Compute and cache the style code of ``style``; returns its handle (cache key)."""
+    def add_style(self, style: np.ndarray | torch.Tensor, handle: str | None = None) -> str:
+        """Compute and cache the style code of ``style``; returns its handle (cache key).
+
+        A caller that already knows the handle (``style_key`` of the same pixels) passes it, and a
+        cached style then costs nothing, not even hashing the pixels again.
+        """
+        if handle is not None:
+            with self._lock:
+                if handle in self._codes:
+                    self._codes.move_to_end(handle)
+                    return handle
         if isinstance(style, torch.Tensor):
             style = to_uint8(check_tensor(style, "style image")[:1])
         style = as_rgb_uint8(style, "style image")

@@ -17,6 +17,7 @@ def test_style_is_computed_once_and_cached(small_model, photos, monkeypatch):
     assert np.array_equal(a, b) and a.shape == (96, 128, 3) and a.dtype == np.uint8
     handle = stylizer.add_style(photos["coffee"])
     assert np.array_equal(stylizer.stylize(content, handle), a)
+    assert stylizer.add_style(photos["coffee"], handle) == handle and len(calls) == 1  # known handle: no work
     with pytest.raises(KeyError, match="unknown style handle"):
         stylizer.stylize(content, "0" * 64)
 
