@@ -64,6 +64,10 @@ class ModelSlot:
 
     def current(self) -> Stylizer:
         """The stylizer to use for one request (checks the file for a newer model first)."""
+        return self.current_with_hash()[0]
+
+    def current_with_hash(self) -> tuple[Stylizer, str]:
+        """The stylizer for one request and the sha256 of the model it holds, read together."""
         claimed = recorded_sha256(self.path)
         if claimed is not None and claimed not in (self.sha256, self._rejected):
             try:
@@ -75,4 +79,4 @@ class ModelSlot:
         with self._lock:
             if self._stylizer is None:
                 raise CheckpointError(f"no model loaded from {self.path}")
-            return self._stylizer
+            return self._stylizer, self.sha256 or ""

@@ -13,7 +13,7 @@ import io
 import logging
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -26,6 +26,7 @@ from edge_client.frame_store import FrameStore
 from edge_client.load_signal import LoadSignal
 from edge_client.model_slot import ModelSlot
 from fedvst.protocol import fedvst_pb2
+from stylizer.checkpoint import CheckpointError
 from stylizer.images import MAX_SIDE, ImageError, decode_image_bytes
 from stylizer.inference import style_key
 
@@ -51,7 +52,7 @@ class Stats:
     served: int = 0
     rejected: int = 0
     first_served_at: float | None = None
-    latencies_ms: list[float] = field(default_factory=list)
+    latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))  # the most recent
 
 
 def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, message: str) -> None:
@@ -144,10 +145,12 @@ class StylizerService:
         self.load.add(1)
         start = time.perf_counter()
         try:
-            stylizer = self.slot.current()
+            stylizer, model_sha256 = self.slot.current_with_hash()
             with self._compute:
                 handle = stylizer.add_style(style, request.style_handle)  # cached after the first frame
                 out = stylizer.stylize(frame, handle, size=(request.target_height, request.target_width))
+        except CheckpointError as exc:
+            _abort(context, grpc.StatusCode.UNAVAILABLE, str(exc))
         except (ValueError, KeyError) as exc:
             _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         finally:
@@ -157,7 +160,7 @@ class StylizerService:
             self.store.add_frame(request.image)  # durable before we acknowledge it
         reply = fedvst_pb2.StylizedFrame(index=request.index, image=encode_image(out, request.reply_format),
                                          format=request.reply_format, width=out.shape[1], height=out.shape[0],
-                                         model_sha256=self.slot.sha256 or "")
+                                         model_sha256=model_sha256)
         self.stats.served += 1
         self.stats.latencies_ms.append((time.perf_counter() - start) * 1000)
         if self.stats.first_served_at is None:
