@@ -3,12 +3,15 @@
 A backend turns a batch of ``KeyFrameJob`` into stylized frames of each job's output
 size. ``Dispatcher`` spreads jobs over one or more backends, one worker thread each,
 always handing a free backend the largest pending job (longest-processing-time first);
-results do not depend on which backend ran a job.
+results do not depend on which backend ran a job. A backend that fails (an edge that died)
+is retired and its job goes back to the queue for the others; only when no other backend is
+left does the job fail.
 """
 
 from __future__ import annotations
 
 import heapq
+import logging
 import threading
 import time
 from concurrent.futures import Future
@@ -16,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,7 @@ class _Pending:
     priority: tuple[int, int]
     job: KeyFrameJob = field(compare=False)
     future: Future = field(compare=False)
+    started: bool = field(default=False, compare=False)  # already marked running (a retried job)
 
 
 class Dispatcher:
@@ -80,6 +86,7 @@ class Dispatcher:
         self._closed = False
         self.seconds: list[float] = []  # per key frame, as measured around each backend call
         self.assignments: dict[int, str] = {}
+        self.failed: dict[str, str] = {}  # retired backends and why
         self._threads = [threading.Thread(target=self._worker, args=(b,), daemon=True, name=f"stylize-{b.name}")
                          for b in backends]
         for thread in self._threads:
@@ -92,9 +99,26 @@ class Dispatcher:
         self.close()
 
     def set_style(self, style: np.ndarray) -> None:
-        """Send the style to every backend (once each)."""
+        """Send the style to every backend; one that refuses is retired (an error only if all do)."""
+        errors = []
         for backend in self.backends:
-            backend.set_style(style)
+            try:
+                backend.set_style(style)
+            except Exception as exc:
+                errors.append(exc)
+                self._retire(backend, exc)
+        if len(errors) == len(self.backends):
+            raise errors[0]
+
+    def _retire(self, backend: StylizeBackend, exc: BaseException) -> bool:
+        """Stop using ``backend``; False (and nothing changes) if it is the last one alive."""
+        with self._cond:
+            if backend.name in self.failed or len(self.failed) >= len(self.backends) - 1:
+                return backend.name in self.failed
+            self.failed[backend.name] = str(exc)
+            self._cond.notify_all()
+        log.warning("backend %s failed and is no longer used: %s", backend.name, exc)
+        return True
 
     def submit(self, job: KeyFrameJob) -> Future:
         """Queue ``job``; the future yields its stylized frame."""
@@ -109,12 +133,12 @@ class Dispatcher:
     def _worker(self, backend: StylizeBackend) -> None:
         while True:
             with self._cond:
-                while not self._heap and not self._closed:
+                while not self._heap and not self._closed and backend.name not in self.failed:
                     self._cond.wait()
-                if not self._heap:
+                if not self._heap or backend.name in self.failed:
                     return
                 pending = heapq.heappop(self._heap)
-            if not pending.future.set_running_or_notify_cancel():
+            if not pending.started and not pending.future.set_running_or_notify_cancel():
                 continue
             try:
                 start = time.perf_counter()
@@ -125,6 +149,11 @@ class Dispatcher:
                     self.assignments[pending.job.index] = backend.name
                 pending.future.set_result(result)
             except BaseException as exc:
+                if self._retire(backend, exc):
+                    with self._cond:  # another backend takes the job over
+                        heapq.heappush(self._heap, _Pending(pending.priority, pending.job, pending.future, True))
+                        self._cond.notify_all()
+                    return
                 pending.future.set_exception(exc)
 
     def close(self) -> None:

@@ -178,3 +178,34 @@ def test_cli_errors_are_one_line(tmp_path, clip_frames, small_model, photos):
                         capture_output=True, text=True, timeout=120)
     assert ok.returncode == 0, ok.stderr
     assert "4 frames" in ok.stdout and "faster than frame-by-frame" in ok.stdout
+
+
+def test_a_failing_backend_is_retired_and_its_jobs_run_elsewhere():
+    dead_failed = threading.Event()
+
+    class Good:
+        name = "good"
+
+        def set_style(self, style):
+            pass
+
+        def stylize_batch(self, jobs):
+            dead_failed.wait(10)  # hold the good edge until the dead one has taken (and lost) a job
+            return [np.full((*jobs[0].size, 3), jobs[0].index, np.uint8)]
+
+    class Dead(Good):
+        name = "dead"
+
+        def stylize_batch(self, jobs):
+            dead_failed.set()
+            raise ConnectionError("edge went away")
+
+    with Dispatcher([Dead(), Good()]) as dispatcher:
+        futures = [dispatcher.submit(KeyFrameJob(i, np.zeros((8, 8, 3), np.uint8), (8, 8))) for i in range(6)]
+        results = [f.result(10) for f in futures]
+    assert [int(r[0, 0, 0]) for r in results] == list(range(6))
+    assert dispatcher.failed == {"dead": "edge went away"}
+    assert set(dispatcher.assignments.values()) == {"good"}
+    # nobody left to take over: the job fails, clearly
+    with Dispatcher([Dead()]) as dispatcher, pytest.raises(ConnectionError, match="went away"):
+        dispatcher.submit(KeyFrameJob(0, np.zeros((8, 8, 3), np.uint8), (8, 8))).result(10)
