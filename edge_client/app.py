@@ -115,7 +115,7 @@ def train(msg: Message, context: Context) -> Message:
     lower_priority(int(context.node_config.get("train-nice", 10)))
     config = msg.content["config"]
     data_dir = edge_dir(context)
-    store = FrameStore(data_dir, readonly=False)
+    store = FrameStore(data_dir, readonly=True)
     try:
         contents, styles = stored_pairs(store, held_out=False)
     finally:
@@ -153,7 +153,7 @@ def evaluate_global(msg: Message, context: Context) -> Message:
     config = msg.content["config"]
     data_dir = edge_dir(context)
     model = global_model(msg, context).to(pick_device(context.node_config.get("device")))
-    store = FrameStore(data_dir)
+    store = FrameStore(data_dir, readonly=True)
     try:
         contents, styles = stored_pairs(store, held_out=True)
     finally:

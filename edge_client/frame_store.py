@@ -5,7 +5,8 @@ and ``styles/ab/<sha256>.<ext>`` (the bytes as received, PNG or JPEG). A file is
 atomically *before* its index row is committed, so a ``kill -9`` at any moment leaves at
 worst an unindexed file, which the next open deletes; every indexed row has a complete
 file. Over the disk quota the oldest frames are evicted first. One writer process (the
-service) and any number of readers (the ClientApp) may use it at once.
+service) and any number of read-only readers (the ClientApp) may use it at once; only the
+writer creates the index and cleans up after a crash.
 """
 
 from __future__ import annotations
@@ -57,15 +58,23 @@ class FrameStore:
         self.root = Path(root)
         self.quota_bytes = quota_bytes
         self._lock = threading.Lock()
-        if not readonly:
-            self.root.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.root / "index.sqlite3", check_same_thread=False, timeout=30,
-                                   isolation_level=None)
+        self.readonly = readonly
+        index = self.root / "index.sqlite3"
+        if readonly:
+            # a reader (the ClientApp) never creates, migrates or cleans: that would race the writer
+            if index.exists():
+                self._db = sqlite3.connect(f"{index.resolve().as_uri()}?mode=ro", uri=True,
+                                           check_same_thread=False, timeout=30, isolation_level=None)
+            else:
+                self._db = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+                self._db.executescript(SCHEMA)  # nothing stored yet: an empty view
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(index, check_same_thread=False, timeout=30, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
-        if not readonly:
-            self._db.executescript(SCHEMA)
-            self.recover()
+        self._db.executescript(SCHEMA)
+        self.recover()
 
     def close(self) -> None:
         with self._lock:
@@ -88,6 +97,8 @@ class FrameStore:
         return removed
 
     def _add(self, table: str, data: bytes) -> StoredImage:
+        if self.readonly:
+            raise PermissionError("this frame store was opened read-only")
         suffix = image_suffix(data)
         digest = hashlib.sha256(data).hexdigest()
         relative = Path(table) / digest[:2] / f"{digest}{suffix}"

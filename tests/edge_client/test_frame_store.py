@@ -48,3 +48,19 @@ def test_unindexed_files_from_a_crash_are_removed_on_open(tmp_path):
     reopened = FrameStore(tmp_path)
     assert not orphan.exists() and [f.sha256 for f in reopened.frames()] == [kept.sha256]
     assert [p for p in (tmp_path / "frames").rglob("*") if p.is_file()] == [kept.path]
+
+
+def test_a_reader_sees_committed_frames_and_never_cleans_up(tmp_path):
+    assert FrameStore(tmp_path / "nothing-yet", readonly=True).frames() == []
+    writer = FrameStore(tmp_path)
+    kept = writer.add_frame(png(5))
+    in_flight = tmp_path / "frames" / "cd" / ("cd" + "1" * 62 + ".png")  # written, row not yet committed
+    in_flight.parent.mkdir(parents=True, exist_ok=True)
+    in_flight.write_bytes(png(6))
+    reader = FrameStore(tmp_path, readonly=True)
+    assert [f.sha256 for f in reader.frames()] == [kept.sha256]
+    assert in_flight.exists()  # the writer's file is left alone
+    with pytest.raises(PermissionError):
+        reader.add_frame(png(7))
+    reader.close()
+    writer.close()
