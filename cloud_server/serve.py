@@ -12,9 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import subprocess
-import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,17 +20,12 @@ from pathlib import Path
 from cloud_server.app import CLOUD_DIR_ENV, starting_point
 from cloud_server.registry import start_registry
 from cloud_server.store import CheckpointStore
-from fedvst.processes import run_until_signalled, start_child, stop_process_group, wait_for_port
+from fedvst.processes import flower_executable, run_until_signalled, start_child, stop_process_group, wait_for_port
 from fedvst.protocol.security import read_token
 
 log = logging.getLogger(__name__)
 APP_DIR = Path(__file__).parent / "flower_app"
 CONNECTION = "fedvst"
-
-
-def flower_executable(name: str) -> str:
-    """A Flower console script from this interpreter's environment."""
-    return shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name) or name
 
 
 def toml_value(value: object) -> str:

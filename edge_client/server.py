@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import subprocess
-import sys
 import threading
 import time
 from concurrent import futures
@@ -27,7 +25,7 @@ from edge_client.load_signal import LoadSignal
 from edge_client.model_slot import ModelSlot, slot_path
 from edge_client.restore import RegistryUnavailableError, fetch_model
 from edge_client.service import SERVICE, Limits, StylizerService
-from fedvst.processes import run_until_signalled, start_child, stop_process_group
+from fedvst.processes import flower_executable, run_until_signalled, start_child, stop_process_group
 from fedvst.protocol.security import MAX_MESSAGE_BYTES, TokenInterceptor, read_token, server_credentials
 from stylizer.checkpoint import CheckpointError, load_checkpoint
 
@@ -129,8 +127,7 @@ class EdgeServer:
 
     def supernode_command(self) -> list[str]:
         settings = self.settings
-        executable = shutil.which("flower-supernode", path=str(Path(sys.executable).parent)) or "flower-supernode"
-        command = [executable, "--superlink", str(settings.cloud), "--node-config",
+        command = [flower_executable("flower-supernode"), "--superlink", str(settings.cloud), "--node-config",
                     f"data-dir='{settings.data_dir.resolve()}'",
                     "--port", str(settings.supernode_port or self.port + 1)]
         command += ["--root-certificates", str(settings.tls_ca)] if settings.tls_ca else ["--insecure"]

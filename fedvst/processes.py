@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -17,6 +18,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
+
+
+def flower_executable(name: str) -> str:
+    """A Flower console script (flower-superlink, flower-supernode, flwr) from this interpreter's
+    environment first, then from PATH."""
+    return shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name) or name
 
 
 def die_with_parent() -> None:
