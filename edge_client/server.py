@@ -27,7 +27,7 @@ from edge_client.restore import RegistryUnavailableError, fetch_model
 from edge_client.service import SERVICE, Limits, StylizerService
 from fedvst.processes import flower_executable, run_until_signalled, start_child, stop_process_group
 from fedvst.protocol.security import MAX_MESSAGE_BYTES, TokenInterceptor, read_token, server_credentials
-from stylizer.checkpoint import CheckpointError, load_checkpoint
+from stylizer.checkpoint import CheckpointError, load_checkpoint, read_metadata, write_checkpoint_bytes
 
 log = logging.getLogger(__name__)
 
@@ -78,10 +78,9 @@ def ensure_model(settings: EdgeSettings, token: str | None) -> str:
                  restored.sha256[:12], settings.registry, restored.seconds, reason)
         return f"registry round {restored.round}"
     if settings.initial_checkpoint is not None:
-        checkpoint = load_checkpoint(settings.initial_checkpoint)
-        from stylizer.checkpoint import write_checkpoint_bytes
-
-        write_checkpoint_bytes(path, settings.initial_checkpoint.read_bytes(), checkpoint.metadata)
+        # verified (hash, keys, shapes) by write_checkpoint_bytes before anything is written
+        write_checkpoint_bytes(path, settings.initial_checkpoint.read_bytes(),
+                               read_metadata(settings.initial_checkpoint))
         return f"initial checkpoint {settings.initial_checkpoint}"
     raise CheckpointError(f"no usable local model ({reason}) and no --registry to restore from")
 
