@@ -2,7 +2,8 @@
 
 Run config (``[tool.flwr.app.config]``, overridable with ``flwr run --run-config``):
 num-server-rounds (total global rounds, resumed runs included), images-per-round,
-batch-size, learning-rate, base-size, min-nodes, aggregator, keep-last, data-dir,
+batch-size, learning-rate, base-size, min-nodes, aggregator, server-learning-rate and
+server-momentum (FedAvgM; 1 and 0 are plain FedAvg), server-warmup-rounds, keep-last, data-dir,
 initial-checkpoint, eval-images, heldout-dir (a folder with content/ and style/ images the
 cloud scores every round's global model on; no edge trains on them).
 """
@@ -20,6 +21,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Context
 from flwr.serverapp import Grid, ServerApp
 
 from cloud_server.heldout import HeldOutSet
+from cloud_server.server_optimizer import MOMENTUM_FILE, ServerOptimizer
 from cloud_server.store import CheckpointStore
 from cloud_server.strategy import FedVstStrategy, RoundLog, make_aggregator
 from stylizer.checkpoint import load_checkpoint
@@ -29,8 +31,9 @@ log = logging.getLogger(__name__)
 CLOUD_DIR_ENV = "FEDVST_CLOUD_DIR"
 DEFAULTS: dict[str, Any] = {
     "num-server-rounds": 3, "images-per-round": 64, "batch-size": 2, "learning-rate": 1e-4, "base-size": 64,
-    "min-nodes": 1, "aggregator": "fedavg", "keep-last": 5, "data-dir": "", "initial-checkpoint": "",
-    "eval-images": 8, "heldout-dir": "",
+    "min-nodes": 1, "aggregator": "fedavg", "server-learning-rate": 1.0, "server-momentum": 0.0,
+    "server-warmup-rounds": 0, "keep-last": 5,
+    "data-dir": "", "initial-checkpoint": "", "eval-images": 8, "heldout-dir": "",
 }
 TRAIN_KEYS = ("images-per-round", "batch-size", "learning-rate", "base-size", "eval-images")
 
@@ -78,9 +81,12 @@ def run_server(grid: Grid, settings: dict[str, Any]) -> FedVstStrategy | None:
     if settings["heldout-dir"]:
         central = HeldOutSet(Path(str(settings["heldout-dir"])), description, int(settings["base-size"]),
                              int(settings["eval-images"]))
+    server_optimizer = ServerOptimizer(float(settings["server-learning-rate"]), float(settings["server-momentum"]),
+                                       root / "checkpoints" / MOMENTUM_FILE, int(settings["server-warmup-rounds"]))
+    server_optimizer.resume(done)
     strategy = FedVstStrategy(make_aggregator(str(settings["aggregator"]), int(settings["min-nodes"])), store,
                               description, initial, round_offset=done, central_eval=central,
-                              history_path=root / "history.jsonl")
+                              history_path=root / "history.jsonl", server_optimizer=server_optimizer)
     if done == 0 and central is not None:
         entry = RoundLog(0, metrics=central(initial))
         store.update_metrics(0, entry.metrics)

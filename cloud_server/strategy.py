@@ -3,7 +3,8 @@
 Wraps a Flower Message-API strategy (FedAvg weighted by ``num-examples`` by default, or
 FedTrimmedAvg / Krum for untrusted edges). Replies that fail ``reply_problem`` are dropped
 and logged with their node id; the round goes on with the rest. After aggregation the
-round's global model is checkpointed; evaluation losses are added to its metadata. Round
+round's global model (after the cloud's optional FedAvgM step,
+``server_optimizer.py``) is checkpointed; evaluation losses are added to its metadata. Round
 numbers are global: Flower's ``server_round`` (which always starts at 1) plus the offset of
 the run we resumed from.
 """
@@ -24,6 +25,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg, FedTrimmedAvg, Krum, Strategy
 
+from cloud_server.server_optimizer import ServerOptimizer
 from cloud_server.store import CheckpointStore
 from cloud_server.validation import NUM_EXAMPLES_KEY, ArraySpec, reply_problem, specs_of
 
@@ -62,8 +64,10 @@ class FedVstStrategy(Strategy):
     def __init__(self, inner: Strategy, store: CheckpointStore, model_metadata: dict[str, Any],
                  initial: ArrayRecord, *, round_offset: int = 0, max_examples: int = 1_000_000,
                  central_eval: Callable[[ArrayRecord], dict[str, float]] | None = None,
-                 history_path: Path | None = None) -> None:
+                 history_path: Path | None = None, server_optimizer: ServerOptimizer | None = None) -> None:
         self.inner = inner
+        self.server_optimizer = server_optimizer
+        self._global = initial
         self.central_eval = central_eval
         self.history_path = history_path
         self.started = time.monotonic()
@@ -121,6 +125,9 @@ class FedVstStrategy(Strategy):
         arrays, metrics = self.inner.aggregate_train(server_round, accepted)
         if arrays is None:
             return None, None
+        if self.server_optimizer is not None:
+            arrays = self.server_optimizer.step(self._global, arrays, entry.round)
+        self._global = arrays
         entry.metrics = {f"train_{k}" if not k.startswith("train") else k: float(v)
                          for k, v in (metrics or {}).items() if k != NUM_EXAMPLES_KEY}
         self.save_round(entry, arrays)

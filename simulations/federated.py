@@ -183,7 +183,8 @@ def make_server_app(settings: dict) -> ServerApp:
 
 
 def run_one(edges: int, out: Path, profile: Profile, initial: Path, heldout: Path, *,
-            crash_edge: int | None = None, crash_round: int | None = None) -> list[dict]:
+            crash_edge: int | None = None, crash_round: int | None = None,
+            server: dict | None = None) -> list[dict]:
     """Simulate ``edges`` edges; returns this N's CSV rows."""
     work = out / f"edges_{edges}"
     data_root = work / "edges"
@@ -193,7 +194,7 @@ def run_one(edges: int, out: Path, profile: Profile, initial: Path, heldout: Pat
     settings = {"num-server-rounds": profile.rounds, "images-per-round": profile.images_per_sync,
                 "base-size": profile.base_size, "min-nodes": edges, "data-dir": str(cloud),
                 "initial-checkpoint": str(initial), "heldout-dir": str(heldout), "eval-images": profile.eval_images,
-                "keep-last": 2}
+                "keep-last": 2, **(server or {})}
     events = work / "events.jsonl"
     registry, port = start_registry(cloud / "checkpoints", "127.0.0.1:0")
     gpus = 1.0 / edges if torch.cuda.is_available() else 0.0
@@ -223,6 +224,18 @@ def run_one(edges: int, out: Path, profile: Profile, initial: Path, heldout: Pat
                      "style": metrics["heldout_style"], "wall_seconds": entry["wall_seconds"],
                      "event": "; ".join(marks.get(entry["round"], [])), "nodes": len(entry["nodes"])})
     return rows
+
+
+def server_learning_rate(rule: str, edges: int) -> float:
+    """η for ``edges`` edges: a fixed number, or 'sqrt' (√N) / 'linear' (N) scaling with the cohort."""
+    if rule == "sqrt":
+        return edges ** 0.5
+    if rule == "linear":
+        return float(edges)
+    try:
+        return float(rule)
+    except ValueError:
+        raise ValueError(f"--server-lr takes a number, 'sqrt' or 'linear', got {rule!r}") from None
 
 
 def smoothed_totals(rows: list[dict], edges: int, window: int) -> list[tuple[int, float]]:
@@ -284,6 +297,12 @@ def main(argv: list[str] | None = None) -> dict:
                         help="default: the best (smoothed) loss of the fewest-edges run")
     parser.add_argument("--smoothing", type=int, default=3, help="rounds in the trailing mean of the loss")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--server-lr", default="1",
+                        help="the cloud's learning rate η on the averaged update: a number, 'sqrt' (η = √N) "
+                             "or 'linear' (η = N); 1 is plain FedAvg")
+    parser.add_argument("--server-momentum", type=float, default=0.0, help="FedAvgM momentum β (0: none)")
+    parser.add_argument("--server-warmup", type=int, default=0,
+                        help="rounds over which η ramps up from 1 (0: η from the first round)")
     args = parser.parse_args(argv)
     if (args.crash_edge is None) != (args.at_round is None):
         parser.error("--crash-edge and --at-round go together")
@@ -300,8 +319,10 @@ def main(argv: list[str] | None = None) -> dict:
     rows: list[dict] = []
     for edges in args.edges:
         crash = args.crash_edge if args.crash_edge is not None and args.crash_edge < edges else None
+        server = {"server-learning-rate": server_learning_rate(args.server_lr, edges),
+                  "server-momentum": args.server_momentum, "server-warmup-rounds": args.server_warmup}
         rows += run_one(edges, args.out, profile, initial, heldout, crash_edge=crash,
-                        crash_round=args.at_round if crash is not None else None)
+                        crash_round=args.at_round if crash is not None else None, server=server)
     with (args.out / "curves.csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS, extrasaction="ignore")
         writer.writeheader()
