@@ -1,8 +1,9 @@
 """Frames in the encoder's own YUV 4:2:0 layout, so warping moves half the bytes of RGB.
 
-``Frame420`` keeps luma (H, W) and interleaved chroma (H/2, W/2, 2) as uint8 with BT.601
-limited range (what OpenCV's I420 conversion and FFmpeg's yuv420p agree on). Sides must
-be even.
+``Frame420`` keeps luma (H, W) and interleaved chroma (H/2, W/2, 4) = U, V and two unused
+zero channels, as uint8 with BT.601 limited range (what OpenCV's I420 conversion and FFmpeg's
+yuv420p agree on). Sides must be even. The padding is for speed: OpenCV's bilinear remap has
+a vectorised path for 4 channels but not for 2 (0.54 ms against 1.85 ms at 960×540).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 
 @dataclass
 class Frame420:
-    """One frame as luma (H, W) and interleaved chroma (H/2, W/2, 2)."""
+    """One frame as luma (H, W) and interleaved chroma (H/2, W/2, 4): U, V, 0, 0."""
 
     y: np.ndarray
     uv: np.ndarray
@@ -35,12 +36,13 @@ class Frame420:
         chroma = i420[height:].reshape(-1)
         u = chroma[:quarter].reshape(height // 2, width // 2)
         v = chroma[quarter:].reshape(height // 2, width // 2)
-        return cls(np.ascontiguousarray(i420[:height]), cv2.merge([u, v]))
+        unused = np.zeros_like(u)
+        return cls(np.ascontiguousarray(i420[:height]), cv2.merge([u, v, unused, unused]))
 
     def i420(self) -> np.ndarray:
         """Planar I420 (H·3/2, W) uint8, the layout of ``av.VideoFrame.from_ndarray(..., 'yuv420p')``."""
         height, width = self.size
-        u, v = cv2.split(self.uv)
+        u, v = cv2.extractChannel(self.uv, 0), cv2.extractChannel(self.uv, 1)
         return np.concatenate([self.y.reshape(-1), u.reshape(-1), v.reshape(-1)]).reshape(height * 3 // 2, width)
 
     def to_rgb(self) -> np.ndarray:
