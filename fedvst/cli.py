@@ -221,6 +221,9 @@ def cloud_serve(
     min_nodes: Annotated[int, typer.Option(help="edges that must take part in each round")] = 1,
     images_per_round: Annotated[int, typer.Option(help="images each edge trains on per round")] = 64,
     aggregator: Annotated[str, typer.Option(help="fedavg, trimmed-mean or krum")] = "fedavg",
+    server_lr: Annotated[float, typer.Option(help="FedAvgM server learning rate η (1 = plain average)")] = 1.0,
+    server_momentum: Annotated[float, typer.Option(help="FedAvgM momentum β in [0, 1)")] = 0.0,
+    server_warmup: Annotated[int, typer.Option(help="rounds over which η ramps up from 1")] = 0,
     initial_checkpoint: Annotated[Path | None, typer.Option(help="pre-trained model (default: built-in)")] = None,
     run_config: Annotated[list[str] | None, typer.Option(help="extra KEY=VALUE run config")] = None,
     tls_cert: Annotated[Path | None, typer.Option(help="TLS certificate of the cloud")] = None,
@@ -231,10 +234,17 @@ def cloud_serve(
 ) -> None:
     """Start the cloud (stops cleanly on SIGTERM; restarting resumes the run)."""
     from cloud_server.serve import CloudSettings, serve
+    from cloud_server.server_optimizer import ServerOptimizer
 
     _logging()
     config: dict[str, object] = {"num-server-rounds": rounds, "min-nodes": min_nodes,
-                                 "images-per-round": images_per_round, "aggregator": aggregator}
+                                 "images-per-round": images_per_round, "aggregator": aggregator,
+                                 "server-learning-rate": server_lr, "server-momentum": server_momentum,
+                                 "server-warmup-rounds": server_warmup}
+    try:
+        ServerOptimizer(server_lr, server_momentum, warmup_rounds=server_warmup)
+    except ValueError as exc:
+        fail(str(exc))
     if initial_checkpoint is not None:
         config["initial-checkpoint"] = str(initial_checkpoint.resolve())
     for item in run_config or []:
