@@ -1,5 +1,8 @@
 """The cloud's FedAvgM step: η, β, name matching, and momentum that survives a restart."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -81,3 +84,12 @@ def test_warmup_ramps_the_learning_rate_from_one():
     current, mean = arrays(1), arrays(2)
     first = as_numpy(optimizer.step(record(current), record(mean), 1))
     np.testing.assert_allclose(first["meta.k"], mean["meta.k"], atol=1e-6)  # round 1: plain FedAvg
+
+
+def test_cloud_serve_refuses_a_bad_server_step_in_one_line(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "fedvst.cli", "cloud", "serve", "--data-dir", str(tmp_path / "c"),
+                             "--server-momentum", "1.5"], capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert "momentum in [0, 1)" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "c").exists()  # nothing started, nothing written
