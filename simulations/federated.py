@@ -34,6 +34,7 @@ from PIL import Image
 
 from cloud_server.app import run_server, run_settings
 from cloud_server.registry import start_registry
+from cloud_server.server_optimizer import ServerOptimizer
 from edge_client import app as edge_app
 from edge_client.frame_store import FrameStore
 from edge_client.model_slot import slot_path
@@ -306,6 +307,12 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     if (args.crash_edge is None) != (args.at_round is None):
         parser.error("--crash-edge and --at-round go together")
+    try:
+        for edges in args.edges:
+            ServerOptimizer(server_learning_rate(args.server_lr, edges), args.server_momentum,
+                            warmup_rounds=args.server_warmup)
+    except ValueError as exc:
+        parser.error(str(exc))
     profile = PROFILES[args.profile]
     if args.rounds:
         profile = Profile(**{**profile.__dict__, "rounds": args.rounds})
