@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from flwr.app import Array, ArrayRecord
 from safetensors import SafetensorError, safe_open
-from safetensors.numpy import load, save
+from safetensors.numpy import save
 
 from stylizer.atomic_io import atomic_write_bytes
 
@@ -60,7 +60,7 @@ class ServerOptimizer:
         try:
             with safe_open(str(self.state_path), "np") as handle:
                 saved_round = int((handle.metadata() or {}).get("round", -1))
-            tensors = load(self.state_path.read_bytes())
+                tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 (not a dict)
         except (OSError, ValueError, RuntimeError, SafetensorError) as exc:
             log.warning("ignoring unreadable server momentum %s: %s", self.state_path, exc)
             return
