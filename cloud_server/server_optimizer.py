@@ -60,7 +60,7 @@ class ServerOptimizer:
         try:
             with safe_open(str(self.state_path), "np") as handle:
                 saved_round = int((handle.metadata() or {}).get("round", -1))
-                tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 (not a dict)
+                tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 (a safe_open handle, not a dict)
         except (OSError, ValueError, RuntimeError, SafetensorError) as exc:
             log.warning("ignoring unreadable server momentum %s: %s", self.state_path, exc)
             return
