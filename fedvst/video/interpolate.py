@@ -41,21 +41,32 @@ class Interpolator:
             self._small_grid = Grid(*shape)
         return self._small_grid
 
-    def _maps_for(self, small_flow: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-        key = (small_flow.shape[:2], size)
+    def _plan(self, small: tuple[int, int], size: tuple[int, int]) -> FlowToMaps:
+        key = (small, size)
         if key not in self._maps:
-            self._maps[key] = FlowToMaps(small_flow.shape[:2], size)
-        return self._maps[key](small_flow)
+            self._maps[key] = FlowToMaps(small, size)
+        return self._maps[key]
 
-    def _warp(self, frame: Frame, small_flow: np.ndarray) -> Frame:
+    def _planes(self, frame: Frame) -> list[tuple[np.ndarray, tuple[int, int]]]:
+        """(plane, its output size) pairs of a frame: luma and chroma, or the RGB image."""
         if not self.yuv:
-            return remap(frame, self._maps_for(small_flow, self.size))
-        return Frame420(remap(frame.y, self._maps_for(small_flow, self.size)),
-                        remap(frame.uv, self._maps_for(small_flow, self.half)))
+            return [(frame, self.size)]
+        return [(frame.y, self.size), (frame.uv, self.half)]
+
+    def _empty(self, like: Frame) -> Frame:
+        if not self.yuv:
+            return np.empty_like(like)
+        return Frame420(np.empty_like(like.y), np.empty_like(like.uv))
 
     def one_sided(self, key_a: Frame, flow_to_a: np.ndarray) -> Frame:
         """Algorithm 1: key frame a warped by the (h, w, 2) flow(i, a)."""
-        return self._warp(key_a, flow_to_a)
+        out = self._empty(key_a)
+        for (source, size), (target, _) in zip(self._planes(key_a), self._planes(out), strict=True):
+            plan = self._plan(flow_to_a.shape[:2], size)
+            absolute = plan.absolute(flow_to_a)
+            for stripe in plan.stripes:  # band by band, so each band's maps stay in cache
+                remap(source, plan.maps(absolute, stripe), out=target[stripe.out0:stripe.out1])
+        return out
 
     def two_sided(self, gray_i: np.ndarray, t: float, key_a: Frame, gray_a: np.ndarray, flow_to_a: np.ndarray,
                   key_b: Frame, gray_b: np.ndarray) -> Frame:
@@ -64,11 +75,15 @@ class Interpolator:
         small = self._small(gray_i.shape)
         weight_a = blend_weights(photometric_error(gray_i, gray_a, flow_to_a, small),
                                  photometric_error(gray_i, gray_b, flow_to_b, small), t)
-        warped_a = self._warp(key_a, flow_to_a)
-        warped_b = self._warp(key_b, flow_to_b)
-        if not self.yuv:
-            return blend(warped_a, warped_b, weight_a)
-        return Frame420(blend(warped_a.y, warped_b.y, weight_a), blend(warped_a.uv, warped_b.uv, weight_a))
+        out = self._empty(key_a)
+        for (source_a, size), (source_b, _), (target, _) in zip(self._planes(key_a), self._planes(key_b),
+                                                                self._planes(out), strict=True):
+            plan = self._plan(gray_i.shape, size)
+            absolute_a, absolute_b = plan.absolute(flow_to_a), plan.absolute(flow_to_b)
+            for stripe in plan.stripes:  # band by band, so each band's maps stay in cache
+                blend(remap(source_a, plan.maps(absolute_a, stripe)), remap(source_b, plan.maps(absolute_b, stripe)),
+                      plan.rows(weight_a, stripe), out=target[stripe.out0:stripe.out1])
+        return out
 
 
 def to_rgb(frame: Frame) -> np.ndarray:

@@ -1,3 +1,4 @@
+import cv2
 import numpy as np
 import pytest
 
@@ -86,3 +87,38 @@ def test_flow_to_maps_equals_grid_plus_upsampled_flow(small, size):
     up = upsample_flow(flow, size)
     expected = np.dstack([grid.xs + up[..., 0], grid.ys + up[..., 1]])
     np.testing.assert_allclose(FlowToMaps(small, size)(flow), expected, atol=1e-3)
+
+
+@pytest.mark.parametrize("small,size", [((270, 480), (1080, 1920)), ((270, 480), (720, 1280)),
+                                        ((270, 480), (2160, 3840)), ((270, 480), (1078, 1918))])
+def test_flow_to_maps_bands_equal_the_whole(small, size):
+    from fedvst.video.warp import FlowToMaps
+
+    maps = FlowToMaps(small, size)
+    flow = (np.random.default_rng(1).standard_normal((*small, 2)) * 3).astype(np.float32)
+    bands = [maps.maps(maps.absolute(flow), stripe) for stripe in maps.stripes]
+    assert [s.out0 for s in maps.stripes[1:]] == [s.out1 for s in maps.stripes[:-1]]
+    np.testing.assert_allclose(np.concatenate(bands), maps(flow), atol=1e-4)
+    if size[0] % small[0] == 0:  # integer scales split into cache-sized bands
+        assert len(maps.stripes) > 4
+
+
+@pytest.mark.parametrize("size", [(720, 1280), (97, 151)])
+def test_banded_warp_equals_whole_frame_remap(photos, size):
+    from fedvst.video.flow import analysis_size
+    from fedvst.video.warp import FlowToMaps, remap
+    from fedvst.video.yuv import Frame420
+
+    image = cv2.resize(photos["astronaut"], (size[1], size[0]))
+    small = analysis_size(*size)
+    flow = (np.random.default_rng(2).standard_normal((*small, 2)) * 4).astype(np.float32)
+    interpolator = Interpolator(size)
+    key = interpolator.key(image)
+    got = interpolator.one_sided(key, flow)
+    if interpolator.yuv:
+        half = (size[0] // 2, size[1] // 2)
+        np.testing.assert_array_equal(got.y, remap(key.y, FlowToMaps(small, size)(flow)))
+        np.testing.assert_array_equal(got.uv, remap(key.uv, FlowToMaps(small, half)(flow)))
+        assert isinstance(got, Frame420)
+    else:
+        np.testing.assert_array_equal(got, remap(key, FlowToMaps(small, size)(flow)))
