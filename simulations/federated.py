@@ -292,6 +292,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--profile", choices=sorted(PROFILES), default="quick")
     parser.add_argument("--out", type=Path, default=Path("runs/federated"))
     parser.add_argument("--rounds", type=int, help="override the profile's number of rounds")
+    parser.add_argument("--images-per-sync", type=int, help="override the profile's images per edge per round")
     parser.add_argument("--crash-edge", type=int, help="edge index to kill")
     parser.add_argument("--at-round", type=int, help="round in which it dies")
     parser.add_argument("--target-loss", type=float,
@@ -314,8 +315,12 @@ def main(argv: list[str] | None = None) -> dict:
     except ValueError as exc:
         parser.error(str(exc))
     profile = PROFILES[args.profile]
-    if args.rounds:
-        profile = Profile(**{**profile.__dict__, "rounds": args.rounds})
+    for name in ("rounds", "images_per_sync"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+        if value is not None:
+            profile = Profile(**{**profile.__dict__, name: value})
     args.out.mkdir(parents=True, exist_ok=True)
     if any(args.out.glob("edges_*")):
         parser.error(f"{args.out} holds an earlier run; choose an empty --out")
