@@ -103,7 +103,7 @@ def test_flow_to_maps_bands_equal_the_whole(small, size):
         assert len(maps.stripes) > 4
 
 
-@pytest.mark.parametrize("size", [(720, 1280), (97, 151)])
+@pytest.mark.parametrize("size", [(1080, 1920), (97, 151)])
 def test_banded_warp_equals_whole_frame_remap(photos, size):
     from fedvst.video.flow import analysis_size
     from fedvst.video.warp import FlowToMaps, remap
