@@ -21,6 +21,7 @@ import io
 import json
 import logging
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,7 +73,7 @@ class Profile:
 
 
 PROFILES = {
-    "quick": Profile(rounds=12, images_per_sync=32, base_size=48, eval_images=32, frame_step=10, decoder_width=0.5,
+    "quick": Profile(rounds=24, images_per_sync=16, base_size=48, eval_images=32, frame_step=10, decoder_width=0.5,
                      initial="fresh"),
     "paper": Profile(rounds=10, images_per_sync=4000, base_size=128, eval_images=64, frame_step=2,
                      decoder_width=1.0, initial="fresh"),
@@ -183,6 +184,36 @@ def make_server_app(settings: dict) -> ServerApp:
     return server
 
 
+def start_ray(cpus: int, attempts: int = 3) -> None:
+    """Start Ray for one simulation (Flower's engine reuses a running Ray), retrying a slow start.
+
+    On two busy cores Ray's GCS now and then misses its start-up deadline. If that happens inside
+    Flower, the engine logs the crash but its ServerApp waits for replies that never come.
+    """
+    import ray
+
+    pythonpath = os.pathsep.join([*sys.path, *filter(None, [os.environ.get("PYTHONPATH")])])
+    os.environ["PYTHONPATH"] = pythonpath  # what Flower would pass its workers
+    for attempt in range(1, attempts + 1):
+        try:
+            ray.init(num_cpus=cpus, include_dashboard=False, runtime_env={"env_vars": {"PYTHONPATH": pythonpath}})
+            return
+        except Exception as exc:  # Ray raises RuntimeError, TimeoutError or ConnectionError here
+            stop_ray()
+            if attempt == attempts:
+                raise RuntimeError(f"Ray did not start in {attempts} tries: {exc}") from exc
+            log.warning("Ray did not start (%s); trying again", exc)
+            time.sleep(2.0 * attempt)
+
+
+def stop_ray() -> None:
+    """Shut this process's Ray down if it is running."""
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+
+
 def run_one(edges: int, out: Path, profile: Profile, initial: Path, heldout: Path, *,
             crash_edge: int | None = None, crash_round: int | None = None,
             server: dict | None = None) -> list[dict]:
@@ -199,15 +230,17 @@ def run_one(edges: int, out: Path, profile: Profile, initial: Path, heldout: Pat
     events = work / "events.jsonl"
     registry, port = start_registry(cloud / "checkpoints", "127.0.0.1:0")
     gpus = 1.0 / edges if torch.cuda.is_available() else 0.0
+    cpus = max(1, min(edges, os.cpu_count() or 1))
     try:
+        start_ray(cpus)
         run_simulation(server_app=make_server_app(settings),
                        client_app=make_client_app(data_root, f"127.0.0.1:{port}", crash_edge, crash_round, events),
                        num_supernodes=edges,
                        backend_config={"client_resources": {"num_cpus": 1, "num_gpus": gpus},
-                                       "init_args": {"num_cpus": max(1, min(edges, os.cpu_count() or 1)),
-                                                     "include_dashboard": False}})
+                                       "init_args": {"num_cpus": cpus, "include_dashboard": False}})
     finally:
         registry.stop(1)
+        stop_ray()
     marks: dict[int, list[str]] = {}
     if events.exists():
         for line in events.read_text().splitlines():
@@ -265,7 +298,12 @@ def default_target(rows: list[dict], window: int = 3) -> float:
     return float(min(loss for _, loss in smoothed_totals(rows, fewest, window)))
 
 
-def plot(rows: list[dict], path: Path) -> None:
+def plot(rows: list[dict], path: Path, window: int = 3, target: float | None = None) -> None:
+    """Figure 7: held-out total, content and style loss against images per edge, one colour per N.
+
+    Each round's value is a faint dot; the solid line is the ``window``-round trailing mean the
+    images-to-target table is read from, and ``target`` a dashed line on the total panel.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -273,11 +311,17 @@ def plot(rows: list[dict], path: Path) -> None:
 
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
     for ax, key in zip(axes, ("total", "content", "style"), strict=True):
-        for edges in sorted({r["edges"] for r in rows}):
+        for colour, edges in enumerate(sorted({r["edges"] for r in rows})):
             mine = sorted((r for r in rows if r["edges"] == edges), key=lambda r: r["round"])
-            ax.plot([r["images_per_edge"] for r in mine], [r[key] for r in mine], marker="o", markersize=3,
-                    label=f"{edges} edge{'s' if edges > 1 else ''}")
-        ax.set_title(f"{key} loss (held-out)")
+            images = [r["images_per_edge"] for r in mine]
+            values = [r[key] for r in mine]
+            trailing = [sum(values[max(0, i - window + 1):i + 1]) / len(values[max(0, i - window + 1):i + 1])
+                        for i in range(len(values))]
+            ax.plot(images, values, "o", markersize=2.5, alpha=0.35, color=f"C{colour}")
+            ax.plot(images, trailing, color=f"C{colour}", label=f"{edges} edge{'s' if edges > 1 else ''}")
+        if key == "total" and target is not None:
+            ax.axhline(target, color="grey", linestyle="--", linewidth=1, label=f"target {target:.3f}")
+        ax.set_title(f"{key} loss (held-out, {window}-round mean)")
         ax.set_xlabel("images trained per edge")
         ax.grid(alpha=0.3)
     axes[0].legend()
@@ -339,8 +383,8 @@ def main(argv: list[str] | None = None) -> dict:
         writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
-    plot(rows, args.out / "figure7.png")
     target = args.target_loss if args.target_loss is not None else default_target(rows, args.smoothing)
+    plot(rows, args.out / "figure7.png", args.smoothing, target)
     summary = {"target_loss": round(target, 6),
                "images_to_target": images_to_target(rows, target, args.smoothing),
                "smoothing_rounds": args.smoothing,
