@@ -342,7 +342,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--target-loss", type=float,
                         help="default: the best (smoothed) loss of the fewest-edges run")
     parser.add_argument("--smoothing", type=int, default=3, help="rounds in the trailing mean of the loss")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the initial model (each edge's sampling is seeded by its index and the round)")
     parser.add_argument("--server-lr", default="1",
                         help="the cloud's learning rate η on the averaged update: a number, 'sqrt' (η = √N) "
                              "or 'linear' (η = N); 1 is plain FedAvg")
