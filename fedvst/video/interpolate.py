@@ -54,9 +54,10 @@ class Interpolator:
         return [(frame.y, self.size), (frame.uv, self.half)]
 
     def _empty(self, like: Frame) -> Frame:
+        """An uninitialised C-contiguous frame of ``like``'s layout (its row bands are contiguous too)."""
         if not self.yuv:
-            return np.empty_like(like)
-        return Frame420(np.empty_like(like.y), np.empty_like(like.uv))
+            return np.empty(like.shape, like.dtype)
+        return Frame420(np.empty(like.y.shape, like.y.dtype), np.empty(like.uv.shape, like.uv.dtype))
 
     def one_sided(self, key_a: Frame, flow_to_a: np.ndarray) -> Frame:
         """Algorithm 1: key frame a warped by the (h, w, 2) flow(i, a)."""

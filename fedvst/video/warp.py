@@ -140,7 +140,15 @@ def remap(image: np.ndarray, maps: np.ndarray, out: np.ndarray | None = None) ->
 
     ``out``, if given, is a C-contiguous array of that shape the result is written into.
     """
-    return cv2.remap(image, maps, None, cv2.INTER_LINEAR, dst=out, borderMode=cv2.BORDER_REPLICATE)
+    return _into(out, cv2.remap(image, maps, None, cv2.INTER_LINEAR, dst=out, borderMode=cv2.BORDER_REPLICATE))
+
+
+def _into(out: np.ndarray | None, result: np.ndarray) -> np.ndarray:
+    """``result``, refused if it is not in ``out``: OpenCV silently allocates anew for a dst of the wrong
+    shape or type, which would leave ``out`` unwritten."""
+    if out is not None and not np.may_share_memory(result, out):  # bounds only: cheap
+        raise ValueError(f"out is {out.shape} {out.dtype}, the result {result.shape} {result.dtype}")
+    return result
 
 
 def warp(image: np.ndarray, flow: np.ndarray, grid: Grid | None = None) -> np.ndarray:
@@ -176,4 +184,4 @@ def blend(image_a: np.ndarray, image_b: np.ndarray, weight_a: np.ndarray, out: n
     if weight_a.shape != image_a.shape[:2]:
         weight_a = cv2.resize(weight_a, (image_a.shape[1], image_a.shape[0]), interpolation=cv2.INTER_LINEAR)
     weight_a = np.ascontiguousarray(weight_a, dtype=np.float32)
-    return cv2.blendLinear(image_a, image_b, weight_a, 1.0 - weight_a, dst=out)
+    return _into(out, cv2.blendLinear(image_a, image_b, weight_a, 1.0 - weight_a, dst=out))

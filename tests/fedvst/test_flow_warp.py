@@ -122,3 +122,14 @@ def test_banded_warp_equals_whole_frame_remap(photos, size):
         assert isinstance(got, Frame420)
     else:
         np.testing.assert_array_equal(got, remap(key, FlowToMaps(small, size)(flow)))
+
+
+def test_warp_into_an_output_of_the_wrong_shape_is_refused(photos):
+    from fedvst.video.warp import FlowToMaps, remap
+
+    image = photos["astronaut"][:96, :128]
+    maps = FlowToMaps((48, 64), (96, 128))(np.ones((48, 64, 2), np.float32))
+    out = np.zeros((96, 128, 3), np.uint8)
+    assert remap(image, maps, out=out) is not None and np.array_equal(out, remap(image, maps))
+    with pytest.raises(ValueError, match="out is"):  # OpenCV would quietly write elsewhere
+        remap(image, maps, out=np.zeros((90, 128, 3), np.uint8))
