@@ -60,9 +60,10 @@ class LoadSignal:
         count, idle_since = self._read()
         if count > 0:
             return 0.0
-        if idle_since == 0:
+        now = time.monotonic_ns()
+        if idle_since == 0 or idle_since > now:  # never busy, or a stamp from before a reboot
             return float("inf")
-        return max(0.0, (time.monotonic_ns() - idle_since) / 1e9)
+        return (now - idle_since) / 1e9
 
     def wait_until_idle(self, max_wait_s: float = 5.0, quiet_s: float = 0.5, poll_s: float = 0.02) -> float:
         """Block until no request has been in flight for ``quiet_s`` (at most ``max_wait_s`` in all, so

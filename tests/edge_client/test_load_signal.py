@@ -23,3 +23,10 @@ def test_training_waits_for_a_quiet_spell_but_not_forever(tmp_path):
     assert 0.3 <= trainer.wait_until_idle(max_wait_s=0.3, quiet_s=0.1) < 1.0  # bounded under constant load
     service.reset()
     assert trainer.value() == 0
+
+
+def test_a_stamp_from_before_a_reboot_does_not_hold_training_back(tmp_path):
+    import struct
+
+    (tmp_path / "serving.load").write_bytes(struct.pack("<qq", 0, time.monotonic_ns() + 10**15))
+    assert LoadSignal(tmp_path / "serving.load").wait_until_idle(quiet_s=0.5) < 0.1
