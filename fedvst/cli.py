@@ -241,10 +241,6 @@ def cloud_serve(
                                  "images-per-round": images_per_round, "aggregator": aggregator,
                                  "server-learning-rate": server_lr, "server-momentum": server_momentum,
                                  "server-warmup-rounds": server_warmup}
-    try:
-        ServerOptimizer(server_lr, server_momentum, warmup_rounds=server_warmup)
-    except ValueError as exc:
-        fail(str(exc))
     if initial_checkpoint is not None:
         config["initial-checkpoint"] = str(initial_checkpoint.resolve())
     for item in run_config or []:
@@ -252,6 +248,11 @@ def cloud_serve(
         if not sep:
             fail(f"--run-config takes KEY=VALUE, got {item!r}")
         config[key] = int(value) if value.lstrip("-").isdigit() else value
+    try:  # after --run-config, which may set the same keys
+        ServerOptimizer(float(config["server-learning-rate"]), float(config["server-momentum"]),
+                        warmup_rounds=int(config["server-warmup-rounds"]))
+    except ValueError as exc:
+        fail(f"server step: {exc}")
     try:
         serve(CloudSettings(data_dir=data_dir, host=host, port=port, registry_port=registry_port, run_config=config,
                             tls_cert=tls_cert, tls_key=tls_key, tls_ca=tls_ca, token_file=token_file,

@@ -86,9 +86,10 @@ def test_warmup_ramps_the_learning_rate_from_one():
     np.testing.assert_allclose(first["meta.k"], mean["meta.k"], atol=1e-6)  # round 1: plain FedAvg
 
 
-def test_cloud_serve_refuses_a_bad_server_step_in_one_line(tmp_path):
+@pytest.mark.parametrize("flags", [["--server-momentum", "1.5"], ["--run-config", "server-momentum=5"]])
+def test_cloud_serve_refuses_a_bad_server_step_in_one_line(tmp_path, flags):
     result = subprocess.run([sys.executable, "-m", "fedvst.cli", "cloud", "serve", "--data-dir", str(tmp_path / "c"),
-                             "--server-momentum", "1.5"], capture_output=True, text=True, timeout=120)
+                             *flags], capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
     assert "momentum in [0, 1)" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
