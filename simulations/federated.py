@@ -272,12 +272,12 @@ def server_learning_rate(rule: str, edges: int) -> float:
         raise ValueError(f"--server-lr takes a number, 'sqrt' or 'linear', got {rule!r}") from None
 
 
-def smoothed_totals(rows: list[dict], edges: int, window: int) -> list[tuple[int, float]]:
-    """(images per edge, trailing mean of the held-out total over ``window`` rounds) for one N."""
+def smoothed_totals(rows: list[dict], edges: int, window: int, key: str = "total") -> list[tuple[int, float]]:
+    """(images per edge, trailing mean of the held-out ``key`` loss over ``window`` rounds) for one N."""
     mine = sorted((r for r in rows if r["edges"] == edges), key=lambda r: r["round"])
     out = []
     for i, row in enumerate(mine):
-        recent = [r["total"] for r in mine[max(0, i - window + 1):i + 1]]
+        recent = [r[key] for r in mine[max(0, i - window + 1):i + 1]]
         out.append((row["images_per_edge"], sum(recent) / len(recent)))
     return out
 
@@ -313,11 +313,9 @@ def plot(rows: list[dict], path: Path, window: int = 3, target: float | None = N
     for ax, key in zip(axes, ("total", "content", "style"), strict=True):
         for colour, edges in enumerate(sorted({r["edges"] for r in rows})):
             mine = sorted((r for r in rows if r["edges"] == edges), key=lambda r: r["round"])
-            images = [r["images_per_edge"] for r in mine]
-            values = [r[key] for r in mine]
-            trailing = [sum(values[max(0, i - window + 1):i + 1]) / len(values[max(0, i - window + 1):i + 1])
-                        for i in range(len(values))]
-            ax.plot(images, values, "o", markersize=2.5, alpha=0.35, color=f"C{colour}")
+            ax.plot([r["images_per_edge"] for r in mine], [r[key] for r in mine], "o", markersize=2.5, alpha=0.35,
+                    color=f"C{colour}")
+            images, trailing = zip(*smoothed_totals(rows, edges, window, key), strict=True)
             ax.plot(images, trailing, color=f"C{colour}", label=f"{edges} edge{'s' if edges > 1 else ''}")
         if key == "total" and target is not None:
             ax.axhline(target, color="grey", linestyle="--", linewidth=1, label=f"target {target:.3f}")
