@@ -192,7 +192,8 @@ def start_ray(cpus: int, attempts: int = 3) -> None:
     """
     import ray
 
-    pythonpath = os.pathsep.join([*sys.path, *filter(None, [os.environ.get("PYTHONPATH")])])
+    entries = [*sys.path, *os.environ.get("PYTHONPATH", "").split(os.pathsep)]
+    pythonpath = os.pathsep.join(dict.fromkeys(filter(None, entries)))  # once each, however many runs
     os.environ["PYTHONPATH"] = pythonpath  # what Flower would pass its workers
     for attempt in range(1, attempts + 1):
         try:
