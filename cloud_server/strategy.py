@@ -2,7 +2,8 @@
 
 Wraps a Flower Message-API strategy (FedAvg weighted by ``num-examples`` by default, or
 FedTrimmedAvg / Krum for untrusted edges). Replies that fail ``reply_problem`` are dropped
-and logged with their node id; the round goes on with the rest. After aggregation the
+and logged with their node id; the round goes on with the rest. Replies are aggregated in an
+order fixed by their content, not their arrival, so the same replies always give the same bits. After aggregation the
 round's global model (after the cloud's optional FedAvgM step,
 ``server_optimizer.py``) is checkpointed; evaluation losses are added to its metadata. Round
 numbers are global: Flower's ``server_round`` (which always starts at 1) plus the offset of
@@ -45,6 +46,25 @@ def make_aggregator(name: str, min_nodes: int, *, trim_beta: float = 0.2, krum_m
     if name == "krum":
         return Krum(num_malicious_nodes=krum_malicious, **common)
     raise ValueError(f"aggregator must be one of {AGGREGATORS}, got {name!r}")
+
+
+def content_order(replies: Iterable[Message]) -> list[Message]:
+    """``replies`` sorted by what they carry (content hashes of their arrays, then their metrics).
+
+    Float sums depend on the order of their terms and replies arrive in a different order each
+    run, so without this the same replies can average to different last bits, which training
+    then amplifies. Error replies come first, in arrival order.
+    """
+    def key(message: Message) -> tuple:
+        if message.has_error():
+            return (0, (), ())
+        content = message.content
+        hashes = tuple(record.object_id for _, record in sorted(content.array_records.items()))
+        metrics = tuple(sorted((name, repr(value)) for record in content.metric_records.values()
+                               for name, value in record.items()))
+        return (1, hashes, metrics)
+
+    return sorted(replies, key=key)
 
 
 @dataclass
@@ -99,7 +119,7 @@ class FedVstStrategy(Strategy):
         """Replies that may be aggregated (error replies pass through for Flower to log)."""
         entry = RoundLog(self.global_round(server_round))
         accepted = []
-        for message in replies:
+        for message in content_order(replies):
             node = message.metadata.src_node_id
             if message.has_error():
                 accepted.append(message)
@@ -113,6 +133,7 @@ class FedVstStrategy(Strategy):
             entry.nodes.append(node)
             entry.examples[str(node)] = int(metrics[NUM_EXAMPLES_KEY])
             accepted.append(message)
+        entry.nodes.sort()
         return accepted, entry
 
     def aggregate_train(self, server_round: int,
@@ -143,7 +164,7 @@ class FedVstStrategy(Strategy):
 
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
         """Edges' held-out losses, then the cloud's own held-out set (if any); logs the round."""
-        metrics = self.inner.aggregate_evaluate(server_round, replies)
+        metrics = self.inner.aggregate_evaluate(server_round, content_order(replies))
         round_number = self.global_round(server_round)
         values = {(k if k.startswith("eval") else f"eval_{k}"): float(v) for k, v in (metrics or {}).items()
                   if k != NUM_EXAMPLES_KEY}

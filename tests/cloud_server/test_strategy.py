@@ -107,3 +107,23 @@ def test_robust_aggregators_are_available(name):
     assert make_aggregator(name, 3) is not None
     with pytest.raises(ValueError):
         make_aggregator("median-of-vibes", 1)
+
+
+def test_the_same_replies_in_any_arrival_order_average_to_the_same_bits(tmp_path):
+    updates = [arrays(seed, scale=10.0 ** seed) for seed in (1, 2, 3, 4)]
+    counts = [3, 5, 7, 11]
+    replies = [reply(node, u, n) for node, (u, n) in enumerate(zip(updates, counts, strict=True), start=1)]
+    orders = [[0, 1, 2, 3], [3, 1, 0, 2], [2, 3, 1, 0]]
+    plain = [as_numpy(make_aggregator("fedavg", 1).aggregate_train(1, [replies[i] for i in order])[0])
+             for order in orders]
+    assert any(not np.array_equal(plain[0][k], other[k]) for other in plain[1:] for k in SHAPES), \
+        "these updates must be order-sensitive in float32 for the test to mean anything"
+    results = []
+    for n, order in enumerate(orders):
+        initial = ArrayRecord({k: torch.from_numpy(v) for k, v in arrays(0).items()})
+        strategy = FedVstStrategy(make_aggregator("fedavg", 1), CheckpointStore(tmp_path / f"ckpt{n}"),
+                                  {"encoder": {}, "config": {}}, initial)
+        results.append(as_numpy(strategy.aggregate_train(1, [replies[i] for i in order])[0]))
+    for other in results[1:]:
+        for key in SHAPES:
+            assert np.array_equal(results[0][key], other[key])
