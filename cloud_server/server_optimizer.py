@@ -3,8 +3,9 @@
 After the aggregator (FedAvg, trimmed mean, Krum) has combined the edges' models into ``m``,
 the global model ``g`` moves by ``g ← g − η_t·v`` with ``v ← β·v + (g − m)``. η = 1, β = 0 gives
 back ``m`` itself: plain Algorithm 2. With ``warmup_rounds`` W, η_t ramps linearly from 1 in
-round 1 to η in round W + 1 (Goyal et al. 2017): extrapolating the large first steps of a fresh
-model overshoots. Tensors are matched by name, never by position.
+round 1 to η in round W + 1, and β_t likewise from 0 to β (Goyal et al. 2017): extrapolating,
+or carrying along, the large first steps of a fresh model overshoots. Tensors are matched by
+name, never by position.
 
 The momentum ``v`` is saved after every step (safetensors, atomic) with the round it belongs
 to, so a restarted cloud resumes it; a file from another round, or an unreadable one, is
@@ -46,12 +47,19 @@ class ServerOptimizer:
         """False for η = 1, β = 0 (the aggregate is the new global model as it is)."""
         return self.learning_rate != 1.0 or self.momentum != 0.0
 
+    def _progress(self, round_number: int) -> float:
+        """How far round ``round_number`` (1-based) is through the warm-up: 0 in round 1, 1 from W + 1."""
+        if self.warmup_rounds == 0:
+            return 1.0
+        return min(1.0, max(0, round_number - 1) / self.warmup_rounds)
+
     def rate(self, round_number: int) -> float:
         """η_t of global round ``round_number`` (1-based)."""
-        if self.warmup_rounds == 0:
-            return self.learning_rate
-        progress = min(1.0, max(0, round_number - 1) / self.warmup_rounds)
-        return 1.0 + (self.learning_rate - 1.0) * progress
+        return 1.0 + (self.learning_rate - 1.0) * self._progress(round_number)
+
+    def momentum_at(self, round_number: int) -> float:
+        """β_t of global round ``round_number`` (1-based)."""
+        return self.momentum * self._progress(round_number)
 
     def resume(self, round_number: int) -> None:
         """Load the momentum saved after ``round_number`` (the round the cloud resumes from), if any."""
@@ -77,7 +85,7 @@ class ServerOptimizer:
         """The next global model from the current one and the aggregate of round ``round_number``."""
         if not self.active:
             return aggregate
-        rate = self.rate(round_number)
+        rate, momentum = self.rate(round_number), self.momentum_at(round_number)
         updated = ArrayRecord()
         for key, array in aggregate.items():
             now = current[key].numpy().astype(np.float32, copy=False)
@@ -85,7 +93,7 @@ class ServerOptimizer:
             if self.momentum:
                 previous = self.velocity.get(key)
                 if previous is not None and previous.shape == pseudo_gradient.shape:
-                    pseudo_gradient = self.momentum * previous + pseudo_gradient
+                    pseudo_gradient = momentum * previous + pseudo_gradient
                 self.velocity[key] = pseudo_gradient
             updated[key] = Array(np.ascontiguousarray(now - rate * pseudo_gradient))
         if self.momentum and self.state_path is not None:

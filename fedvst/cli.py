@@ -223,7 +223,7 @@ def cloud_serve(
     aggregator: Annotated[str, typer.Option(help="fedavg, trimmed-mean or krum")] = "fedavg",
     server_lr: Annotated[float, typer.Option(help="FedAvgM server learning rate η (1 = plain average)")] = 1.0,
     server_momentum: Annotated[float, typer.Option(help="FedAvgM momentum β in [0, 1)")] = 0.0,
-    server_warmup: Annotated[int, typer.Option(help="rounds over which η ramps up from 1")] = 0,
+    server_warmup: Annotated[int, typer.Option(help="rounds over which η ramps up from 1 and β from 0")] = 0,
     initial_checkpoint: Annotated[Path | None, typer.Option(help="pre-trained model (default: built-in)")] = None,
     run_config: Annotated[list[str] | None, typer.Option(help="extra KEY=VALUE run config")] = None,
     tls_cert: Annotated[Path | None, typer.Option(help="TLS certificate of the cloud")] = None,

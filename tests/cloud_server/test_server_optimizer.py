@@ -94,3 +94,17 @@ def test_cloud_serve_refuses_a_bad_server_step_in_one_line(tmp_path, flags):
     assert "momentum in [0, 1)" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "c").exists()  # nothing started, nothing written
+
+
+def test_warm_up_ramps_the_rate_from_one_and_the_momentum_from_zero():
+    optimizer = ServerOptimizer(learning_rate=3.0, momentum=0.8, warmup_rounds=2)
+    assert [optimizer.rate(r) for r in (1, 2, 3, 9)] == pytest.approx([1.0, 2.0, 3.0, 3.0])
+    assert [optimizer.momentum_at(r) for r in (1, 2, 3, 9)] == pytest.approx([0.0, 0.4, 0.8, 0.8])
+    g0, m1, m2 = arrays(1), arrays(2), arrays(3)
+    g1 = as_numpy(optimizer.step(record(g0), record(m1), 1))
+    for key in SHAPES:  # round 1 of a warm-up adopts the average as it is
+        np.testing.assert_allclose(g1[key], m1[key], atol=1e-6)
+    g2 = as_numpy(optimizer.step(record(g1), record(m2), 2))
+    for key in SHAPES:
+        velocity = 0.4 * (g0[key] - m1[key]) + (g1[key] - m2[key])
+        np.testing.assert_allclose(g2[key], g1[key] - 2.0 * velocity, atol=1e-4)
