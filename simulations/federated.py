@@ -131,9 +131,13 @@ def initial_checkpoint(out: Path, profile: Profile, seed: int) -> Path:
     return path
 
 
+EDGES_PER_SEED = 1000  # edge seeds: seed · 1000 + edge index, so seed 0 keeps edge i's seed i
+
+
 def make_client_app(data_root: Path, registry: str, crash_edge: int | None, crash_round: int | None,
-                    events: Path) -> ClientApp:
-    """The production ClientApp's handlers, with each edge's folder and an optional injected crash."""
+                    events: Path, seed: int = 0) -> ClientApp:
+    """The production ClientApp's handlers, with each edge's folder, its sampling seed (from ``seed``
+    and its index) and an optional injected crash."""
     client = ClientApp()
 
     def prepare(msg: Message, context: Context) -> Path:
@@ -141,7 +145,7 @@ def make_client_app(data_root: Path, registry: str, crash_edge: int | None, cras
         folder = data_root / f"edge_{partition}"
         context.node_config["data-dir"] = str(folder)
         context.node_config["train-threads"] = 1
-        context.node_config["seed"] = partition
+        context.node_config["seed"] = seed * EDGES_PER_SEED + partition
         config = msg.content["config"]
         round_number = int(config.get("global-round", config.get("server-round", 0)))
         marker = folder / "crashed"
@@ -217,7 +221,7 @@ def stop_ray() -> None:
 
 def run_one(edges: int, out: Path, profile: Profile, initial: Path, heldout: Path, *,
             crash_edge: int | None = None, crash_round: int | None = None,
-            server: dict | None = None) -> list[dict]:
+            server: dict | None = None, seed: int = 0) -> list[dict]:
     """Simulate ``edges`` edges; returns this N's CSV rows."""
     work = out / f"edges_{edges}"
     data_root = work / "edges"
@@ -235,7 +239,8 @@ def run_one(edges: int, out: Path, profile: Profile, initial: Path, heldout: Pat
     try:
         start_ray(cpus)
         run_simulation(server_app=make_server_app(settings),
-                       client_app=make_client_app(data_root, f"127.0.0.1:{port}", crash_edge, crash_round, events),
+                       client_app=make_client_app(data_root, f"127.0.0.1:{port}", crash_edge, crash_round, events,
+                                                  seed),
                        num_supernodes=edges,
                        backend_config={"client_resources": {"num_cpus": 1, "num_gpus": gpus},
                                        "init_args": {"num_cpus": cpus, "include_dashboard": False}})
@@ -271,6 +276,17 @@ def server_learning_rate(rule: str, edges: int) -> float:
         return float(rule)
     except ValueError:
         raise ValueError(f"--server-lr takes a number, 'sqrt' or 'linear', got {rule!r}") from None
+
+
+def server_momentum(rule: str, edges: int) -> float:
+    """β for ``edges`` edges: a fixed number, or 'scaled' (β = 1 − 1/N, so the step's long-run gain
+    1/(1 − β) is N while directions the edges already settle in each round stay stable)."""
+    if rule == "scaled":
+        return 1.0 - 1.0 / edges
+    try:
+        return float(rule)
+    except ValueError:
+        raise ValueError(f"--server-momentum takes a number or 'scaled', got {rule!r}") from None
 
 
 def smoothed_totals(rows: list[dict], edges: int, window: int, key: str = "total") -> list[tuple[int, float]]:
@@ -342,19 +358,21 @@ def main(argv: list[str] | None = None) -> dict:
                         help="default: the best (smoothed) loss of the fewest-edges run")
     parser.add_argument("--smoothing", type=int, default=3, help="rounds in the trailing mean of the loss")
     parser.add_argument("--seed", type=int, default=0,
-                        help="seed of the initial model (each edge's sampling is seeded by its index and the round)")
+                        help="seed of the initial model and of the edges' sampling (with each edge's index "
+                             "and the round)")
     parser.add_argument("--server-lr", default="1",
                         help="the cloud's learning rate η on the averaged update: a number, 'sqrt' (η = √N) "
                              "or 'linear' (η = N); 1 is plain FedAvg")
-    parser.add_argument("--server-momentum", type=float, default=0.0, help="FedAvgM momentum β (0: none)")
+    parser.add_argument("--server-momentum", default="0",
+                        help="FedAvgM momentum β: a number (0: none) or 'scaled' (β = 1 − 1/N)")
     parser.add_argument("--server-warmup", type=int, default=0,
-                        help="rounds over which η ramps up from 1 (0: η from the first round)")
+                        help="rounds over which η ramps up from 1 and β from 0 (0: from the first round)")
     args = parser.parse_args(argv)
     if (args.crash_edge is None) != (args.at_round is None):
         parser.error("--crash-edge and --at-round go together")
     try:
         for edges in args.edges:
-            ServerOptimizer(server_learning_rate(args.server_lr, edges), args.server_momentum,
+            ServerOptimizer(server_learning_rate(args.server_lr, edges), server_momentum(args.server_momentum, edges),
                             warmup_rounds=args.server_warmup)
     except ValueError as exc:
         parser.error(str(exc))
@@ -376,9 +394,10 @@ def main(argv: list[str] | None = None) -> dict:
     for edges in args.edges:
         crash = args.crash_edge if args.crash_edge is not None and args.crash_edge < edges else None
         server = {"server-learning-rate": server_learning_rate(args.server_lr, edges),
-                  "server-momentum": args.server_momentum, "server-warmup-rounds": args.server_warmup}
+                  "server-momentum": server_momentum(args.server_momentum, edges),
+                  "server-warmup-rounds": args.server_warmup}
         rows += run_one(edges, args.out, profile, initial, heldout, crash_edge=crash,
-                        crash_round=args.at_round if crash is not None else None, server=server)
+                        crash_round=args.at_round if crash is not None else None, server=server, seed=args.seed)
     with (args.out / "curves.csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS, extrasaction="ignore")
         writer.writeheader()

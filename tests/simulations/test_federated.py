@@ -5,7 +5,14 @@ import json
 
 import pytest
 
-from simulations.federated import CSV_COLUMNS, default_target, images_to_target, main
+from simulations.federated import (
+    CSV_COLUMNS,
+    default_target,
+    images_to_target,
+    main,
+    server_learning_rate,
+    server_momentum,
+)
 from stylizer import load_checkpoint
 
 
@@ -48,3 +55,12 @@ def test_images_to_target_picks_the_first_round_at_or_below_target():
     assert default_target(rows) == pytest.approx(9.5 / 3)
     assert images_to_target(rows, 9.5 / 3) == {"1": 30, "4": 30}
     assert images_to_target(rows, 3.4) == {"1": 30, "4": 20}
+
+
+def test_server_step_rules_by_cohort_size():
+    assert [server_learning_rate("sqrt", n) for n in (1, 4)] == [1.0, 2.0]
+    assert [server_learning_rate("linear", n) for n in (1, 4)] == [1.0, 4.0]
+    assert [server_momentum("scaled", n) for n in (1, 2, 4)] == [0.0, 0.5, 0.75]
+    assert server_momentum("0.9", 4) == 0.9
+    with pytest.raises(ValueError, match="--server-momentum takes"):
+        server_momentum("fast", 2)
