@@ -407,7 +407,9 @@ def main(argv: list[str] | None = None) -> dict:
     summary = {"target_loss": round(target, 6),
                "images_to_target": images_to_target(rows, target, args.smoothing),
                "smoothing_rounds": args.smoothing,
-               "profile": args.profile, "images_per_sync": profile.images_per_sync,
+               "profile": args.profile, "images_per_sync": profile.images_per_sync, "seed": args.seed,
+               "server_lr": args.server_lr, "server_momentum": args.server_momentum,
+               "server_warmup": args.server_warmup,
                "wall_seconds": round(time.monotonic() - started, 1)}
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1))
     print(f"target held-out total loss {target:.4f}: images per edge needed")
