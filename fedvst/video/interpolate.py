@@ -3,8 +3,7 @@
 One-sided (the paper's Algorithm 1): î = warp(k̂_a, flow(i, a)).
 Two-sided (default): also warp k̂_b, the next key frame, and blend per pixel by temporal
 distance and by how well each original key frame, warped the same way, explains the
-original frame i (occluded or newly revealed regions take the key frame that sees them, and
-so do pixels whose flow leads out of one key's frame: content entering or leaving the view).
+original frame i (occluded or newly revealed regions take the key frame that sees them).
 Flows come from the original frames at analysis size and are upsampled to the output.
 
 Frames are ``Frame420`` when the output sides are even (luma warped at full size, chroma at
@@ -16,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from fedvst.video.flow import FlowEstimator
-from fedvst.video.warp import FlowToMaps, Grid, blend, blend_weights, key_error, remap
+from fedvst.video.warp import FlowToMaps, Grid, blend, blend_weights, photometric_error, remap
 from fedvst.video.yuv import Frame420
 
 Frame = Frame420 | np.ndarray
@@ -75,8 +74,8 @@ class Interpolator:
         """Blend of both warped keys for frame i at fraction t ∈ (0, 1) of the way from a to b."""
         flow_to_b = self.flow(gray_i, gray_b)
         small = self._small(gray_i.shape)
-        weight_a = blend_weights(key_error(gray_i, gray_a, flow_to_a, small),
-                                 key_error(gray_i, gray_b, flow_to_b, small), t)
+        weight_a = blend_weights(photometric_error(gray_i, gray_a, flow_to_a, small),
+                                 photometric_error(gray_i, gray_b, flow_to_b, small), t)
         out = self._empty(key_a)
         for (source_a, size), (source_b, _), (target, _) in zip(self._planes(key_a), self._planes(key_b),
                                                                 self._planes(out), strict=True):

@@ -168,24 +168,6 @@ def photometric_error(frame: np.ndarray, key: np.ndarray, flow: np.ndarray, grid
     return cv2.absdiff(frame, warp(key, flow, grid)).astype(np.float32)
 
 
-UNSEEN = 255.0  # error given to a pixel the key frame does not see at all
-
-
-def outside_frame(flow: np.ndarray, grid: Grid) -> np.ndarray:
-    """(h, w) bool: where x + flow(x) lies over half a pixel outside the (h, w) frame, so a warp only
-    repeats the border there (content that entered the view after that frame, or left it before)."""
-    height, width = grid.size
-    x, y = grid.xs + flow[..., 0], grid.ys + flow[..., 1]
-    return (x < -0.5) | (x > width - 0.5) | (y < -0.5) | (y > height - 0.5)
-
-
-def key_error(frame: np.ndarray, key: np.ndarray, flow: np.ndarray, grid: Grid) -> np.ndarray:
-    """``photometric_error`` of a key frame for blending: ``UNSEEN`` where the key does not see the pixel."""
-    error = photometric_error(frame, key, flow, grid)
-    error[outside_frame(flow, grid)] = UNSEEN
-    return error
-
-
 def blend_weights(error_a: np.ndarray, error_b: np.ndarray, t: float, sigma: float = 8.0) -> np.ndarray:
     """Per-pixel weight of key a (0…1) for a frame at fraction t ∈ (0, 1) from a to b.
 
