@@ -131,7 +131,14 @@ def initial_checkpoint(out: Path, profile: Profile, seed: int) -> Path:
     return path
 
 
-EDGES_PER_SEED = 1000  # edge seeds: seed · 1000 + edge index, so seed 0 keeps edge i's seed i
+EDGES_PER_SEED = 1000
+
+
+def edge_seed(seed: int, partition: int) -> int:
+    """Sampling seed of edge ``partition`` (< 1000) in a run with ``seed``: seed 0 gives edge i seed i."""
+    if not 0 <= partition < EDGES_PER_SEED:
+        raise ValueError(f"edge index must be in [0, {EDGES_PER_SEED}), got {partition}")
+    return seed * EDGES_PER_SEED + partition
 
 
 def make_client_app(data_root: Path, registry: str, crash_edge: int | None, crash_round: int | None,
@@ -145,7 +152,7 @@ def make_client_app(data_root: Path, registry: str, crash_edge: int | None, cras
         folder = data_root / f"edge_{partition}"
         context.node_config["data-dir"] = str(folder)
         context.node_config["train-threads"] = 1
-        context.node_config["seed"] = seed * EDGES_PER_SEED + partition
+        context.node_config["seed"] = edge_seed(seed, partition)
         config = msg.content["config"]
         round_number = int(config.get("global-round", config.get("server-round", 0)))
         marker = folder / "crashed"

@@ -8,6 +8,7 @@ import pytest
 from simulations.federated import (
     CSV_COLUMNS,
     default_target,
+    edge_seed,
     images_to_target,
     main,
     server_learning_rate,
@@ -64,3 +65,11 @@ def test_server_step_rules_by_cohort_size():
     assert server_momentum("0.9", 4) == 0.9
     with pytest.raises(ValueError, match="--server-momentum takes"):
         server_momentum("fast", 2)
+
+
+def test_each_run_seed_gives_every_edge_its_own_sampling_seed():
+    assert [edge_seed(0, i) for i in range(4)] == [0, 1, 2, 3]  # the committed curves' seeds
+    seeds = {edge_seed(run, i) for run in range(3) for i in range(4)}
+    assert len(seeds) == 12
+    with pytest.raises(ValueError, match="edge index"):
+        edge_seed(1, 1000)
