@@ -2,12 +2,12 @@
 
 Wraps a Flower Message-API strategy (FedAvg weighted by ``num-examples`` by default, or
 FedTrimmedAvg / Krum for untrusted edges). Replies that fail ``reply_problem`` are dropped
-and logged with their node id; the round goes on with the rest. Replies are aggregated in an
-order fixed by their content, not their arrival, so the same replies always give the same bits. After aggregation the
-round's global model (after the cloud's optional FedAvgM step,
-``server_optimizer.py``) is checkpointed; evaluation losses are added to its metadata. Round
-numbers are global: Flower's ``server_round`` (which always starts at 1) plus the offset of
-the run we resumed from.
+and logged with their node id; the round goes on with the rest. The accepted replies are
+aggregated in an order fixed by their content, not their arrival, so the same replies always
+give the same bits. After aggregation the round's global model (after the cloud's optional
+FedAvgM step, ``server_optimizer.py``) is checkpointed; evaluation losses are added to its
+metadata. Round numbers are global: Flower's ``server_round`` (which always starts at 1) plus
+the offset of the run we resumed from.
 """
 
 from __future__ import annotations
@@ -116,10 +116,10 @@ class FedVstStrategy(Strategy):
         return self.inner.configure_evaluate(server_round, arrays, config, grid)
 
     def accepted_replies(self, server_round: int, replies: Iterable[Message]) -> tuple[list[Message], RoundLog]:
-        """Replies that may be aggregated (error replies pass through for Flower to log)."""
+        """Replies that may be aggregated, in ``content_order`` (error replies pass through for Flower to log)."""
         entry = RoundLog(self.global_round(server_round))
         accepted = []
-        for message in content_order(replies):
+        for message in replies:
             node = message.metadata.src_node_id
             if message.has_error():
                 accepted.append(message)
@@ -134,7 +134,7 @@ class FedVstStrategy(Strategy):
             entry.examples[str(node)] = int(metrics[NUM_EXAMPLES_KEY])
             accepted.append(message)
         entry.nodes.sort()
-        return accepted, entry
+        return content_order(accepted), entry
 
     def aggregate_train(self, server_round: int,
                         replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
