@@ -143,11 +143,13 @@ class VideoWriter:
         if not parent.is_dir():
             raise VideoError(f"cannot write {self.path}: folder {parent} does not exist")
         self.tmp_path = parent / f".{self.path.name}.partial{self.path.suffix or '.mp4'}"
-        try:
+        try:  # FFmpeg opens the file only at the first packet: find out now, not after the stylizing
+            with open(self.tmp_path, "wb"):
+                pass
             self.container = av.open(str(self.tmp_path), mode="w", format="mp4")
         except (av.error.FFmpegError, OSError) as exc:
-            raise VideoError(f"cannot write {self.path}: {exc.__class__.__name__} "
-                             f"({getattr(exc, 'strerror', '') or 'not writable'})") from None
+            self.tmp_path.unlink(missing_ok=True)
+            raise self._cannot_write(exc) from None
         self.stream = self.container.add_stream("libx264", rate=info.frame_rate)
         self.stream.width, self.stream.height = width, height
         self.stream.pix_fmt = _even_friendly_pix_fmt(width, height)
@@ -172,6 +174,11 @@ class VideoWriter:
 
     def __enter__(self) -> VideoWriter:
         return self
+
+    def _cannot_write(self, exc: BaseException) -> VideoError:
+        """A one-line error naming the output for an OS or FFmpeg failure to write it."""
+        reason = getattr(exc, "strerror", None) or str(exc) or "not writable"
+        return VideoError(f"cannot write {self.path}: {exc.__class__.__name__} ({reason})")
 
     def __exit__(self, exc_type, exc, tb) -> None:
         self.close(success=exc_type is None)
@@ -207,9 +214,12 @@ class VideoWriter:
         frame.pts = pts
         frame.time_base = self.time_base
         self._last_pts = pts
-        self._mux_audio_until(float(pts * self.time_base))
-        for packet in self.stream.encode(frame):
-            self.container.mux(packet)
+        try:
+            self._mux_audio_until(float(pts * self.time_base))
+            for packet in self.stream.encode(frame):
+                self.container.mux(packet)
+        except (av.error.FFmpegError, OSError) as exc:  # a full disk, a vanished folder
+            raise self._cannot_write(exc) from None
         self.frames_written += 1
 
     def close(self, success: bool = True) -> None:
@@ -223,6 +233,9 @@ class VideoWriter:
                     self.container.mux(packet)
                 self._mux_audio_until(None)
             self.container.close()
+        except (av.error.FFmpegError, OSError) as exc:
+            success = False
+            raise self._cannot_write(exc) from None
         except BaseException:
             success = False
             raise

@@ -3,6 +3,7 @@ import sys
 import threading
 import time
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import numpy as np
@@ -165,6 +166,8 @@ def test_cli_errors_are_one_line(tmp_path, clip_frames, small_model, photos):
         ([str(source), "-o", str(tmp_path / "missing" / "a.mp4")], "does not exist"),
         ([str(source), "-o", str(tmp_path / "a.mp4"), "--height", "100000"], "too large"),
     ]
+    if Path("/proc/self").is_dir():  # a folder that exists but takes no new files, even from root
+        cases.append(([str(source), "-o", "/proc/fedvst-out.mp4"], "cannot write /proc/fedvst-out.mp4"))
     for args, message in cases:
         result = subprocess.run([sys.executable, "-m", "fedvst.cli", "stylize", *args, "--style",
                                  str(tmp_path / "style.png"), "--checkpoint", str(checkpoint)],
