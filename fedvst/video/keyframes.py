@@ -41,7 +41,8 @@ class KeyFramePolicy:
         if self.mode not in MODES:
             raise ValueError(f"key-frame mode must be one of {MODES}, got {self.mode!r}")
         if self.interval < 1 or self.min_interval < 1 or self.max_interval < self.min_interval:
-            raise ValueError("need interval >= 1 and 1 <= min_interval <= max_interval")
+            raise ValueError(f"need interval >= 1 and 1 <= min_interval <= max_interval, got interval "
+                             f"{self.interval}, min_interval {self.min_interval}, max_interval {self.max_interval}")
 
 
 @dataclass(frozen=True)
