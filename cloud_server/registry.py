@@ -18,7 +18,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from cloud_server.store import CheckpointStore, round_path
 from fedvst.protocol import fedvst_pb2, fedvst_pb2_grpc
-from fedvst.protocol.security import MAX_MESSAGE_BYTES, TokenInterceptor, server_credentials
+from fedvst.protocol.security import EXCLUSIVE_PORT, MAX_MESSAGE_BYTES, TokenInterceptor, listen, server_credentials
 from stylizer.checkpoint import CheckpointError, metadata_path, parse_checkpoint_bytes, read_metadata
 
 log = logging.getLogger(__name__)
@@ -67,17 +67,12 @@ def start_registry(store_dir: Path, address: str, *, token: str | None = None, t
     """Start the registry on ``address`` (host:port, port 0 = any); returns (server, port)."""
     interceptors = [TokenInterceptor(token)] if token else []
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4), interceptors=interceptors,
-                         options=[("grpc.max_send_message_length", MAX_MESSAGE_BYTES)])
+                         options=[("grpc.max_send_message_length", MAX_MESSAGE_BYTES), EXCLUSIVE_PORT])
     fedvst_pb2_grpc.add_ModelRegistryServicer_to_server(RegistryServicer(CheckpointStore(store_dir)), server)
     health_servicer = health.HealthServicer()
     health_servicer.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
     health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    if tls_cert and tls_key:
-        port = server.add_secure_port(address, server_credentials(tls_cert, tls_key, tls_ca))
-    else:
-        port = server.add_insecure_port(address)
-    if port == 0:
-        raise OSError(f"cannot listen on {address}")
+    port = listen(server, address, server_credentials(tls_cert, tls_key, tls_ca) if tls_cert and tls_key else None)
     server.start()
     return server, port

@@ -20,7 +20,15 @@ from pathlib import Path
 from cloud_server.app import CLOUD_DIR_ENV, starting_point
 from cloud_server.registry import start_registry
 from cloud_server.store import CheckpointStore
-from fedvst.processes import flower_executable, run_until_signalled, start_child, stop_process_group, wait_for_port
+from fedvst.processes import (
+    DataDirLock,
+    check_listenable,
+    flower_executable,
+    run_until_signalled,
+    start_child,
+    stop_process_group,
+    wait_for_port,
+)
 from fedvst.protocol.security import read_token
 
 log = logging.getLogger(__name__)
@@ -66,6 +74,7 @@ class Cloud:
         self.registry = None
         self.registry_port: int | None = None
         self.run_id: str | None = None
+        self.data_lock: DataDirLock | None = None
         self._stopped = threading.Event()
 
     @property
@@ -128,6 +137,11 @@ class Cloud:
         """SuperLink, then node registrations, then the registry; the run last. The registry
         listening means the cloud is ready for edges."""
         s = self.settings
+        self.data_lock = DataDirLock(self.root, "cloud")  # before anything in it is touched
+        for port in (s.port, s.registry_port):  # or the run would go to whichever SuperLink holds the port
+            check_listenable(s.host, port)
+        if s.port == s.registry_port and s.port:
+            raise ValueError(f"the SuperLink and the registry need different ports, both are {s.port}")
         (self.root / "logs").mkdir(parents=True, exist_ok=True)
         self.write_connection()
         token = read_token(s.token_file)
@@ -152,6 +166,8 @@ class Cloud:
             stop_process_group(self.superlink)
         if self.registry is not None:
             self.registry.stop(5).wait()
+        if self.data_lock is not None:
+            self.data_lock.release()
 
     def wait(self) -> None:
         self._stopped.wait()

@@ -25,8 +25,22 @@ from edge_client.load_signal import LoadSignal
 from edge_client.model_slot import ModelSlot, slot_path
 from edge_client.restore import RegistryUnavailableError, fetch_model
 from edge_client.service import SERVICE, Limits, StylizerService
-from fedvst.processes import flower_executable, run_until_signalled, start_child, stop_process_group
-from fedvst.protocol.security import MAX_MESSAGE_BYTES, TokenInterceptor, read_token, server_credentials
+from fedvst.processes import (
+    DataDirLock,
+    check_listenable,
+    flower_executable,
+    run_until_signalled,
+    start_child,
+    stop_process_group,
+)
+from fedvst.protocol.security import (
+    EXCLUSIVE_PORT,
+    MAX_MESSAGE_BYTES,
+    TokenInterceptor,
+    listen,
+    read_token,
+    server_credentials,
+)
 from stylizer.checkpoint import CheckpointError, load_checkpoint, read_metadata, write_checkpoint_bytes
 
 log = logging.getLogger(__name__)
@@ -82,7 +96,8 @@ def ensure_model(settings: EdgeSettings, token: str | None) -> str:
         write_checkpoint_bytes(path, settings.initial_checkpoint.read_bytes(),
                                read_metadata(settings.initial_checkpoint))
         return f"initial checkpoint {settings.initial_checkpoint}"
-    raise CheckpointError(f"no usable local model ({reason}) and no --registry to restore from")
+    raise CheckpointError(f"no usable local model ({reason}): pass --registry to restore one from the cloud "
+                          "or --initial-checkpoint to start from a file")
 
 
 class EdgeServer:
@@ -91,7 +106,15 @@ class EdgeServer:
     def __init__(self, settings: EdgeSettings) -> None:
         self.settings = settings
         self.started = time.monotonic()
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_lock = DataDirLock(settings.data_dir, "edge")  # before anything in it is touched
+        try:
+            self._setup(settings)
+        except BaseException:
+            self.data_lock.release()
+            raise
+
+    def _setup(self, settings: EdgeSettings) -> None:
+        check_listenable(settings.host, settings.port)
         token = read_token(settings.token_file)
         self.model_source = ensure_model(settings, token)
         self.slot = ModelSlot(slot_path(settings.data_dir), device=settings.device)
@@ -107,19 +130,15 @@ class EdgeServer:
             interceptors=[TokenInterceptor(token)] if token else [],
             maximum_concurrent_rpcs=limits.capacity * 2,
             options=[("grpc.max_receive_message_length", limits.max_image_bytes + (1 << 16)),
-                     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)])
+                     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES), EXCLUSIVE_PORT])
         self.server.add_generic_rpc_handlers((self.service.generic_handler(),))
         self.health = health.HealthServicer()
         self.health.set(SERVICE, health_pb2.HealthCheckResponse.SERVING)
         self.health.set("", health_pb2.HealthCheckResponse.SERVING)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        address = f"{settings.host}:{settings.port}"
-        if settings.tls_cert and settings.tls_key:
-            self.port = self.server.add_secure_port(address, server_credentials(settings.tls_cert, settings.tls_key))
-        else:
-            self.port = self.server.add_insecure_port(address)
-        if self.port == 0:
-            raise OSError(f"cannot listen on {address}")
+        credentials = server_credentials(settings.tls_cert, settings.tls_key) \
+            if settings.tls_cert and settings.tls_key else None
+        self.port = listen(self.server, f"{settings.host}:{settings.port}", credentials)
         self.supernode: subprocess.Popen | None = None
         self._supernode_lock = threading.Lock()
         self._stopped = threading.Event()
@@ -175,6 +194,7 @@ class EdgeServer:
         self.server.stop(grace_s).wait()
         self.store.close()
         self.load.close()
+        self.data_lock.release()
 
     def wait(self) -> None:
         self._stopped.wait()
@@ -185,5 +205,6 @@ def serve(settings: EdgeSettings) -> None:
     edge = EdgeServer(settings)
     joining = f"; SuperNode → {settings.cloud}" if settings.cloud else "; no --cloud: not joining federated rounds"
     run_until_signalled(edge, lambda: (
-        f"edge: stylization service on {settings.host}:{edge.port} (model: {edge.model_source}, "
-        f"round {edge.slot.round}); data in {settings.data_dir}{joining}"), "edge")
+        f"edge: stylization service on {settings.host}:{edge.port} (model: {edge.model_source}"
+        f"{'' if edge.slot.round is None else f', round {edge.slot.round}'}); data in {settings.data_dir}{joining}"),
+        "edge")

@@ -7,6 +7,7 @@ spawned (Flower's SuperExec and app processes).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import signal
@@ -52,6 +53,50 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
+
+
+def check_listenable(host: str, port: int) -> None:
+    """Fail before starting a server on ``host:port`` that could not listen there: ValueError for a port
+    outside 0–65535, OSError naming the address and the reason (another server holds it, the address
+    is not this machine's). Port 0 (any free port) always passes."""
+    if not 0 <= port <= 65535:
+        raise ValueError(f"port must be within 0–65535, got {port}")
+    if port == 0:
+        return
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM,
+                                                             flags=socket.AI_PASSIVE)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers bind: TIME_WAIT is no owner
+            probe.bind(address)
+    except OSError as exc:
+        raise OSError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
+class DataDirLock:
+    """Exclusive ownership of a server's data folder (``folder/.lock`` holds the owner's pid), so that a
+    second edge or cloud pointed at the same folder refuses to start instead of mixing its files in.
+    The kernel drops the lock when the owner dies, even by ``kill -9``; ``release`` drops it sooner."""
+
+    def __init__(self, folder: Path, role: str) -> None:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        self.path = Path(folder) / ".lock"
+        self._fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.pread(self._fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            self.release()
+            raise OSError(f"{folder} is in use by another {role} (pid {owner}): give each {role} its own "
+                          "--data-dir") from None
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, f"{os.getpid()}\n".encode(), 0)
+
+    def release(self) -> None:
+        """Give the folder up (idempotent)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 def wait_for_port(port: int, process: subprocess.Popen | None = None, *, host: str = "127.0.0.1",

@@ -1,7 +1,8 @@
 """TLS and bearer-token plumbing shared by every gRPC server and client of fedvst.
 
-Servers: ``server_credentials`` (TLS, optionally requiring client certificates = mTLS)
-and ``TokenInterceptor`` (rejects calls without ``authorization: Bearer <token>``).
+Servers: ``server_credentials`` (TLS, optionally requiring client certificates = mTLS),
+``TokenInterceptor`` (rejects calls without ``authorization: Bearer <token>``) and ``listen``
+(binds a port no other server holds).
 Clients: ``open_channel`` (TLS when a CA is given) and ``call_metadata``.
 """
 
@@ -14,6 +15,24 @@ import grpc
 
 AUTH_KEY = "authorization"
 MAX_MESSAGE_BYTES = 64 << 20
+
+
+# gRPC servers set SO_REUSEPORT by default: a second server on a taken port would then share it
+# with the first (the kernel splitting the calls between them) instead of failing to start
+EXCLUSIVE_PORT = ("grpc.so_reuseport", 0)
+
+
+def listen(server: grpc.Server, address: str, credentials: grpc.ServerCredentials | None = None) -> int:
+    """Bind ``server`` (built with ``EXCLUSIVE_PORT``) to ``address`` = host:port (port 0: any free
+    one), with TLS when ``credentials`` are given; returns the port. OSError naming the address if
+    it cannot be bound."""
+    try:
+        port = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
+    except RuntimeError:  # grpcio raises where older versions returned 0
+        port = 0
+    if port == 0:
+        raise OSError(f"cannot listen on {address}: the port is taken or the address is not this machine's")
+    return port
 
 
 def read_token(path: Path | None) -> str | None:

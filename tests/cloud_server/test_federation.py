@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -88,6 +91,17 @@ def test_two_edges_two_rounds_then_the_cloud_dies_and_resumes(tmp_path, small_mo
     cloud = procs.start([*cloud_args, "--rounds", "2"], logs[0])
     try:
         procs.wait_port(registry_port, cloud, log=logs[0])
+        # a second cloud on this one's folder or ports refuses to start (it would have submitted its run
+        # to this SuperLink, or mixed its checkpoints into these) and leaves the first one untouched
+        for args, message in ((["--port", str(procs.free_port()), "--registry-port", str(procs.free_port())],
+                               f"{cloud_dir.resolve()} is in use by another cloud"),
+                              (["--data-dir", str(tmp_path / "cloud-b")], f"cannot listen on 127.0.0.1:{port}")):
+            second = subprocess.run([sys.executable, "-m", "fedvst.cli", *cloud_args, *args, "--rounds", "2"],
+                                    capture_output=True, text=True, timeout=120, env={**os.environ,
+                                                                                      "FEDVST_OFFLINE": "1"})
+            errors = [line for line in second.stderr.splitlines() if line.startswith("error:")]
+            assert second.returncode == 2 and len(errors) == 1 and message in errors[0], second.stderr
+        assert cloud.poll() is None and not list((tmp_path / "cloud-b").glob("checkpoints/*"))
         for i, names in enumerate(EDGE_PHOTOS):
             data_dir = tmp_path / f"edge{i}"
             fill_edge(data_dir, names)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import signal
 import sqlite3
+import subprocess
+import sys
 import threading
 
 import grpc
@@ -105,6 +108,28 @@ def test_remote_matches_local_and_refuses_bad_requests(tmp_path, checkpoint, tok
         channel.close()
     finally:
         assert procs.stop(process) == 0  # SIGTERM: a clean exit
+
+
+def test_a_second_edge_on_a_taken_port_or_folder_refuses_to_start(tmp_path, checkpoint):
+    data_dir = tmp_path / "edge"
+    process, port = start_edge(tmp_path, data_dir, "--initial-checkpoint", str(checkpoint))
+    try:
+        assert (data_dir / ".lock").read_text().strip() == str(process.pid)
+        for name, args, message in (
+                ("same port", ["--port", str(port), "--data-dir", str(tmp_path / "other")],
+                 f"cannot listen on 127.0.0.1:{port}"),
+                ("same folder", ["--port", str(procs.free_port()), "--data-dir", str(data_dir)],
+                 f"{data_dir} is in use by another edge (pid {process.pid})"),
+                ("port out of range", ["--port", "99999", "--data-dir", str(tmp_path / "third")], "0–65535")):
+            second = subprocess.run([sys.executable, "-m", "fedvst.cli", "edge", "serve", *args,
+                                     "--initial-checkpoint", str(checkpoint)], capture_output=True, text=True,
+                                    timeout=120, env={**os.environ, "FEDVST_OFFLINE": "1"})
+            errors = [line for line in second.stderr.splitlines() if line.startswith("error:")]
+            assert second.returncode == 2 and len(errors) == 1 and message in errors[0], (name, second.stderr)
+        assert process.poll() is None
+        assert not (tmp_path / "other" / "model").exists()  # refused before it wrote anything
+    finally:
+        assert procs.stop(process) == 0
 
 
 def test_kill_9_during_uploads_loses_no_acknowledged_frame(tmp_path, checkpoint, photos):
