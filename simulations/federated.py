@@ -377,6 +377,12 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     if (args.crash_edge is None) != (args.at_round is None):
         parser.error("--crash-edge and --at-round go together")
+    if min(args.edges) < 1 or len(set(args.edges)) != len(args.edges):
+        parser.error(f"--edges takes distinct counts of at least 1, got {' '.join(map(str, args.edges))}")
+    if args.crash_edge is not None and not 0 <= args.crash_edge < max(args.edges):
+        parser.error(f"--crash-edge is an edge index, 0 to {max(args.edges) - 1} here, got {args.crash_edge}")
+    if args.smoothing < 1:
+        parser.error(f"--smoothing must be at least 1, got {args.smoothing}")
     try:
         for edges in args.edges:
             ServerOptimizer(server_learning_rate(args.server_lr, edges), server_momentum(args.server_momentum, edges),
@@ -390,6 +396,8 @@ def main(argv: list[str] | None = None) -> dict:
             parser.error(f"--{name.replace('_', '-')} must be at least 1, got {value}")
         if value is not None:
             profile = Profile(**{**profile.__dict__, name: value})
+    if args.at_round is not None and not 1 <= args.at_round <= profile.rounds:
+        parser.error(f"--at-round must be within 1…{profile.rounds} (the run's rounds), got {args.at_round}")
     args.out.mkdir(parents=True, exist_ok=True)
     if any(args.out.glob("edges_*")):
         parser.error(f"{args.out} holds an earlier run; choose an empty --out")

@@ -73,3 +73,18 @@ def test_each_run_seed_gives_every_edge_its_own_sampling_seed():
     assert len(seeds) == 12
     with pytest.raises(ValueError, match="edge index"):
         edge_seed(1, 1000)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--edges", "0", "2"], "at least 1"),
+    (["--edges", "2", "2"], "distinct"),
+    (["--edges", "1", "2", "--crash-edge", "2", "--at-round", "1"], "0 to 1 here, got 2"),
+    (["--edges", "2", "--crash-edge", "0", "--at-round", "3", "--rounds", "2"], "within 1…2"),
+    (["--edges", "2", "--smoothing", "0"], "--smoothing"),
+])
+def test_a_request_the_run_could_not_honour_is_refused_before_anything_runs(tmp_path, capsys, args, message):
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as exited:
+        main([*args, "--profile", "tiny", "--out", str(out)])
+    assert exited.value.code == 2 and message in capsys.readouterr().err
+    assert not out.exists()
