@@ -199,9 +199,16 @@ def edge_serve(
     """Start an edge server (stops cleanly on SIGTERM)."""
     from edge_client.server import EdgeSettings, serve
     from edge_client.service import Limits
+    from fedvst.protocol.security import check_address
 
     _logging()
     try:
+        for flag, address in (("--cloud", cloud), ("--registry", registry)):
+            if address is not None:
+                try:
+                    check_address(address)
+                except ValueError as exc:
+                    raise ValueError(f"{flag}: {exc}") from None
         serve(EdgeSettings(port=port, data_dir=data_dir, cloud=cloud, registry=registry, host=host, tls_cert=tls_cert,
                            tls_key=tls_key, tls_ca=tls_ca, token_file=token_file, node_private_key=node_key,
                            quota_bytes=int(quota_gb * (1 << 30)), device=device,

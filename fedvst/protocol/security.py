@@ -52,9 +52,20 @@ def server_credentials(cert: Path, key: Path, ca: Path | None = None) -> grpc.Se
                                        require_client_auth=ca is not None)
 
 
+def check_address(address: str) -> str:
+    """``address`` unchanged if it is HOST:PORT (an IPv6 host in brackets) with a port in 1–65535,
+    else ValueError (gRPC would quietly take port 99999 as 34463)."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"address {address or '(empty)'} is not HOST:PORT with a port in 1–65535")
+    return address
+
+
 def open_channel(address: str, *, ca: Path | None = None, cert: Path | None = None,
                  key: Path | None = None) -> grpc.Channel:
-    """Insecure channel, or TLS (optionally with a client certificate) when ``ca`` is given."""
+    """Insecure channel, or TLS (optionally with a client certificate) when ``ca`` is given, to the
+    HOST:PORT ``address`` (ValueError for anything else)."""
+    check_address(address)
     options = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)]
     if ca is None:
