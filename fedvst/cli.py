@@ -146,7 +146,7 @@ def stylize(
         remote = RemoteOptions(edge or [], edge_token_file, edge_ca, share_frames)
         summary = run_stylize(source, style, output, options, checkpoint, vgg_weights, device, precision, remote)
     except (ValueError, OSError, KeyError, RuntimeError) as exc:
-        fail(str(exc).strip("'\""))
+        fail(str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc))  # KeyError quotes its str
     typer.echo(summary.line())
 
 

@@ -12,13 +12,21 @@ PRECISIONS = ("auto", "bf16", "fp32")
 
 
 def pick_device(requested: str | None = None) -> torch.device:
-    """``requested`` or $FEDVST_DEVICE or 'auto' (cuda if available, else cpu)."""
+    """``requested`` or $FEDVST_DEVICE or 'auto' (cuda if available, else cpu); ValueError for any
+    other name, or for CUDA that is not there."""
     name = requested or os.environ.get(DEVICE_ENV) or "auto"
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:  # torch lists every backend it knows, most of which we never run on
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {name!r}")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {name!r} requested but CUDA is not available")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"device {name!r} requested but there are {torch.cuda.device_count()} CUDA devices")
     return device
 
 

@@ -50,3 +50,19 @@ def test_builtin_model_loads_and_stylizes(photos):
     assert checkpoint.metadata["encoder"]["identity"].startswith(("seeded:", "sha256:"))
     out = Stylizer(model, device="cpu").stylize_frame(photos["astronaut"], photos["coffee"], size=(256, 256))
     assert out.shape == (256, 256, 3) and out.std() > 5
+
+
+def test_device_names_other_than_auto_cpu_and_cuda_are_refused_in_one_line(monkeypatch):
+    from stylizer.device import pick_device
+
+    assert pick_device("cpu") == torch.device("cpu")
+    assert pick_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    monkeypatch.setenv("FEDVST_DEVICE", "cpu")
+    assert pick_device(None) == torch.device("cpu")
+    for name in ("tpu", "mps", "cpu0"):
+        monkeypatch.setenv("FEDVST_DEVICE", name)
+        with pytest.raises(ValueError, match="auto, cpu, cuda or cuda:N"):
+            pick_device(None)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            pick_device("cuda:1")
