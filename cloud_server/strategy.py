@@ -87,11 +87,10 @@ class FedVstStrategy(Strategy):
                  history_path: Path | None = None, server_optimizer: ServerOptimizer | None = None) -> None:
         self.inner = inner
         self.server_optimizer = server_optimizer
-        self._global = initial
+        self._global = initial  # the global model as of the last round (the initial one before any)
         self.central_eval = central_eval
         self.history_path = history_path
         self.started = time.monotonic()
-        self._latest: ArrayRecord | None = None
         self.store = store
         self.model_metadata = model_metadata
         self.expected: dict[str, ArraySpec] = specs_of(initial)
@@ -152,7 +151,6 @@ class FedVstStrategy(Strategy):
         entry.metrics = {f"train_{k}" if not k.startswith("train") else k: float(v)
                          for k, v in (metrics or {}).items() if k != NUM_EXAMPLES_KEY}
         self.save_round(entry, arrays)
-        self._latest = arrays
         return arrays, metrics
 
     def save_round(self, entry: RoundLog, arrays: ArrayRecord) -> None:
@@ -168,8 +166,8 @@ class FedVstStrategy(Strategy):
         round_number = self.global_round(server_round)
         values = {(k if k.startswith("eval") else f"eval_{k}"): float(v) for k, v in (metrics or {}).items()
                   if k != NUM_EXAMPLES_KEY}
-        if self.central_eval is not None and self._latest is not None:
-            values.update(self.central_eval(self._latest))
+        if self.central_eval is not None:  # the global model after this round, even if it kept the last one
+            values.update(self.central_eval(self._global))
         entry = next((e for e in self.history if e.round == round_number), None)
         if entry is not None:
             entry.metrics.update(values)
