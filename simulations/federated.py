@@ -93,18 +93,25 @@ def clip_frames(name: str, start: int, stop: int, step: int) -> list:
     return [f.image for f in read_frames(sample_video(name), step=step) if start <= f.index < stop]
 
 
-def fill_edge(folder: Path, slice_: dict, step: int) -> None:
-    """An edge's frame store holding its slice (what its phones would have sent)."""
+def fill_edge(folder: Path, slices: list[dict], step: int) -> None:
+    """An edge's frame store holding ``slices`` (what its phones would have sent)."""
     store = FrameStore(folder)
     try:
-        for frame in clip_frames(*slice_["clip"], step):
-            store.add_frame(_png(frame))
-        for photo in slice_["photos"]:
-            store.add_frame(_png(load_image(sample_photo(photo))))
-        for style in slice_["styles"]:
-            store.add_style(_png(load_image(sample_photo(style))))
+        for slice_ in slices:
+            for frame in clip_frames(*slice_["clip"], step):
+                store.add_frame(_png(frame))
+            for photo in slice_["photos"]:
+                store.add_frame(_png(load_image(sample_photo(photo))))
+            for style in slice_["styles"]:
+                store.add_style(_png(load_image(sample_photo(style))))
     finally:
         store.close()
+
+
+def edge_slices(edge: int, iid: bool) -> list[dict]:
+    """What edge ``edge`` holds: its own slice (non-IID, the default), or every slice (IID: the paper
+    samples each edge's images from one shared training set), told apart by its own sampling seed."""
+    return list(SLICES) if iid else [SLICES[edge % len(SLICES)]]
 
 
 def write_heldout(folder: Path, step: int) -> Path:
@@ -228,12 +235,12 @@ def stop_ray() -> None:
 
 def run_one(edges: int, out: Path, profile: Profile, initial: Path, heldout: Path, *,
             crash_edge: int | None = None, crash_round: int | None = None,
-            server: dict | None = None, seed: int = 0) -> list[dict]:
+            server: dict | None = None, seed: int = 0, iid: bool = False) -> list[dict]:
     """Simulate ``edges`` edges; returns this N's CSV rows."""
     work = out / f"edges_{edges}"
     data_root = work / "edges"
     for i in range(edges):
-        fill_edge(data_root / f"edge_{i}", SLICES[i % len(SLICES)], profile.frame_step)
+        fill_edge(data_root / f"edge_{i}", edge_slices(i, iid), profile.frame_step)
     cloud = work / "cloud"
     settings = {"num-server-rounds": profile.rounds, "images-per-round": profile.images_per_sync,
                 "base-size": profile.base_size, "min-nodes": edges, "data-dir": str(cloud),
@@ -367,6 +374,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the initial model and of the edges' sampling (with each edge's index "
                              "and the round)")
+    parser.add_argument("--iid", action="store_true",
+                        help="every edge holds all the sample media (the paper's shared training set) instead of "
+                             "a slice of its own")
     parser.add_argument("--server-lr", default="1",
                         help="the cloud's learning rate η on the averaged update: a number, 'sqrt' (η = √N) "
                              "or 'linear' (η = N); 1 is plain FedAvg")
@@ -412,7 +422,8 @@ def main(argv: list[str] | None = None) -> dict:
                   "server-momentum": server_momentum(args.server_momentum, edges),
                   "server-warmup-rounds": args.server_warmup}
         rows += run_one(edges, args.out, profile, initial, heldout, crash_edge=crash,
-                        crash_round=args.at_round if crash is not None else None, server=server, seed=args.seed)
+                        crash_round=args.at_round if crash is not None else None, server=server, seed=args.seed,
+                        iid=args.iid)
     with (args.out / "curves.csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS, extrasaction="ignore")
         writer.writeheader()
@@ -423,6 +434,7 @@ def main(argv: list[str] | None = None) -> dict:
                "images_to_target": images_to_target(rows, target, args.smoothing),
                "smoothing_rounds": args.smoothing,
                "profile": args.profile, "images_per_sync": profile.images_per_sync, "seed": args.seed,
+               "data": "iid" if args.iid else "non-iid",
                "server_lr": args.server_lr, "server_momentum": args.server_momentum,
                "server_warmup": args.server_warmup,
                "wall_seconds": round(time.monotonic() - started, 1)}

@@ -7,8 +7,10 @@ import pytest
 
 from simulations.federated import (
     CSV_COLUMNS,
+    SLICES,
     default_target,
     edge_seed,
+    edge_slices,
     images_to_target,
     main,
     server_learning_rate,
@@ -88,3 +90,10 @@ def test_a_request_the_run_could_not_honour_is_refused_before_anything_runs(tmp_
         main([*args, "--profile", "tiny", "--out", str(out)])
     assert exited.value.code == 2 and message in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_non_iid_edges_hold_disjoint_slices_and_iid_edges_hold_everything():
+    own = [edge_slices(i, iid=False) for i in range(len(SLICES))]
+    assert all(len(slices) == 1 for slices in own)
+    assert len({slices[0]["clip"] for slices in own}) == len(SLICES)  # no two edges share a clip segment
+    assert all(edge_slices(i, iid=True) == SLICES for i in range(4))
