@@ -23,7 +23,7 @@ from flwr.serverapp import Grid, ServerApp
 from cloud_server.heldout import HeldOutSet
 from cloud_server.server_optimizer import MOMENTUM_FILE, ServerOptimizer
 from cloud_server.store import CheckpointStore
-from cloud_server.strategy import FedVstStrategy, RoundLog, make_aggregator
+from cloud_server.strategy import AGGREGATORS, FedVstStrategy, RoundLog, make_aggregator
 from stylizer.checkpoint import load_checkpoint
 from stylizer.factory import builtin_checkpoint_path
 
@@ -40,9 +40,36 @@ TRAIN_KEYS = ("images-per-round", "batch-size", "learning-rate", "base-size", "e
 app = ServerApp()
 
 
+# the smallest value each counted setting may take
+MINIMUM: dict[str, int] = {"num-server-rounds": 1, "images-per-round": 1, "batch-size": 1, "base-size": 16,
+                           "min-nodes": 1, "server-warmup-rounds": 0, "keep-last": 1, "eval-images": 1}
+
+
 def run_settings(run_config: dict[str, Any]) -> dict[str, Any]:
-    """Run config with defaults filled in."""
-    return {**DEFAULTS, **{k: v for k, v in run_config.items() if k in DEFAULTS}}
+    """Run config with defaults filled in, keys we do not know left out, numbers as numbers;
+    ValueError naming the key for a value the run could not use (so that ``fedvst cloud serve``
+    refuses it up front instead of its ServerApp failing inside Flower)."""
+    settings = {**DEFAULTS, **{k: v for k, v in run_config.items() if k in DEFAULTS}}
+    for key, least in MINIMUM.items():
+        try:
+            settings[key] = int(settings[key])
+        except (TypeError, ValueError):
+            raise ValueError(f"run config {key} must be a whole number, got {settings[key]!r}") from None
+        if settings[key] < least:
+            raise ValueError(f"run config {key} must be at least {least}, got {settings[key]}")
+    for key in ("learning-rate", "server-learning-rate", "server-momentum"):
+        try:
+            settings[key] = float(settings[key])
+        except (TypeError, ValueError):
+            raise ValueError(f"run config {key} must be a number, got {settings[key]!r}") from None
+    if not 0 < settings["learning-rate"] < float("inf"):
+        raise ValueError(f"run config learning-rate must be > 0, got {settings['learning-rate']}")
+    if settings["aggregator"] not in AGGREGATORS:
+        raise ValueError(f"run config aggregator must be one of {', '.join(AGGREGATORS)}, got "
+                         f"{settings['aggregator']!r}")
+    ServerOptimizer(settings["server-learning-rate"], settings["server-momentum"],
+                    warmup_rounds=settings["server-warmup-rounds"])  # raises for values it cannot step with
+    return settings
 
 
 def cloud_dir(settings: dict[str, Any]) -> Path:

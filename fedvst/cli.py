@@ -240,8 +240,8 @@ def cloud_serve(
     node_key: Annotated[list[Path] | None, typer.Option(help="public key of an edge allowed to join (repeat)")] = None,
 ) -> None:
     """Start the cloud (stops cleanly on SIGTERM; restarting resumes the run)."""
+    from cloud_server.app import DEFAULTS, run_settings
     from cloud_server.serve import CloudSettings, serve
-    from cloud_server.server_optimizer import ServerOptimizer
 
     _logging()
     config: dict[str, object] = {"num-server-rounds": rounds, "min-nodes": min_nodes,
@@ -254,12 +254,13 @@ def cloud_serve(
         key, sep, value = item.partition("=")
         if not sep:
             fail(f"--run-config takes KEY=VALUE, got {item!r}")
+        if key not in DEFAULTS:
+            fail(f"--run-config: unknown key {key!r} (known: {', '.join(sorted(DEFAULTS))})")
         config[key] = int(value) if value.lstrip("-").isdigit() else value
-    try:  # after --run-config, which may set the same keys
-        ServerOptimizer(float(config["server-learning-rate"]), float(config["server-momentum"]),
-                        warmup_rounds=int(config["server-warmup-rounds"]))
+    try:  # after --run-config, which may set the same keys; the ServerApp would fail on these later
+        run_settings(config)
     except ValueError as exc:
-        fail(f"server step: {exc}")
+        fail(str(exc))
     try:
         serve(CloudSettings(data_dir=data_dir, host=host, port=port, registry_port=registry_port, run_config=config,
                             tls_cert=tls_cert, tls_key=tls_key, tls_ca=tls_ca, token_file=token_file,
