@@ -29,7 +29,7 @@ from fedvst.processes import (
     stop_process_group,
     wait_for_port,
 )
-from fedvst.protocol.security import read_token
+from fedvst.protocol.security import check_tls_pair, read_token
 
 log = logging.getLogger(__name__)
 APP_DIR = Path(__file__).parent / "flower_app"
@@ -142,6 +142,8 @@ class Cloud:
             check_listenable(s.host, port)
         if s.port == s.registry_port and s.port:
             raise ValueError(f"the SuperLink and the registry need different ports, both are {s.port}")
+        if s.tls_cert and s.tls_key:  # the SuperLink would only die with it in its log
+            check_tls_pair(s.tls_cert, s.tls_key)
         (self.root / "logs").mkdir(parents=True, exist_ok=True)
         self.write_connection()
         token = read_token(s.token_file)

@@ -139,15 +139,25 @@ class EdgeServer:
         credentials = server_credentials(settings.tls_cert, settings.tls_key) \
             if settings.tls_cert and settings.tls_key else None
         self.port = listen(self.server, f"{settings.host}:{settings.port}", credentials)
+        if settings.cloud:  # the SuperNode's runtime API (on 127.0.0.1) would otherwise fail and restart forever
+            try:
+                check_listenable("127.0.0.1", self.supernode_port)
+            except (ValueError, OSError) as exc:
+                raise OSError(f"SuperNode port: {exc}") from None
         self.supernode: subprocess.Popen | None = None
         self._supernode_lock = threading.Lock()
         self._stopped = threading.Event()
+
+    @property
+    def supernode_port(self) -> int:
+        """The SuperNode's local runtime port: --supernode-port, else the service's port + 1."""
+        return self.settings.supernode_port or self.port + 1
 
     def supernode_command(self) -> list[str]:
         settings = self.settings
         command = [flower_executable("flower-supernode"), "--superlink", str(settings.cloud), "--node-config",
                     f"data-dir='{settings.data_dir.resolve()}'",
-                    "--port", str(settings.supernode_port or self.port + 1)]
+                    "--port", str(self.supernode_port)]
         command += ["--root-certificates", str(settings.tls_ca)] if settings.tls_ca else ["--insecure"]
         if settings.node_private_key:
             # Flower 1.41 still needs the public half beside the private key (KEY.pub)

@@ -202,6 +202,8 @@ def edge_serve(
     from fedvst.protocol.security import check_address
 
     _logging()
+    if not 0 < quota_gb < float("inf"):
+        fail(f"--quota-gb must be a positive number of GiB, got {quota_gb}")
     try:
         for flag, address in (("--cloud", cloud), ("--registry", registry)):
             if address is not None:

@@ -39,14 +39,31 @@ def read_token(path: Path | None) -> str | None:
     """The bearer token stored in ``path`` (stripped), or None without a path."""
     if path is None:
         return None
-    token = Path(path).read_text().strip()
+    try:
+        token = Path(path).read_text().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read the token file {path}: {getattr(exc, 'strerror', None) or exc}") from None
     if len(token) < 16:
         raise ValueError(f"token in {path} is too short (need at least 16 characters)")
     return token
 
 
+def check_tls_pair(cert: Path, key: Path) -> None:
+    """ValueError naming the files unless they are a PEM certificate (chain) and its private key:
+    gRPC only finds out when it binds, and then says nothing of why."""
+    import ssl
+
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except (ssl.SSLError, OSError) as exc:
+        raise ValueError(f"TLS certificate {cert} and key {key} are not a PEM certificate and its private key "
+                         f"({getattr(exc, 'strerror', None) or exc})") from None
+
+
 def server_credentials(cert: Path, key: Path, ca: Path | None = None) -> grpc.ServerCredentials:
-    """TLS for a server; with ``ca`` clients must present a certificate signed by it (mTLS)."""
+    """TLS for a server (ValueError for files that are not a certificate and its key); with ``ca``
+    clients must present a certificate signed by it (mTLS)."""
+    check_tls_pair(cert, key)
     return grpc.ssl_server_credentials([(Path(key).read_bytes(), Path(cert).read_bytes())],
                                        root_certificates=Path(ca).read_bytes() if ca else None,
                                        require_client_auth=ca is not None)
