@@ -124,7 +124,8 @@ def test_a_second_edge_on_a_taken_port_or_folder_refuses_to_start(tmp_path, chec
                 ("not a certificate", ["--port", "0", "--data-dir", str(tmp_path / "fourth"), "--tls-cert",
                                        str(checkpoint), "--tls-key", str(checkpoint)], "not a PEM certificate"),
                 ("SuperNode port taken", ["--port", "0", "--data-dir", str(tmp_path / "fifth"), "--cloud",
-                                          "127.0.0.1:1", "--supernode-port", str(port)], "SuperNode port: cannot listen")):
+                                          "127.0.0.1:1", "--supernode-port", str(port)],
+                 "SuperNode port: cannot listen")):
             second = subprocess.run([sys.executable, "-m", "fedvst.cli", "edge", "serve", *args,
                                      "--initial-checkpoint", str(checkpoint)], capture_output=True, text=True,
                                     timeout=120, env={**os.environ, "FEDVST_OFFLINE": "1"})
