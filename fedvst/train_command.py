@@ -47,6 +47,8 @@ class TrainSettings:
 
 def run_training(settings: TrainSettings, progress: bool = True) -> LossValues:
     """Train, checkpointing every ``checkpoint_every`` steps and at the end; returns the last losses."""
+    if Path(settings.out).suffix != ".safetensors":  # found out now, not at the first checkpoint
+        raise ValueError(f"--out must end in .safetensors, got {settings.out}")
     torch.manual_seed(settings.seed)
     contents = load_image_dir(settings.content_dir, "content")
     styles = load_image_dir(settings.style_dir, "style")

@@ -30,3 +30,8 @@ def test_fedvst_train_writes_verified_checkpoints(tmp_path, photos):
     assert result.returncode == 2
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "broken.jpg" in errors[0] and "not a readable image" in errors[0]
+    (tmp_path / "content" / "broken.jpg").unlink()
+    result = run_train(tmp_path, "--out", str(tmp_path / "model.txt"), "--steps", "400", "--checkpoint-every", "400")
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode == 2 and len(errors) == 1 and "must end in .safetensors" in errors[0], result.stderr
+    assert "train:" not in result.stderr  # refused before the first step, not after 400 of them
