@@ -6,6 +6,7 @@ Every failure to open or decode becomes ``VideoError`` with a one-line message.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import threading
@@ -150,6 +151,15 @@ class VideoWriter:
         except (av.error.FFmpegError, OSError) as exc:
             self.tmp_path.unlink(missing_ok=True)
             raise self._cannot_write(exc) from None
+        try:
+            self._setup(width, height, info, source, crf, preset)
+        except BaseException:  # leave nothing behind: not even the empty temp file made above
+            with contextlib.suppress(Exception):
+                self.container.close()
+            self.tmp_path.unlink(missing_ok=True)
+            raise
+
+    def _setup(self, width: int, height: int, info: VideoInfo, source: Path | None, crf: int, preset: str) -> None:
         self.stream = self.container.add_stream("libx264", rate=info.frame_rate)
         self.stream.width, self.stream.height = width, height
         self.stream.pix_fmt = _even_friendly_pix_fmt(width, height)

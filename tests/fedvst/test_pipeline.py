@@ -11,7 +11,7 @@ import pytest
 
 from fedvst.backends import Dispatcher, KeyFrameJob, LocalBackend
 from fedvst.pipeline import PipelineOptions, stylize_photo, stylize_video
-from fedvst.video.io import VideoError, probe, read_frames
+from fedvst.video.io import VideoError, VideoInfo, VideoWriter, probe, read_frames
 from fedvst.video.keyframes import KeyFramePolicy
 from stylizer import Stylizer, save_model
 from tests.fedvst.clips import camera_clip, packet_count, write_clip
@@ -151,6 +151,16 @@ def test_bad_inputs_give_one_line_errors_and_no_output(tmp_path, clip_frames, st
             run(path, out_dir / "out.mp4", stylizer, photos["coffee"])
         assert "\n" not in str(caught.value), name
         assert list(out_dir.iterdir()) == [], f"{name} left {list(out_dir.iterdir())}"
+
+
+def test_a_writer_that_cannot_start_leaves_no_temp_file(tmp_path):
+    info = VideoInfo(64, 48, Fraction(25), Fraction(1, 12800), 0, 0, True, "h264")
+    (tmp_path / "notes.mp4").write_text("not a video, so its audio cannot be carried over")
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    with pytest.raises(av.error.FFmpegError):
+        VideoWriter(out_dir / "a.mp4", 64, 48, info, source=tmp_path / "notes.mp4")
+    assert list(out_dir.iterdir()) == []
 
 
 def test_cli_errors_are_one_line(tmp_path, clip_frames, small_model, photos):
