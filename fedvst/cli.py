@@ -204,13 +204,13 @@ def edge_serve(
     _logging()
     if not 0 < quota_gb < float("inf"):
         fail(f"--quota-gb must be a positive number of GiB, got {quota_gb}")
-    try:
-        for flag, address in (("--cloud", cloud), ("--registry", registry)):
+    for flag, address in (("--cloud", cloud), ("--registry", registry)):
+        try:
             if address is not None:
-                try:
-                    check_address(address)
-                except ValueError as exc:
-                    raise ValueError(f"{flag}: {exc}") from None
+                check_address(address)
+        except ValueError as exc:
+            fail(f"{flag}: {exc}")
+    try:
         serve(EdgeSettings(port=port, data_dir=data_dir, cloud=cloud, registry=registry, host=host, tls_cert=tls_cert,
                            tls_key=tls_key, tls_ca=tls_ca, token_file=token_file, node_private_key=node_key,
                            quota_bytes=int(quota_gb * (1 << 30)), device=device,
