@@ -115,6 +115,8 @@ def parse_checkpoint_bytes(data: bytes, record: dict[str, Any], where: str) -> C
         if list(value.shape) != spec.get("shape") or str(value.dtype).removeprefix("torch.") != spec.get("dtype"):
             raise CheckpointError(f"checkpoint {where}: tensor {key} is {value.dtype} {list(value.shape)}, "
                                   f"metadata says {spec.get('dtype')} {spec.get('shape')}")
+        if value.dtype.is_floating_point and not torch.isfinite(value).all():
+            raise CheckpointError(f"checkpoint {where}: tensor {key} contains NaN or Inf")
     return Checkpoint(state, record)
 
 

@@ -20,21 +20,28 @@ from torch import nn
 @dataclass
 class StyleCode:
     """What colorization needs from a style: (N, d, d) transform half (or (N, C, C) colouring
-    matrix for WCT), the (N, C, 1, 1) feature mean and the (N, 1, 1, 1) feature RMS. Float32."""
+    matrix for WCT), the (N, C, 1, 1) feature mean and the (N, 1, 1, 1) feature RMS (float32);
+    for the affine head's colour prior also the style's RGB mean (N, 3) and covariance (N, 3, 3),
+    float64."""
 
     matrix: torch.Tensor
     mean: torch.Tensor
     scale: torch.Tensor
+    colour_mean: torch.Tensor | None = None
+    colour_cov: torch.Tensor | None = None
 
     def to(self, device: torch.device) -> StyleCode:
-        return StyleCode(self.matrix.to(device), self.mean.to(device), self.scale.to(device))
+        return StyleCode(*(None if t is None else t.to(device) for t in
+                           (self.matrix, self.mean, self.scale, self.colour_mean, self.colour_cov)))
 
     def expand(self, batch: int) -> StyleCode:
         """Broadcast a batch-1 code to ``batch`` items."""
         if self.matrix.shape[0] == batch:
             return self
         return StyleCode(self.matrix.expand(batch, -1, -1), self.mean.expand(batch, -1, -1, -1),
-                         self.scale.expand(batch, -1, -1, -1))
+                         self.scale.expand(batch, -1, -1, -1),
+                         None if self.colour_mean is None else self.colour_mean.expand(batch, -1),
+                         None if self.colour_cov is None else self.colour_cov.expand(batch, -1, -1))
 
 
 def _center(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -7,6 +7,12 @@ from typing import Any
 
 ENCODER_LAYERS = ("relu3_1", "relu4_1")
 COLORIZATIONS = ("linear", "wct")
+HEADS = ("affine", "image")
+LEGACY_HEAD = "image"  # what a checkpoint written before heads existed holds
+MAX_MATRIX_DIM = 256
+MAX_CHANNELS = 512
+MAX_KERNEL = 15
+MAX_GRID_DEPTH = 16
 
 
 @dataclass(frozen=True)
@@ -19,6 +25,11 @@ class StylizerConfig:
     matrix_dim: side of the learned transform matrix of the linear colorization.
     upsample_channels: feature maps N_u produced by the meta-smoothing deconvolution.
     kernel_size: H_u = W_u = H_s = W_s of the meta-smoothing kernels (paper: 5).
+    head: "affine" (a smooth field of 3×4 colour transforms rendered on the real frame,
+        photorealistic by construction) or "image" (the paper's pixel decoder).
+    grid_depth: luma bins of the affine field (1: a plain 2-D field; > 1: a bilateral grid).
+    grid_stride: content pixels per field cell at the network's working size (affine head).
+    smoothness_weight: weight of the edge-aware smoothness term on the field (affine head).
     """
 
     encoder_layer: str = "relu3_1"
@@ -27,8 +38,28 @@ class StylizerConfig:
     matrix_dim: int = 32
     upsample_channels: int = 8
     kernel_size: int = 5
+    head: str = "affine"
+    grid_depth: int = 1
+    grid_stride: int = 8
+    smoothness_weight: float = 0.1
 
     def __post_init__(self) -> None:
+        for name in ("matrix_dim", "upsample_channels", "kernel_size", "grid_depth", "grid_stride"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ValueError(f"{name} must be an integer, got {value!r}")
+        if self.head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, got {self.head!r}")
+        if self.matrix_dim > MAX_MATRIX_DIM or self.upsample_channels > MAX_CHANNELS or self.kernel_size > MAX_KERNEL:
+            raise ValueError(f"matrix_dim ≤ {MAX_MATRIX_DIM}, upsample_channels ≤ {MAX_CHANNELS} and kernel_size ≤ "
+                             f"{MAX_KERNEL} are the limits; got {self.matrix_dim}, {self.upsample_channels}, "
+                             f"{self.kernel_size}")
+        if not 1 <= self.grid_depth <= MAX_GRID_DEPTH:
+            raise ValueError(f"grid_depth must be in 1..{MAX_GRID_DEPTH}, got {self.grid_depth}")
+        if self.grid_stride not in (4, 8, 16, 32):
+            raise ValueError(f"grid_stride must be 4, 8, 16 or 32, got {self.grid_stride}")
+        if not (isinstance(self.smoothness_weight, (int, float)) and 0.0 <= self.smoothness_weight < 1e6):
+            raise ValueError(f"smoothness_weight must be a finite number ≥ 0, got {self.smoothness_weight!r}")
         if self.encoder_layer not in ENCODER_LAYERS:
             raise ValueError(f"encoder_layer must be one of {ENCODER_LAYERS}, got {self.encoder_layer!r}")
         if not 0.0 < self.decoder_width <= 1.0:
@@ -46,9 +77,14 @@ class StylizerConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> StylizerConfig:
-        """Inverse of to_dict; unknown keys are an error (a newer format we cannot honour)."""
+        """Inverse of to_dict; unknown keys are an error (a newer format we cannot honour).
+
+        A config without ``head`` was written before heads existed: it is the paper's image head.
+        """
         known = {f.name for f in fields(cls)}
         unknown = set(values) - known
         if unknown:
             raise ValueError(f"unknown stylizer config keys: {sorted(unknown)}")
+        values = dict(values)
+        values.setdefault("head", LEGACY_HEAD)
         return cls(**values)

@@ -14,11 +14,17 @@ from stylizer.encoder_weights import EncoderWeights, resolve_weights, weights_fo
 from stylizer.model import StylizerNet
 
 BUILTIN_CHECKPOINT = Path(__file__).parent / "assets" / "builtin.safetensors"
+IMAGE_HEAD_CHECKPOINT = Path(__file__).parent / "assets" / "image_head.safetensors"
 
 
 def builtin_checkpoint_path() -> Path:
-    """The small pre-trained model shipped in the package (see docs/benchmarks.md for its recipe)."""
+    """The small pre-trained model shipped in the package (affine head; docs/benchmarks.md has its recipe)."""
     return BUILTIN_CHECKPOINT
+
+
+def image_head_checkpoint_path() -> Path:
+    """The former built-in model (the paper's image head, written before heads existed), kept for comparison."""
+    return IMAGE_HEAD_CHECKPOINT
 
 
 def build_encoder(layer: str, weights: EncoderWeights) -> VGGEncoder:

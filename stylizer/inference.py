@@ -4,6 +4,10 @@ Content and style are (H, W, 3) uint8 RGB arrays or (N, 3, H, W) float tensors i
 the output has the content's kind. Style codes are computed once per style and cached,
 keyed by the sha256 of the style's pixels. Runs channels_last, with bf16 autocast where
 the hardware supports it (switchable), on CUDA when present.
+
+With the affine head the network runs on a small copy of the content and predicts a colour
+field (``field``/``colour_field``), which is rendered on the content at the output size: on the
+CPU by the fused NumPy/numba renderer (``stylizer.render``), on CUDA by the torch one.
 """
 
 from __future__ import annotations
@@ -13,19 +17,25 @@ import threading
 from collections import OrderedDict
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
 from stylizer.colorization import StyleCode
 from stylizer.device import autocast_dtype, pick_device
 from stylizer.factory import load_model
+from stylizer.field import ColourField
 from stylizer.images import as_rgb_uint8, check_size, check_tensor, to_tensor, to_uint8
 from stylizer.meta_smoothing import output_size
-from stylizer.model import StylizerNet
+from stylizer.model import StylizerNet, scale_factor
+from stylizer.render import render_field as render_field_fast
+from stylizer.render_torch import render_field as render_field_torch
+from stylizer.render_torch import to_colour_field
 from stylizer.training import resize
 
 DEFAULT_STYLE_SIZE = 512
-DEFAULT_WORK_WIDTH = 512
+DEFAULT_WORK_WIDTH = 512  # the image head's working width (what phones send)
+AFFINE_WORK_WIDTH = 256  # the affine head's network width: its field is smooth, so more pixels buy little
 
 
 def style_key(style: np.ndarray) -> str:
@@ -43,6 +53,15 @@ def fit_within(height: int, width: int, max_side: int) -> tuple[int, int]:
     return max(16, int(round(height * max_side / longest))), max(16, int(round(width * max_side / longest)))
 
 
+def resize_uint8(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(H, W, 3) uint8 → (H', W', 3) uint8: area filter down, bilinear up (OpenCV)."""
+    height, width = image.shape[:2]
+    if (height, width) == tuple(size):
+        return image
+    shrink = size[0] * size[1] < height * width
+    return cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+
 def working_size(height: int, width: int, work_width: int) -> tuple[int, int]:
     """The size the network runs at: at most ``work_width`` wide, aspect kept, ≥ 16 px high."""
     if width <= work_width:
@@ -54,11 +73,12 @@ class Stylizer:
     """A loaded stylizer on a device, with a style cache; safe to call from several threads."""
 
     def __init__(self, model: StylizerNet, *, device: str | torch.device | None = None, precision: str = "auto",
-                 style_size: int = DEFAULT_STYLE_SIZE, cache_size: int = 16) -> None:
+                 style_size: int = DEFAULT_STYLE_SIZE, cache_size: int = 16, work_width: int | None = None) -> None:
         self.device = device if isinstance(device, torch.device) else pick_device(device)
         self.dtype = autocast_dtype(self.device, precision)
         self.model = model.to(self.device).to(memory_format=torch.channels_last).eval()
         self.style_size = style_size
+        self.work_width = work_width or (AFFINE_WORK_WIDTH if model.head == "affine" else DEFAULT_WORK_WIDTH)
         self.cache_size = cache_size
         self._codes: OrderedDict[str, StyleCode] = OrderedDict()
         self._lock = threading.Lock()
@@ -114,14 +134,52 @@ class Stylizer:
             raise KeyError(f"unknown style handle {handle[:16]}…: upload the style first")
         return code
 
+    @property
+    def head(self) -> str:
+        return self.model.head
+
+    def field(self, content: np.ndarray | torch.Tensor, style: np.ndarray | torch.Tensor | str,
+              r: float = 1.0) -> torch.Tensor:
+        """Affine head: the (N, D·12, gh, gw) float32 field of ``content`` (run at its own size) for scale r."""
+        tensor = (to_tensor(as_rgb_uint8(content, "content image")) if isinstance(content, np.ndarray)
+                  else check_tensor(content, "content"))
+        code = self._code(style)
+        with torch.inference_mode(), self._autocast():
+            return self.model.field(self._prepare(tensor), code.to(self.device), r).float()
+
+    def colour_field(self, content: np.ndarray, style: np.ndarray | str, size: tuple[int, int]) -> ColourField:
+        """Affine head: the ColourField of a (h, w, 3) uint8 ``content`` for an output of ``size`` = (H, W)."""
+        content = as_rgb_uint8(content, "content image")
+        check_size(size[0], size[1], "requested output")
+        return to_colour_field(self.field(content, style, scale_factor(content.shape[:2], size)))
+
+    def render(self, field: ColourField | torch.Tensor, frame: np.ndarray) -> np.ndarray:
+        """Render a field on a (H, W, 3) uint8 frame at the frame's size → (H, W, 3) uint8."""
+        if self.device.type == "cpu" or isinstance(field, ColourField):
+            coefficients = field if isinstance(field, ColourField) else to_colour_field(field)
+            return render_field_fast(frame, coefficients)
+        with torch.inference_mode():
+            image = self._prepare(to_tensor(frame))
+            return to_uint8(render_field_torch(field.to(self.device), image))
+
     def stylize(self, content: np.ndarray | torch.Tensor, style: np.ndarray | torch.Tensor | str,
-                r: float = 1.0, *, size: tuple[int, int] | None = None) -> np.ndarray | torch.Tensor:
-        """Stylize ``content`` at its own size; output round(r·H)×round(r·W) or exactly ``size``."""
+                r: float = 1.0, *, size: tuple[int, int] | None = None,
+                full: np.ndarray | None = None) -> np.ndarray | torch.Tensor:
+        """Stylize ``content`` at its own size; output round(r·H)×round(r·W) or exactly ``size``.
+
+        Affine head: the field is rendered on ``full`` (an (H', W', 3) uint8 copy of the content at
+        any resolution, e.g. the original frame) resized to the output size, else on ``content`` resized.
+        """
         is_array = isinstance(content, np.ndarray)
         tensor = to_tensor(as_rgb_uint8(content, "content image")) if is_array else check_tensor(content, "content")
         height, width = tensor.shape[-2:]
         target = size if size is not None else output_size(height, width, r)
         check_size(target[0], target[1], "requested output")
+        if self.head == "affine" and is_array:
+            small = resize_uint8(content, working_size(height, width, self.work_width))
+            field = self.field(small, style, scale_factor(small.shape[:2], target))
+            source = as_rgb_uint8(full, "full-resolution content") if full is not None else content
+            return self.render(field, resize_uint8(source, target))
         code = self._code(style)
         with torch.inference_mode(), self._autocast():
             out = self.model(self._prepare(tensor), code.to(self.device), target)
@@ -131,14 +189,12 @@ class Stylizer:
         return out.clone(memory_format=torch.contiguous_format)
 
     def stylize_frame(self, frame: np.ndarray, style: np.ndarray | str, size: tuple[int, int] | None = None,
-                      work_width: int = DEFAULT_WORK_WIDTH) -> np.ndarray:
-        """A (H, W, 3) uint8 frame → stylized (size or H×W) uint8: runs at ≤ work_width, meta-smooths up."""
+                      work_width: int | None = None) -> np.ndarray:
+        """A (H, W, 3) uint8 frame → stylized (size or H×W) uint8: the network runs at ≤ work_width; the
+        affine head renders on the frame itself, the image head meta-smooths its output up."""
         frame = as_rgb_uint8(frame, "frame")
         height, width = frame.shape[:2]
         target = size or (height, width)
-        work = working_size(height, width, work_width)
-        if work != (height, width):
-            small = resize(to_tensor(frame), work)
-            out = self.stylize(small, style, size=target)
-            return to_uint8(out)
-        return self.stylize(frame, style, size=target)
+        work = working_size(height, width, work_width or self.work_width)
+        small = resize_uint8(frame, work)
+        return self.stylize(small, style, size=target, full=frame)

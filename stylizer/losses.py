@@ -2,7 +2,9 @@
 
 D is measured on the frozen encoder's features: content = feature MSE at the deepest tap;
 style = MSE of per-channel means plus MSE of per-channel standard deviations, summed over
-the taps relu1_1 … deepest. λ = 1 by default.
+the taps relu1_1 … deepest. λ = 1 by default. The affine head's training objective adds an
+edge-aware smoothness term on its field (``field_smoothness``); the reported ``total`` stays
+Eq. 5 (content + λ·style), so loss curves mean the same for either head.
 """
 
 from __future__ import annotations
@@ -34,6 +36,12 @@ class LossTerms:
     total: torch.Tensor
     content: torch.Tensor
     style: torch.Tensor
+    regularizer: torch.Tensor | None = None  # weighted smoothness of the field (affine head)
+
+    @property
+    def objective(self) -> torch.Tensor:
+        """What training minimises: Eq. 5 plus the regulariser, if any."""
+        return self.total if self.regularizer is None else self.total + self.regularizer
 
     def values(self) -> LossValues:
         return LossValues(float(self.total.detach()), float(self.content.detach()), float(self.style.detach()))
@@ -62,3 +70,21 @@ def perceptual_loss(encoder: VGGEncoder, output: torch.Tensor, content_target: t
         tgt_mean, tgt_std = _mean_std(style_features[tap])
         style = style + F.mse_loss(out_mean, tgt_mean) + F.mse_loss(out_std, tgt_std)
     return LossTerms(content + style_weight * style, content, style)
+
+
+def field_smoothness(field: torch.Tensor, content: torch.Tensor, edge_scale: float = 0.1) -> torch.Tensor:
+    """Edge-aware smoothness of a (N, C, gh, gw) field: squared differences of neighbouring cells,
+    each weighted by exp(−|Δ luma| / edge_scale) of the (N, 3, H, W) content averaged onto the grid,
+    so the field may change across the content's edges but not inside flat regions."""
+    from stylizer.render_torch import luma
+
+    guide = F.adaptive_avg_pool2d(luma(content.float()), field.shape[-2:])
+    field = field.float()
+    loss = field.new_zeros(())
+    if field.shape[-1] > 1:
+        weight = torch.exp(-(guide[..., 1:] - guide[..., :-1]).abs() / edge_scale)
+        loss = loss + (weight * (field[..., 1:] - field[..., :-1]).pow(2)).mean()
+    if field.shape[-2] > 1:
+        weight = torch.exp(-(guide[..., 1:, :] - guide[..., :-1, :]).abs() / edge_scale)
+        loss = loss + (weight * (field[..., 1:, :] - field[..., :-1, :]).pow(2)).mean()
+    return loss

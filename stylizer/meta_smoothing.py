@@ -23,6 +23,13 @@ Definitions used here (the paper leaves the non-integer case open):
   which is how it is computed: O(K²·H·W) work on the small image, not O(K²·H'·W').
 * ``W_s`` (3, N_u, K, K) is a learned smoothing convolution at output resolution
   (reflection padding), output RGB.
+
+For the affine head the same module acts on the colour field (C = D·12 channels instead of
+3, N_u ≥ C): ``smooth_field`` applies ``W_u^r`` and ``W_s`` on the field's grid and leaves the
+bilinear resampling of ``P`` to the renderer, which slices the field at every output pixel.
+``W_s`` thus runs at grid resolution, not at output pixels: on a field whose cells span many
+output pixels a K×K kernel at output resolution would be a near no-op costing C·N_u·K² MACs
+per pixel, while at grid resolution it smooths across cells, which is what the field needs.
 """
 
 from __future__ import annotations
@@ -46,15 +53,18 @@ def _tent(t: torch.Tensor) -> torch.Tensor:
 
 
 class MetaSmoothing(nn.Module):
-    """(N, 3, H, W) image → (N, 3, H', W') upscaled and smoothed image."""
+    """(N, C, H, W) image (C = 3) or field → (N, C, H', W') upscaled and smoothed."""
 
-    def __init__(self, upsample_channels: int = 8, kernel_size: int = 5) -> None:
+    def __init__(self, upsample_channels: int = 8, kernel_size: int = 5, channels: int = 3) -> None:
         super().__init__()
+        if upsample_channels < channels:
+            raise ValueError(f"upsample_channels ({upsample_channels}) must be at least channels ({channels})")
         k = kernel_size
         self.kernel_size = k
-        meta = torch.randn(upsample_channels, 3, k, k) * 0.01
-        smooth = torch.randn(3, upsample_channels, k, k) * 0.01
-        for c in range(3):  # start as (near) identity: bilinear upsampling of the decoder output
+        noise = 0.01 if channels == 3 else 0.001  # wide fields: keep the cross-channel mixing at init small
+        meta = torch.randn(upsample_channels, channels, k, k) * noise
+        smooth = torch.randn(channels, upsample_channels, k, k) * noise
+        for c in range(channels):  # start as (near) identity: bilinear upsampling of the decoder output
             meta[c, c, k // 2, k // 2] = 1.0
             smooth[c, c, k // 2, k // 2] = 1.0
         self.meta_kernel = nn.Parameter(meta)
@@ -62,7 +72,7 @@ class MetaSmoothing(nn.Module):
         self.scale_net = nn.Sequential(nn.Linear(1, 16), nn.Tanh(), nn.Linear(16, upsample_channels, bias=False))
         # Q(r) ≈ 1 at first, for every r; no bias on the last layer: m(log r) - m(0) cancels it
         nn.init.normal_(self.scale_net[2].weight, std=1e-3)
-        self.smooth = nn.Conv2d(upsample_channels, 3, k)
+        self.smooth = nn.Conv2d(upsample_channels, channels, k)
         with torch.no_grad():
             self.smooth.weight.copy_(smooth)
             self.smooth.bias.zero_()
@@ -98,6 +108,15 @@ class MetaSmoothing(nn.Module):
         kernel = self.scaled_meta_kernel(float(r)).double()
         full = torch.einsum("ak,bl,oikl->ioab", weights_1d, weights_1d, kernel)
         return full.to(self.meta_kernel.dtype), p
+
+    def smooth_field(self, field: torch.Tensor, r: float) -> torch.Tensor:
+        """``W_s * (W_u^r ⋆ field)`` on the field's own grid (N, C, gh, gw) → same shape (see module doc)."""
+        pad = self.kernel_size // 2
+        kernel = self.scaled_meta_kernel(r).to(field.dtype)
+        x = F.conv2d(F.pad(field, (pad, pad, pad, pad), mode="replicate"), kernel, self.meta_bias.to(field.dtype))
+        mode = "reflect" if min(field.shape[-2:]) > pad else "replicate"
+        return F.conv2d(F.pad(x, (pad, pad, pad, pad), mode=mode), self.smooth.weight.to(field.dtype),
+                        self.smooth.bias.to(field.dtype))
 
     def forward(self, image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         """Upscale ``image`` to exactly ``size`` = (H', W') and smooth it."""

@@ -3,21 +3,41 @@
 Images are float RGB in [0, 1], shape (N, 3, H, W). Only colorization, decoder and
 meta-smoothing learn; their tensors (``trainable_state``) are what checkpoints hold and
 what federated learning averages. The frozen encoder is identified, not stored.
+
+Two decoder heads (``config.head``):
+
+* ``image``: the paper's mirrored VGG decoder outputs pixels; meta-smoothing upscales them.
+* ``affine``: the decoder outputs a low-resolution residual field of 3×4 colour transforms
+  (``stylizer.field``); meta-smoothing smooths it with its learned kernels; it is added to
+  the closed-form MKL prior (``stylizer.colour_prior``) and rendered on the full-resolution
+  content, out(x) = A(x)·I_c(x) + b(x): edges and detail always come from the real image.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from stylizer.affine_decoder import AffineDecoder
 from stylizer.colorization import LinearTransform, StyleCode, WhiteningColoring
+from stylizer.colour_prior import colour_stats, mkl_from_stats
 from stylizer.config import StylizerConfig
 from stylizer.decoder import Decoder
 from stylizer.encoder import TAP_CHANNELS, VGGEncoder, pool_count
+from stylizer.field import COEFFICIENTS
 from stylizer.meta_smoothing import MetaSmoothing
+from stylizer.render_torch import render_field
 
 MIN_SIDE = 16  # smallest content/style side the encoder's pooling still makes sense for
+RESIDUAL_BOUND = 1.0  # the learned residual is squashed into (−1, 1) per coefficient
+
+
+def scale_factor(size_in: tuple[int, int], size_out: tuple[int, int]) -> float:
+    """The r of an (H, W) → (H', W') upscaling: geometric mean of the two axes' factors."""
+    return math.sqrt((size_out[0] / size_in[0]) * (size_out[1] / size_in[1]))
 
 
 class StylizerNet(nn.Module):
@@ -32,9 +52,22 @@ class StylizerNet(nn.Module):
         channels = TAP_CHANNELS[config.encoder_layer]
         self.colorization: nn.Module = (LinearTransform(channels, config.matrix_dim)
                                         if config.colorization == "linear" else WhiteningColoring())
-        self.decoder = Decoder(config.encoder_layer, config.decoder_width)
-        self.meta_smoothing = MetaSmoothing(config.upsample_channels, config.kernel_size)
-        self.multiple = 2 ** pool_count(config.encoder_layer)
+        feature_stride = 2 ** pool_count(config.encoder_layer)
+        if config.head == "image":
+            self.decoder: nn.Module = Decoder(config.encoder_layer, config.decoder_width)
+            self.meta_smoothing = MetaSmoothing(config.upsample_channels, config.kernel_size)
+            self.multiple = feature_stride
+        else:
+            field_channels = config.grid_depth * COEFFICIENTS
+            self.decoder = AffineDecoder(channels, feature_stride, config.grid_stride, config.grid_depth,
+                                         config.decoder_width)
+            self.meta_smoothing = MetaSmoothing(max(config.upsample_channels, field_channels), config.kernel_size,
+                                                field_channels)
+            self.multiple = config.grid_stride
+
+    @property
+    def head(self) -> str:
+        return self.config.head
 
     def learned_modules(self) -> dict[str, nn.Module]:
         """The modules that train (the encoder is frozen)."""
@@ -72,16 +105,69 @@ class StylizerNet(nn.Module):
         pad_h = (-height) % self.multiple
         pad_w = (-width) % self.multiple
         if pad_h or pad_w:
-            image = F.pad(image, (0, pad_w, 0, pad_h), mode="reflect")
+            image = F.pad(image, (0, pad_w, 0, pad_h), mode="reflect" if min(height, width) > self.multiple
+                          else "replicate")
         return image
 
     def style_code(self, style: torch.Tensor) -> StyleCode:
         """(N, 3, H, W) style image → its StyleCode (compute once per style)."""
-        return self.colorization.style_code(self.encoder.deepest(self._padded(style)))
+        code = self.colorization.style_code(self.encoder.deepest(self._padded(style)))
+        code.colour_mean, code.colour_cov = colour_stats(style)
+        return code
 
-    def forward(self, content: torch.Tensor, code: StyleCode, size: tuple[int, int]) -> torch.Tensor:
-        """Stylize ``content`` (N, 3, H, W) with ``code``; output (N, 3, *size), size = (H', W')."""
+    def grid_size(self, height: int, width: int) -> tuple[int, int]:
+        """Field cells (gh, gw) for an (H, W) network input (affine head)."""
+        stride = self.config.grid_stride
+        return max(1, math.ceil(height / stride)), max(1, math.ceil(width / stride))
+
+    def _fit_grid(self, residual: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        """Resample a field that spans the padded input onto cells that span exactly H × W."""
+        stride = self.config.grid_stride
+        padded_h, padded_w = residual.shape[-2:]
+        grid_h, grid_w = self.grid_size(height, width)
+        if (padded_h * stride, padded_w * stride) == (height, width):
+            return residual
+        ys = (torch.arange(grid_h, device=residual.device, dtype=torch.float32) + 0.5) * (height / grid_h) / stride
+        xs = (torch.arange(grid_w, device=residual.device, dtype=torch.float32) + 0.5) * (width / grid_w) / stride
+        gy, gx = torch.meshgrid(2.0 * ys / padded_h - 1.0, 2.0 * xs / padded_w - 1.0, indexing="ij")
+        grid = torch.stack([gx, gy], dim=-1)[None].expand(residual.shape[0], -1, -1, -1).to(residual.dtype)
+        return F.grid_sample(residual, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+    def field(self, content: torch.Tensor, code: StyleCode, r: float = 1.0) -> torch.Tensor:
+        """Affine head: (N, 3, H, W) content → (N, D·12, gh, gw) float32 field for output scale ``r``."""
+        if self.head != "affine":
+            raise ValueError("only the affine head predicts a colour field")
+        if code.colour_mean is None or code.colour_cov is None:
+            raise ValueError("style code lacks the style's colour statistics: recompute it with style_code")
         height, width = content.shape[-2:]
         features = self.encoder.deepest(self._padded(content))
-        decoded = self.decoder(self.colorization(features, code))[..., :height, :width]
-        return self.meta_smoothing(decoded, size)
+        code = code.expand(content.shape[0])
+        residual = self.decoder(features, self.colorization(features, code))
+        with torch.autocast(device_type=content.device.type, enabled=False):
+            residual = self._fit_grid(residual.float(), height, width)
+            residual = self.meta_smoothing.smooth_field(residual, r)
+            residual = RESIDUAL_BOUND * torch.tanh(residual / RESIDUAL_BOUND)
+            prior = mkl_from_stats(*colour_stats(content), code.colour_mean, code.colour_cov)
+            prior = prior.to(residual.dtype).reshape(-1, COEFFICIENTS, 1, 1).repeat(1, self.config.grid_depth, 1, 1)
+            return prior + residual
+
+    def forward(self, content: torch.Tensor, code: StyleCode, size: tuple[int, int],
+                full: torch.Tensor | None = None) -> torch.Tensor:
+        """Stylize ``content`` (N, 3, H, W) with ``code``; output (N, 3, *size), size = (H', W').
+
+        Affine head: the field is rendered on ``full`` (N, 3, H', W'), the content at the output
+        size (default: ``content`` resized to it; pass the real full-resolution image when there is one).
+        """
+        height, width = content.shape[-2:]
+        if self.head == "image":
+            features = self.encoder.deepest(self._padded(content))
+            decoded = self.decoder(self.colorization(features, code))[..., :height, :width]
+            return self.meta_smoothing(decoded, size)
+        field = self.field(content, code, scale_factor((height, width), size))
+        if full is None:
+            full = content if tuple(size) == (height, width) else F.interpolate(
+                content, size=size, mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
+        elif tuple(full.shape[-2:]) != tuple(size):
+            raise ValueError(f"full-resolution content is {tuple(full.shape[-2:])}, output size is {tuple(size)}")
+        with torch.autocast(device_type=content.device.type, enabled=False):
+            return render_field(field, full.float())

@@ -17,8 +17,9 @@ import torch
 import torch.nn.functional as F
 
 from stylizer.images import to_tensor
-from stylizer.losses import LossValues, perceptual_loss
-from stylizer.model import StylizerNet
+from stylizer.losses import LossTerms, LossValues, field_smoothness, perceptual_loss
+from stylizer.model import StylizerNet, scale_factor
+from stylizer.render_torch import render_field
 
 DEFAULT_LR = 1e-4
 DEFAULT_BETAS = (0.5, 0.999)
@@ -117,11 +118,22 @@ def _device_of(model: StylizerNet) -> torch.device:
     return next(model.decoder.parameters()).device
 
 
-def compute_losses(model: StylizerNet, batch: TrainBatch, style_weight: float = 1.0):
-    """Forward pass and Eq. 5 terms (LossTerms) for one batch on the model's device."""
+def compute_losses(model: StylizerNet, batch: TrainBatch, style_weight: float = 1.0) -> LossTerms:
+    """Forward pass and Eq. 5 terms (LossTerms) for one batch on the model's device.
+
+    The affine head's field is rendered on the full-resolution target crop (what R^r(I_c) is),
+    and its weighted edge-aware smoothness is the regulariser.
+    """
     code = model.style_code(batch.style)
-    output = model(batch.content, code, batch.target_size)
-    return perceptual_loss(model.encoder, output, batch.content_target, batch.style_target, style_weight)
+    if model.head != "affine":
+        output = model(batch.content, code, batch.target_size)
+        return perceptual_loss(model.encoder, output, batch.content_target, batch.style_target, style_weight)
+    field = model.field(batch.content, code, scale_factor(tuple(batch.content.shape[-2:]), batch.target_size))
+    with torch.autocast(device_type=field.device.type, enabled=False):
+        output = render_field(field, batch.content_target.float())
+    terms = perceptual_loss(model.encoder, output, batch.content_target, batch.style_target, style_weight)
+    terms.regularizer = model.config.smoothness_weight * field_smoothness(field, batch.content)
+    return terms
 
 
 def train_step(model: StylizerNet, batch: TrainBatch, optimizer: torch.optim.Optimizer, *,
@@ -134,9 +146,10 @@ def train_step(model: StylizerNet, batch: TrainBatch, optimizer: torch.optim.Opt
     optimizer.zero_grad(set_to_none=True)
     with _autocast(device, autocast_dtype):
         terms = compute_losses(model, batch, style_weight)
-    if not torch.isfinite(terms.total):
+    objective = terms.objective
+    if not torch.isfinite(objective):
         raise FloatingPointError("training loss is not finite; step skipped")
-    terms.total.backward()
+    objective.backward()
     params = [p for group in optimizer.param_groups for p in group["params"]]
     torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
     optimizer.step()
