@@ -26,7 +26,9 @@ from edge_client.frame_store import FrameStore
 from edge_client.load_signal import LoadSignal
 from edge_client.model_slot import ModelSlot
 from fedvst.protocol import fedvst_pb2
+from fedvst.protocol.fields import field_message
 from stylizer.checkpoint import CheckpointError
+from stylizer.field import FieldError
 from stylizer.images import MAX_SIDE, ImageError, decode_image_bytes
 from stylizer.inference import style_key
 
@@ -146,9 +148,17 @@ class StylizerService:
         start = time.perf_counter()
         try:
             stylizer, model_sha256 = self.slot.current_with_hash()
+            size = (request.target_height, request.target_width)
             with self._compute:
                 handle = stylizer.add_style(style, request.style_handle)  # cached after the first frame
-                out = stylizer.stylize(frame, handle, size=(request.target_height, request.target_width))
+                if request.reply_field and stylizer.head == "affine":
+                    field_reply = field_message(stylizer.colour_field(frame, handle, size))  # checked before it leaves
+                    out = None
+                else:  # an image: asked for, or a model with no field (the phone renders either)
+                    out = stylizer.stylize(frame, handle, size=size)
+        except FieldError as exc:
+            _abort(context, grpc.StatusCode.INTERNAL, f"the model produced an unusable field for frame "
+                                                     f"{request.index}: {exc}")
         except CheckpointError as exc:
             _abort(context, grpc.StatusCode.UNAVAILABLE, str(exc))
         except (ValueError, KeyError) as exc:
@@ -158,9 +168,13 @@ class StylizerService:
             self._capacity.release()
         if request.allow_collection and self.store is not None:
             self.store.add_frame(request.image)  # durable before we acknowledge it
-        reply = fedvst_pb2.StylizedFrame(index=request.index, image=encode_image(out, request.reply_format),
-                                         format=request.reply_format, width=out.shape[1], height=out.shape[0],
-                                         model_sha256=model_sha256)
+        if out is None:
+            reply = fedvst_pb2.StylizedFrame(index=request.index, field=field_reply, width=size[1], height=size[0],
+                                             model_sha256=model_sha256)
+        else:
+            reply = fedvst_pb2.StylizedFrame(index=request.index, image=encode_image(out, request.reply_format),
+                                             format=request.reply_format, width=out.shape[1], height=out.shape[0],
+                                             model_sha256=model_sha256)
         self.stats.served += 1
         self.stats.latencies_ms.append((time.perf_counter() - start) * 1000)
         if self.stats.first_served_at is None:

@@ -1,7 +1,8 @@
 """Where key frames get stylized: in-process (local) or on edge servers.
 
-A backend turns a batch of ``KeyFrameJob`` into stylized frames of each job's output
-size. ``Dispatcher`` spreads jobs over one or more backends, one worker thread each,
+A backend turns a batch of ``KeyFrameJob`` into, per job, a stylized frame of the job's output
+size or a colour field (``stylizer.field.ColourField``) that the phone renders on its own
+frame (``render_key``). ``Dispatcher`` spreads jobs over one or more backends, one worker thread each,
 always handing a free backend the largest pending job (longest-processing-time first);
 results do not depend on which backend ran a job. A backend that fails (an edge that died)
 is retired and its job goes back to the queue for the others; only when no other backend is
@@ -20,16 +21,23 @@ from typing import Protocol
 
 import numpy as np
 
+from stylizer.field import ColourField
+from stylizer.render import render_field, resize_frame
+
 log = logging.getLogger(__name__)
+
+KeyResult = np.ndarray | ColourField  # what a backend returns for one key frame
 
 
 @dataclass(frozen=True)
 class KeyFrameJob:
-    """A key frame to stylize: its index, (h, w, 3) uint8 pixels at working size, output (H, W)."""
+    """A key frame to stylize: its index, (h, w, 3) uint8 pixels at working size, output (H, W), and
+    the frame at its own full resolution (``full``), which a colour-field stylizer renders on."""
 
     index: int
     image: np.ndarray
     size: tuple[int, int]
+    full: np.ndarray | None = None
 
     @property
     def work(self) -> int:
@@ -45,12 +53,24 @@ class StylizeBackend(Protocol):
     def set_style(self, style: np.ndarray) -> None:
         """Make ``style`` (H, W, 3) uint8 the style of every following job."""
 
-    def stylize_batch(self, jobs: list[KeyFrameJob]) -> list[np.ndarray]:
-        """Stylized (H, W, 3) uint8 frames, one per job, in order."""
+    def stylize_batch(self, jobs: list[KeyFrameJob]) -> list[KeyResult]:
+        """Per job, in order: a stylized (H, W, 3) uint8 frame or a ColourField."""
+
+
+def frame_at(job: KeyFrameJob) -> np.ndarray:
+    """The job's frame at its output size, from its full-resolution pixels when it has them."""
+    return resize_frame(job.full if job.full is not None else job.image, job.size)
+
+
+def render_key(result: KeyResult, job: KeyFrameJob, frame: np.ndarray | None = None) -> np.ndarray:
+    """The stylized key frame (H, W, 3) uint8: a field rendered on ``frame`` (default: ``frame_at(job)``)."""
+    if isinstance(result, ColourField):
+        return render_field(frame if frame is not None else frame_at(job), result)
+    return result
 
 
 class LocalBackend:
-    """Runs the stylizer in this process."""
+    """Runs the stylizer in this process; an affine-head model answers with fields, as an edge does."""
 
     def __init__(self, stylizer, name: str = "local") -> None:
         self.stylizer = stylizer
@@ -60,9 +80,11 @@ class LocalBackend:
     def set_style(self, style: np.ndarray) -> None:
         self._style = self.stylizer.add_style(style)
 
-    def stylize_batch(self, jobs: list[KeyFrameJob]) -> list[np.ndarray]:
+    def stylize_batch(self, jobs: list[KeyFrameJob]) -> list[KeyResult]:
         if self._style is None:
             raise RuntimeError("set_style must be called before stylize_batch")
+        if self.stylizer.head == "affine":  # in the wire's float16, so local and edge results are the same bits
+            return [self.stylizer.colour_field(job.image, self._style, job.size).quantized() for job in jobs]
         return [self.stylizer.stylize(job.image, self._style, size=job.size) for job in jobs]
 
 

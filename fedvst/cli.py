@@ -36,6 +36,8 @@ def train(
     encoder_layer: Annotated[str, typer.Option(help="relu3_1 or relu4_1")] = "relu3_1",
     decoder_width: Annotated[float, typer.Option(help="decoder width multiplier alpha in (0, 1]")] = 1.0,
     colorization: Annotated[str, typer.Option(help="linear (learned) or wct (closed form)")] = "linear",
+    head: Annotated[str, typer.Option(help="affine (colour field rendered on the real frame) or image (the "
+                                           "paper's pixel decoder)")] = "affine",
     vgg_weights: Annotated[Path | None, typer.Option(help="VGG-19 weights (.safetensors or torchvision .pth)")] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:N (default: auto)")] = None,
     precision: Annotated[str, typer.Option(help="auto, bf16 or fp32")] = "fp32",
@@ -47,7 +49,8 @@ def train(
     if not 0 < scale_min <= scale_max:
         fail("need 0 < --scale-min <= --scale-max")
     try:
-        config = StylizerConfig(encoder_layer=encoder_layer, decoder_width=decoder_width, colorization=colorization)
+        config = StylizerConfig(encoder_layer=encoder_layer, decoder_width=decoder_width, colorization=colorization,
+                                head=head)
         losses = run_training(TrainSettings(
             content_dir=content, style_dir=style, steps=steps, out=out, init=init, base_size=base_size,
             scale_min=scale_min, scale_max=scale_max, batch_size=batch_size, lr=lr,
@@ -111,12 +114,13 @@ def run_stylize(source: Path, style: Path, output: Path, options, checkpoint: Pa
 
 
 def _options(height: int | None, scale: float | None, keyframes: str, interval: int, min_interval: int,
-             max_interval: int, one_sided: bool):
+             max_interval: int, one_sided: bool, interpolation: str = "field"):
     from fedvst.pipeline import PipelineOptions
     from fedvst.video.keyframes import KeyFramePolicy
 
     policy = KeyFramePolicy(mode=keyframes, interval=interval, min_interval=min_interval, max_interval=max_interval)
-    return PipelineOptions(height=height, scale=scale, keyframes=policy, bidirectional=not one_sided)
+    return PipelineOptions(height=height, scale=scale, keyframes=policy,
+                           interpolation="pixel-one-sided" if one_sided else interpolation)
 
 
 @app.command()
@@ -130,7 +134,10 @@ def stylize(
     interval: Annotated[int, typer.Option(min=1, help="key-frame interval K for --keyframes interval")] = 10,
     min_interval: Annotated[int, typer.Option(min=1)] = 2,
     max_interval: Annotated[int, typer.Option(min=1)] = 30,
-    one_sided: Annotated[bool, typer.Option(help="paper's Algorithm 1 only (no two-sided blend)")] = False,
+    interpolation: Annotated[str, typer.Option(
+        help="field (warp the keys' colour fields, render on each frame's own pixels), pixel (warp the stylized "
+             "keys' pixels, two-sided) or pixel-one-sided (the paper's Algorithm 1)")] = "field",
+    one_sided: Annotated[bool, typer.Option(help="same as --interpolation pixel-one-sided")] = False,
     edge: Annotated[list[str] | None, typer.Option(help="edge server HOST:PORT (repeat to spread key frames)")] = None,
     edge_token_file: Annotated[Path | None, typer.Option(help="bearer token for the edges")] = None,
     edge_ca: Annotated[Path | None, typer.Option(help="CA certificate of the edges (TLS)")] = None,
@@ -142,7 +149,7 @@ def stylize(
 ) -> None:
     """Stylize a video (key frames by the DNN, the rest by optical flow) or a single photo."""
     try:
-        options = _options(height, scale, keyframes, interval, min_interval, max_interval, one_sided)
+        options = _options(height, scale, keyframes, interval, min_interval, max_interval, one_sided, interpolation)
         remote = RemoteOptions(edge or [], edge_token_file, edge_ca, share_frames)
         summary = run_stylize(source, style, output, options, checkpoint, vgg_weights, device, precision, remote)
     except (ValueError, OSError, KeyError, RuntimeError) as exc:

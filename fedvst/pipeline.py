@@ -1,10 +1,18 @@
 """The phone-side pipeline (seeds/000 §3.2, Algorithm 1, with a two-sided extension).
 
-Decode → pick key frames → send them (at working size) to a backend → for every other
-frame, warp the neighbouring stylized key frames along flow computed on the original
-frames and blend them → encode. Three threads overlap: this one decodes, analyses and
-selects; backend workers stylize; a finisher warps, blends and encodes segments in order.
-Memory is bounded by ``max_interval`` small analysis frames and flows, not the video.
+Decode → pick key frames → send them (at working size) to a backend, which answers with a
+colour field (or, for the paper's image head, a stylized image) → render each key frame's
+field on its own full-resolution pixels → for every other frame (interpolation modes):
+
+* ``field`` (default): warp the neighbouring keys' fields along flow computed on the original
+  frames, blend them, and render the blend on the frame's own pixels;
+* ``pixel``: warp the neighbouring stylized key *images* and blend them (two-sided);
+* ``pixel-one-sided``: the paper's Algorithm 1 (warp key a's image).
+
+Three threads overlap: this one decodes, analyses and selects; backend workers stylize; a
+finisher interpolates, renders and encodes segments in order. Memory is bounded by
+``max_interval`` frames per segment (small analysis frames and flows; in field mode also the
+frames at output size, whose pixels are rendered), not the video.
 """
 
 from __future__ import annotations
@@ -22,13 +30,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fedvst.backends import Dispatcher, KeyFrameJob
+from fedvst.backends import Dispatcher, KeyFrameJob, render_key
+from fedvst.video.field_warp import FieldInterpolator
 from fedvst.video.flow import DEFAULT_FLOW_WIDTH, FlowEstimator, analysis_size, to_analysis
 from fedvst.video.interpolate import Frame, Interpolator
 from fedvst.video.io import MAX_VIDEO_SIDE, ThreadedWriter, VideoError, VideoWriter, probe, read_frames
 from fedvst.video.keyframes import KeyFramePolicy, KeyFrameSelector
+from stylizer.render import render_field, resize_frame
 
 DEFAULT_WORK_WIDTH = 512
+INTERPOLATIONS = ("field", "pixel", "pixel-one-sided")
 
 
 @dataclass(frozen=True)
@@ -38,9 +49,13 @@ class PipelineOptions:
     height: int | None = None
     scale: float | None = None
     keyframes: KeyFramePolicy = field(default_factory=KeyFramePolicy)
-    bidirectional: bool = True
+    interpolation: str = "field"
     flow_width: int = DEFAULT_FLOW_WIDTH
     work_width: int = DEFAULT_WORK_WIDTH
+
+    def __post_init__(self) -> None:
+        if self.interpolation not in INTERPOLATIONS:
+            raise ValueError(f"interpolation must be one of {', '.join(INTERPOLATIONS)}, got {self.interpolation!r}")
 
 
 @dataclass
@@ -116,6 +131,7 @@ class _Intermediate:
     pts: int | None
     gray: np.ndarray
     flow_to_a: np.ndarray
+    image: np.ndarray | None = None  # the frame at output size (field mode renders on it)
 
 
 @dataclass
@@ -124,24 +140,28 @@ class _Segment:
     pts: int | None
     gray: np.ndarray
     stylized: Future
+    job: KeyFrameJob
     frames: list[_Intermediate] = field(default_factory=list)
     next_key: _Segment | None = None
     next_is_cut: bool = False
-    frame: Frame | None = None  # the stylized key in the interpolator's layout, once converted
+    rgb: np.ndarray | None = None  # the stylized key frame, once rendered
+    field: np.ndarray | None = None  # its (gh, gw, D, 12) colour field, when the backend sent one
+    frame: Frame | None = None  # the stylized key in the pixel interpolator's layout, once converted
 
 
 class _Finisher(threading.Thread):
     """Warps, blends and writes segments in order; records the first error."""
 
-    def __init__(self, writer: ThreadedWriter, size: tuple[int, int], bidirectional: bool,
+    def __init__(self, writer: ThreadedWriter, size: tuple[int, int], interpolation: str,
                  on_frame: Callable[[int], None] | None) -> None:
         super().__init__(daemon=True, name="finisher")
         self.segments: queue.Queue[_Segment | None] = queue.Queue(maxsize=2)
         self.writer = writer
-        self.bidirectional = bidirectional
+        self.interpolation = interpolation
         self.on_frame = on_frame
         self.error: BaseException | None = None
         self.interpolator = Interpolator(size)
+        self.fields = FieldInterpolator()
 
     def run(self) -> None:
         while True:
@@ -160,26 +180,44 @@ class _Finisher(threading.Thread):
         if self.on_frame is not None:
             self.on_frame(1)
 
+    def _render(self, segment: _Segment) -> np.ndarray:
+        """The stylized key frame (a field rendered on the key's own pixels, or the backend's image)."""
+        if segment.rgb is None:
+            result = segment.stylized.result()
+            segment.rgb = render_key(result, segment.job)
+            segment.field = getattr(result, "coefficients", None)
+        return segment.rgb
+
     def _key(self, segment: _Segment) -> Frame:
         if segment.frame is None:
-            segment.frame = self.interpolator.key(segment.stylized.result())
+            segment.frame = self.interpolator.key(self._render(segment))
         return segment.frame
 
     def _finish(self, segment: _Segment) -> None:
-        styl_a = self._key(segment)
-        self._write(styl_a, segment.pts)
+        self._write(self._render(segment), segment.pts)
         if not segment.frames:
             return
         nxt = segment.next_key
-        two_sided = self.bidirectional and nxt is not None and not segment.next_is_cut
-        styl_b = self._key(nxt) if two_sided else None
+        two_sided = self.interpolation != "pixel-one-sided" and nxt is not None and not segment.next_is_cut
+        if two_sided:
+            self._render(nxt)
+        fields = (self.interpolation == "field" and segment.field is not None
+                  and (not two_sided or (nxt.field is not None and nxt.field.shape == segment.field.shape))
+                  and all(frame.image is not None for frame in segment.frames))
         for frame in segment.frames:
-            if two_sided:
-                t = (frame.index - segment.index) / (nxt.index - segment.index)
-                image = self.interpolator.two_sided(frame.gray, t, styl_a, segment.gray, frame.flow_to_a,
-                                                    styl_b, nxt.gray)
+            t = (frame.index - segment.index) / (nxt.index - segment.index) if two_sided else 0.0
+            if fields:
+                if two_sided:
+                    blended = self.fields.two_sided(frame.gray, t, segment.field, segment.gray, frame.flow_to_a,
+                                                    nxt.field, nxt.gray)
+                else:
+                    blended = self.fields.one_sided(segment.field, frame.flow_to_a)
+                image: Frame = render_field(frame.image, blended)
+            elif two_sided:
+                image = self.interpolator.two_sided(frame.gray, t, self._key(segment), segment.gray, frame.flow_to_a,
+                                                    self._key(nxt), nxt.gray)
             else:
-                image = self.interpolator.one_sided(styl_a, frame.flow_to_a)
+                image = self.interpolator.one_sided(self._key(segment), frame.flow_to_a)
             self._write(image, frame.pts)
 
 
@@ -200,7 +238,7 @@ def stylize_video(source: Path, style: np.ndarray, output: Path, dispatcher: Dis
     frames = 0
     keys: list[int] = []
     with ThreadedWriter(VideoWriter(output, size[1], size[0], info, source=source)) as writer:
-        finisher = _Finisher(writer, size, options.bidirectional, on_frame)
+        finisher = _Finisher(writer, size, options.interpolation, on_frame)
         finisher.start()
         current: _Segment | None = None
         try:
@@ -210,8 +248,9 @@ def stylize_video(source: Path, style: np.ndarray, output: Path, dispatcher: Dis
                 flow_to_a = flow(gray, current.gray) if current is not None else None
                 decision = selector.decide(decoded.index, gray, codec_key=decoded.key_frame, flow_to_key=flow_to_a)
                 if decision.is_key:
-                    job = KeyFrameJob(decoded.index, to_working(decoded.image, options.work_width), size)
-                    segment = _Segment(decoded.index, decoded.pts, gray, dispatcher.submit(job))
+                    job = KeyFrameJob(decoded.index, to_working(decoded.image, options.work_width), size,
+                                      full=decoded.image)
+                    segment = _Segment(decoded.index, decoded.pts, gray, dispatcher.submit(job), job)
                     keys.append(decoded.index)
                     if current is not None:
                         current.next_key = segment
@@ -219,7 +258,8 @@ def stylize_video(source: Path, style: np.ndarray, output: Path, dispatcher: Dis
                         _put(finisher, current)
                     current = segment
                 else:
-                    current.frames.append(_Intermediate(decoded.index, decoded.pts, gray, flow_to_a))
+                    image = resize_frame(decoded.image, size) if options.interpolation == "field" else None
+                    current.frames.append(_Intermediate(decoded.index, decoded.pts, gray, flow_to_a, image))
             if current is not None:
                 _put(finisher, current)
         finally:
@@ -260,7 +300,8 @@ def stylize_photo(source: Path, style: np.ndarray, output: Path, dispatcher: Dis
     size = output_size_for(*image.shape[:2], options)
     started = time.perf_counter()
     dispatcher.set_style(style)
-    result = dispatcher.submit(KeyFrameJob(0, to_working(image, options.work_width), size)).result()
+    job = KeyFrameJob(0, to_working(image, options.work_width), size, full=image)
+    result = render_key(dispatcher.submit(job).result(), job)
     buffer = io.BytesIO()
     Image.fromarray(result).save(buffer, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
     atomic_write_bytes(output, buffer.getvalue())

@@ -9,9 +9,11 @@ import grpc
 import numpy as np
 from PIL import Image
 
-from fedvst.backends import KeyFrameJob
+from fedvst.backends import KeyFrameJob, KeyResult
 from fedvst.protocol import fedvst_pb2, fedvst_pb2_grpc
+from fedvst.protocol.fields import read_field
 from fedvst.protocol.security import call_metadata, open_channel
+from stylizer.field import FieldError
 from stylizer.images import decode_image_bytes
 
 
@@ -26,11 +28,12 @@ def encode_png(image: np.ndarray) -> bytes:
 
 
 class RemoteBackend:
-    """One edge server; frames travel as PNG (lossless) both ways by default."""
+    """One edge server; key frames go as PNG (lossless). Replies are colour fields (a few KB, rendered
+    here on the phone's own frame) when ``reply_field`` and the edge's model has one, else PNG images."""
 
     def __init__(self, address: str, *, token: str | None = None, ca: Path | None = None,
                  allow_collection: bool = False, reply_format: int = fedvst_pb2.IMAGE_FORMAT_PNG,
-                 timeout_s: float = 120.0) -> None:
+                 timeout_s: float = 120.0, reply_field: bool = True) -> None:
         self.name = address
         self.address = address
         self.channel = open_channel(address, ca=ca)
@@ -39,6 +42,7 @@ class RemoteBackend:
         self.allow_collection = allow_collection
         self.reply_format = reply_format
         self.timeout_s = timeout_s
+        self.reply_field = reply_field
         self.handle: str | None = None
 
     def _error(self, exc: grpc.RpcError) -> EdgeError:
@@ -52,12 +56,13 @@ class RemoteBackend:
             raise self._error(exc) from None
         self.handle = reply.handle
 
-    def stylize_batch(self, jobs: list[KeyFrameJob]) -> list[np.ndarray]:
+    def stylize_batch(self, jobs: list[KeyFrameJob]) -> list[KeyResult]:
         if self.handle is None:
             raise RuntimeError("set_style must be called before stylize_batch")
         requests = [fedvst_pb2.KeyFrame(style_handle=self.handle, index=job.index, image=encode_png(job.image),
                                         target_width=job.size[1], target_height=job.size[0],
-                                        reply_format=self.reply_format, allow_collection=self.allow_collection)
+                                        reply_format=self.reply_format, allow_collection=self.allow_collection,
+                                        reply_field=self.reply_field)
                     for job in jobs]
         try:
             replies = list(self.stub.Stylize(iter(requests), metadata=self.metadata, timeout=self.timeout_s))
@@ -66,8 +71,16 @@ class RemoteBackend:
         if [r.index for r in replies] != [job.index for job in jobs]:
             raise EdgeError(f"edge {self.address} answered frames {[r.index for r in replies]} "
                             f"for {[job.index for job in jobs]}")
-        out = []
+        out: list[KeyResult] = []
         for job, reply in zip(jobs, replies, strict=True):
+            if reply.HasField("field"):
+                if not self.reply_field:
+                    raise EdgeError(f"edge {self.address} sent a field for frame {job.index}; an image was asked")
+                try:
+                    out.append(read_field(reply.field, f"field of frame {reply.index} from {self.address}"))
+                except FieldError as exc:
+                    raise EdgeError(str(exc)) from None
+                continue
             image = decode_image_bytes(reply.image, f"stylized frame {reply.index} from {self.address}")
             if image.shape[:2] != tuple(job.size):
                 raise EdgeError(f"edge {self.address} returned {image.shape[1]}×{image.shape[0]} for frame "

@@ -43,6 +43,7 @@ class TrainSettings:
     vgg_weights: Path | None = None
     device: str | None = None
     precision: str = "fp32"
+    cover: tuple[float, float] | None = (0.5, 1.0)  # crops span this share of each picture (whole-image context)
 
 
 def run_training(settings: TrainSettings, progress: bool = True) -> LossValues:
@@ -60,10 +61,11 @@ def run_training(settings: TrainSettings, progress: bool = True) -> LossValues:
     model.to(device)
     dtype = autocast_dtype(device, settings.precision)
     sampler = PairSampler(contents, styles, base_size=settings.base_size,
-                          scales=(settings.scale_min, settings.scale_max), seed=settings.seed)
+                          scales=(settings.scale_min, settings.scale_max), seed=settings.seed, cover=settings.cover)
     optimizer = make_optimizer(model, lr=settings.lr)
     recipe = {"steps": settings.steps, "base_size": settings.base_size, "scales": [settings.scale_min,
               settings.scale_max], "batch_size": settings.batch_size, "lr": settings.lr, "seed": settings.seed,
+              "cover": list(settings.cover) if settings.cover else None,
               "content_images": len(contents), "style_images": len(styles)}
     smoothed: LossValues | None = None
     last = LossValues(float("nan"), float("nan"), float("nan"))

@@ -7,7 +7,8 @@ capacity, then each phone client streams 512×256 key frames (PNG, real footage)
 fixed number of requests. Requests beyond capacity are refused with RESOURCE_EXHAUSTED
 (counted as ``rejected``), not queued. Also measures p99 latency while a training loop runs
 beside the service, with and without the ClientApp's back-off (lower CPU priority, and no
-new step while requests are in flight), and the edge's peak resident memory.
+new step while requests are in flight), the edge's peak resident memory, and the mean reply
+size per 1920×1080 key frame as a colour field and as a PNG image.
 """
 
 from __future__ import annotations
@@ -87,6 +88,28 @@ def run_clients(port: int, clients: int, requests: int, frames: list[np.ndarray]
     return {"frames_per_second": round(len(latencies) / wall, 2), "p50_ms": round(percentile(latencies, 50), 1),
             "p99_ms": round(percentile(latencies, 99), 1), "errors": counts["errors"],
             "rejected": counts["rejected"]}
+
+
+def reply_bytes_1080p(port: int, frames: list[np.ndarray], style: np.ndarray) -> dict[str, float]:
+    """Mean serialized reply bytes for a 1920×1080 key frame: as a colour field and as a PNG."""
+    import grpc
+
+    from fedvst.protocol import fedvst_pb2, fedvst_pb2_grpc
+    from fedvst.remote import encode_png
+
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = fedvst_pb2_grpc.StylizerStub(channel)
+        handle = stub.UploadStyle(fedvst_pb2.UploadStyleRequest(image=encode_png(style)), timeout=120).handle
+        sizes: dict[str, list[int]] = {"field": [], "png": []}
+        for name, want_field in (("field", True), ("png", False)):
+            requests = [fedvst_pb2.KeyFrame(style_handle=handle, index=i, image=encode_png(frame), target_width=1920,
+                                            target_height=1080, reply_field=want_field)
+                        for i, frame in enumerate(frames)]
+            for reply in stub.Stylize(iter(requests), timeout=300):
+                if want_field and not reply.HasField("field"):
+                    raise RuntimeError("the edge's model answered with an image: it has no affine head")
+                sizes[name].append(reply.ByteSize())
+    return {name: round(float(np.mean(values))) for name, values in sizes.items()}
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -173,6 +196,7 @@ def main() -> None:
                 name: latency_with_trainer(port, data_dir, backoff, frames, style, args.training_requests)
                 for name, backoff in (("idle", None), ("training_with_backoff", True),
                                       ("training_without_backoff", False))}
+            report["reply_bytes_1080p"] = reply_bytes_1080p(port, frames, style)
             report["peak_rss_mb"] = peak_rss_mb(edge.pid)
             report["restore"] = restore_to_first_frame(Path(tmp), frames, style)
             report["capacity"] = args.capacity

@@ -30,6 +30,7 @@ class StylizerConfig:
     grid_depth: luma bins of the affine field (1: a plain 2-D field; > 1: a bilateral grid).
     grid_stride: content pixels per field cell at the network's working size (affine head).
     smoothness_weight: weight of the edge-aware smoothness term on the field (affine head).
+    colour_weight: weight of the CIELAB mean/std term of the style distance (affine head).
     """
 
     encoder_layer: str = "relu3_1"
@@ -42,6 +43,7 @@ class StylizerConfig:
     grid_depth: int = 1
     grid_stride: int = 8
     smoothness_weight: float = 0.1
+    colour_weight: float = 100.0
 
     def __post_init__(self) -> None:
         for name in ("matrix_dim", "upsample_channels", "kernel_size", "grid_depth", "grid_stride"):
@@ -58,8 +60,10 @@ class StylizerConfig:
             raise ValueError(f"grid_depth must be in 1..{MAX_GRID_DEPTH}, got {self.grid_depth}")
         if self.grid_stride not in (4, 8, 16, 32):
             raise ValueError(f"grid_stride must be 4, 8, 16 or 32, got {self.grid_stride}")
-        if not (isinstance(self.smoothness_weight, (int, float)) and 0.0 <= self.smoothness_weight < 1e6):
-            raise ValueError(f"smoothness_weight must be a finite number ≥ 0, got {self.smoothness_weight!r}")
+        for name in ("smoothness_weight", "colour_weight"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and 0.0 <= value < 1e6):
+                raise ValueError(f"{name} must be a finite number ≥ 0, got {value!r}")
         if self.encoder_layer not in ENCODER_LAYERS:
             raise ValueError(f"encoder_layer must be one of {ENCODER_LAYERS}, got {self.encoder_layer!r}")
         if not 0.0 < self.decoder_width <= 1.0:

@@ -31,14 +31,26 @@ def pick_device(requested: str | None = None) -> torch.device:
 
 
 @functools.cache
-def cpu_has_fast_bf16() -> bool:
-    """True when the CPU has native bf16 dot products (AVX512_BF16 or AMX)."""
+def _cpu_flags() -> str:
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="ignore") as handle:
-            flags = handle.read()
+            return handle.read()
     except OSError:
-        return False
+        return ""
+
+
+def cpu_has_fast_bf16() -> bool:
+    """True when the CPU has native bf16 dot products (AVX512_BF16 or AMX)."""
+    flags = _cpu_flags()
     return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def cpu_vector_path() -> str:
+    """The widest vector path the CPU offers: 'avx512+bf16', 'avx512', 'avx2' or 'other' (what benchmarks print)."""
+    flags = _cpu_flags()
+    if "avx512f" in flags:
+        return "avx512+bf16" if cpu_has_fast_bf16() else "avx512"
+    return "avx2" if "avx2" in flags else "other"
 
 
 def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | None:

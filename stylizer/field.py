@@ -91,6 +91,10 @@ class ColourField:
         values = np.frombuffer(data, dtype="<f2").reshape(shape).astype(np.float32)
         return cls(values)
 
+    def quantized(self) -> ColourField:
+        """This field as it arrives after ``to_bytes``/``from_bytes`` (float16 values)."""
+        return ColourField.from_bytes(self.to_bytes(), self.shape)
+
     def blend(self, other: ColourField, weight: float) -> ColourField:
         """(1 − weight)·self + weight·other for two fields of one shape."""
         if other.shape != self.shape:

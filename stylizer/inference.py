@@ -17,7 +17,6 @@ import threading
 from collections import OrderedDict
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
@@ -29,6 +28,7 @@ from stylizer.images import as_rgb_uint8, check_size, check_tensor, to_tensor, t
 from stylizer.meta_smoothing import output_size
 from stylizer.model import StylizerNet, scale_factor
 from stylizer.render import render_field as render_field_fast
+from stylizer.render import resize_frame
 from stylizer.render_torch import render_field as render_field_torch
 from stylizer.render_torch import to_colour_field
 from stylizer.training import resize
@@ -51,15 +51,6 @@ def fit_within(height: int, width: int, max_side: int) -> tuple[int, int]:
     if longest <= max_side:
         return height, width
     return max(16, int(round(height * max_side / longest))), max(16, int(round(width * max_side / longest)))
-
-
-def resize_uint8(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """(H, W, 3) uint8 → (H', W', 3) uint8: area filter down, bilinear up (OpenCV)."""
-    height, width = image.shape[:2]
-    if (height, width) == tuple(size):
-        return image
-    shrink = size[0] * size[1] < height * width
-    return cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
 
 def working_size(height: int, width: int, work_width: int) -> tuple[int, int]:
@@ -147,11 +138,16 @@ class Stylizer:
         with torch.inference_mode(), self._autocast():
             return self.model.field(self._prepare(tensor), code.to(self.device), r).float()
 
+    def network_input(self, content: np.ndarray) -> np.ndarray:
+        """A (h, w, 3) uint8 content shrunk (never enlarged) to this stylizer's working width."""
+        return resize_frame(content, working_size(*content.shape[:2], self.work_width))
+
     def colour_field(self, content: np.ndarray, style: np.ndarray | str, size: tuple[int, int]) -> ColourField:
-        """Affine head: the ColourField of a (h, w, 3) uint8 ``content`` for an output of ``size`` = (H, W)."""
-        content = as_rgb_uint8(content, "content image")
+        """Affine head: the ColourField of a (h, w, 3) uint8 ``content`` (any size: the network runs at
+        its working width) for an output of ``size`` = (H, W)."""
+        small = self.network_input(as_rgb_uint8(content, "content image"))
         check_size(size[0], size[1], "requested output")
-        return to_colour_field(self.field(content, style, scale_factor(content.shape[:2], size)))
+        return to_colour_field(self.field(small, style, scale_factor(small.shape[:2], size)))
 
     def render(self, field: ColourField | torch.Tensor, frame: np.ndarray) -> np.ndarray:
         """Render a field on a (H, W, 3) uint8 frame at the frame's size → (H, W, 3) uint8."""
@@ -176,10 +172,10 @@ class Stylizer:
         target = size if size is not None else output_size(height, width, r)
         check_size(target[0], target[1], "requested output")
         if self.head == "affine" and is_array:
-            small = resize_uint8(content, working_size(height, width, self.work_width))
+            small = self.network_input(content)
             field = self.field(small, style, scale_factor(small.shape[:2], target))
             source = as_rgb_uint8(full, "full-resolution content") if full is not None else content
-            return self.render(field, resize_uint8(source, target))
+            return self.render(field, resize_frame(source, target))
         code = self._code(style)
         with torch.inference_mode(), self._autocast():
             out = self.model(self._prepare(tensor), code.to(self.device), target)
@@ -196,5 +192,5 @@ class Stylizer:
         height, width = frame.shape[:2]
         target = size or (height, width)
         work = working_size(height, width, work_width or self.work_width)
-        small = resize_uint8(frame, work)
+        small = resize_frame(frame, work)
         return self.stylize(small, style, size=target, full=frame)

@@ -88,3 +88,25 @@ def field_smoothness(field: torch.Tensor, content: torch.Tensor, edge_scale: flo
         weight = torch.exp(-(guide[..., 1:, :] - guide[..., :-1, :]).abs() / edge_scale)
         loss = loss + (weight * (field[..., 1:, :] - field[..., :-1, :]).pow(2)).mean()
     return loss
+
+
+_RGB_TO_XYZ = ((0.412453, 0.357580, 0.180423), (0.212671, 0.715160, 0.072169), (0.019334, 0.119193, 0.950227))
+_WHITE = (0.950456, 1.0, 1.088754)
+
+
+def rgb_to_lab(image: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) sRGB in [0, 1] → CIELAB (D65) scaled to L/100, a/100, b/100; differentiable."""
+    image = image.float().clamp(0.0, 1.0)
+    linear = torch.where(image > 0.04045, ((image.clamp_min(0.04045) + 0.055) / 1.055).pow(2.4), image / 12.92)
+    matrix = image.new_tensor(_RGB_TO_XYZ) / image.new_tensor(_WHITE)[:, None]
+    xyz = torch.einsum("ij,njhw->nihw", matrix, linear)
+    f = torch.where(xyz > 0.008856, xyz.clamp_min(0.008856).pow(1.0 / 3.0), 7.787 * xyz + 16.0 / 116.0)
+    lightness = 1.16 * f[:, 1] - 0.16
+    return torch.stack([lightness, 5.0 * (f[:, 0] - f[:, 1]), 2.0 * (f[:, 1] - f[:, 2])], dim=1)
+
+
+def colour_statistics_loss(output: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+    """MSE between the per-channel CIELAB means and standard deviations of ``output`` and ``style``."""
+    out_mean, out_std = _mean_std(rgb_to_lab(output))
+    style_mean, style_std = _mean_std(rgb_to_lab(style))
+    return F.mse_loss(out_mean, style_mean) + F.mse_loss(out_std, style_std)

@@ -32,7 +32,7 @@ from stylizer.meta_smoothing import MetaSmoothing
 from stylizer.render_torch import render_field
 
 MIN_SIDE = 16  # smallest content/style side the encoder's pooling still makes sense for
-RESIDUAL_BOUND = 1.0  # the learned residual is squashed into (−1, 1) per coefficient
+RESIDUAL_BOUND = 0.3  # each residual coefficient is squashed into (−0.3, 0.3): the field stays near the prior
 
 
 def scale_factor(size_in: tuple[int, int], size_out: tuple[int, int]) -> float:
@@ -137,8 +137,6 @@ class StylizerNet(nn.Module):
         """Affine head: (N, 3, H, W) content → (N, D·12, gh, gw) float32 field for output scale ``r``."""
         if self.head != "affine":
             raise ValueError("only the affine head predicts a colour field")
-        if code.colour_mean is None or code.colour_cov is None:
-            raise ValueError("style code lacks the style's colour statistics: recompute it with style_code")
         height, width = content.shape[-2:]
         features = self.encoder.deepest(self._padded(content))
         code = code.expand(content.shape[0])
@@ -147,9 +145,15 @@ class StylizerNet(nn.Module):
             residual = self._fit_grid(residual.float(), height, width)
             residual = self.meta_smoothing.smooth_field(residual, r)
             residual = RESIDUAL_BOUND * torch.tanh(residual / RESIDUAL_BOUND)
-            prior = mkl_from_stats(*colour_stats(content), code.colour_mean, code.colour_cov)
-            prior = prior.to(residual.dtype).reshape(-1, COEFFICIENTS, 1, 1).repeat(1, self.config.grid_depth, 1, 1)
+            prior = self.prior(content, code).to(residual.dtype)
+            prior = prior.reshape(-1, COEFFICIENTS, 1, 1).repeat(1, self.config.grid_depth, 1, 1)
             return prior + residual
+
+    def prior(self, content: torch.Tensor, code: StyleCode) -> torch.Tensor:
+        """The closed-form MKL transforms (N, 3, 4) float64 of ``content`` toward the style of ``code``."""
+        if code.colour_mean is None or code.colour_cov is None:
+            raise ValueError("style code lacks the style's colour statistics: recompute it with style_code")
+        return mkl_from_stats(*colour_stats(content), code.colour_mean, code.colour_cov)
 
     def forward(self, content: torch.Tensor, code: StyleCode, size: tuple[int, int],
                 full: torch.Tensor | None = None) -> torch.Tensor:

@@ -8,6 +8,7 @@ Agrees with ``stylizer.render_torch.render_field`` within 1/255.
 
 from __future__ import annotations
 
+import cv2
 import numba
 import numpy as np
 
@@ -159,3 +160,12 @@ def render_field(frame: np.ndarray, field: ColourField | np.ndarray, out: np.nda
     _render_bilateral(frame, coefficients, y0s, y1s, tys, x0s, x1s, txs,
                       np.asarray(LUMA_WEIGHTS, dtype=np.float32), out)
     return out
+
+
+def resize_frame(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(H, W, 3) uint8 → (H', W', 3) uint8 for ``size`` = (H', W'): area filter down, bilinear up."""
+    height, width = image.shape[:2]
+    if (height, width) == tuple(size):
+        return image
+    shrink = size[0] * size[1] < height * width
+    return cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)

@@ -16,8 +16,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from stylizer.colour_prior import apply_global
 from stylizer.images import to_tensor
-from stylizer.losses import LossTerms, LossValues, field_smoothness, perceptual_loss
+from stylizer.losses import LossTerms, LossValues, colour_statistics_loss, field_smoothness, perceptual_loss
 from stylizer.model import StylizerNet, scale_factor
 from stylizer.render_torch import render_field
 
@@ -51,11 +52,19 @@ def resize(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(image, size=size, mode="bilinear", align_corners=False, antialias=True).clamp_(0, 1)
 
 
-def _random_crop(image: np.ndarray, side: int, rng: np.random.Generator) -> torch.Tensor:
-    """A side×side crop (1, 3, side, side) in [0, 1]; small images are first scaled up to fit."""
+def _random_crop(image: np.ndarray, side: int, rng: np.random.Generator,
+                 cover: tuple[float, float] | None = None) -> torch.Tensor:
+    """A side×side crop (1, 3, side, side) in [0, 1]; small images are first scaled up to fit. With
+    ``cover`` = (low, high) the image is first scaled so that the crop spans a random fraction in
+    that range of its shorter side (whole-picture context, as the network sees at inference)."""
     tensor = to_tensor(image)
     height, width = tensor.shape[-2:]
-    if min(height, width) < side:
+    if cover is not None:
+        fraction = float(rng.uniform(*cover))
+        factor = side / (fraction * min(height, width))
+        tensor = resize(tensor, (max(side, round(height * factor)), max(side, round(width * factor))))
+        height, width = tensor.shape[-2:]
+    elif min(height, width) < side:
         factor = side / min(height, width)
         tensor = resize(tensor, (max(side, math.ceil(height * factor)), max(side, math.ceil(width * factor))))
         height, width = tensor.shape[-2:]
@@ -68,11 +77,13 @@ class PairSampler:
     """Random (content, style) crop pairs from in-memory (H, W, 3) uint8 images.
 
     ``base_size``: side of the network input; ``scales``: (low, high) range of r, drawn
-    in steps of 0.25 so integer and fractional factors both occur. Seeded: reproducible.
+    in steps of 0.25 so integer and fractional factors both occur; ``cover``: see ``_random_crop``
+    (None: crops of fixed pixel size, the paper's recipe). Seeded: reproducible.
     """
 
     def __init__(self, contents: Sequence[np.ndarray], styles: Sequence[np.ndarray], *, base_size: int = 64,
-                 scales: tuple[float, float] = (1.0, 3.0), seed: int = 0) -> None:
+                 scales: tuple[float, float] = (1.0, 3.0), seed: int = 0,
+                 cover: tuple[float, float] | None = None) -> None:
         if not contents or not styles:
             raise ValueError("training needs at least one content image and one style image")
         self.contents = list(contents)
@@ -80,6 +91,9 @@ class PairSampler:
         self.base_size = base_size
         self.scale_steps = np.arange(scales[0], scales[1] + 1e-9, 0.25)
         self.rng = np.random.default_rng(seed)
+        if cover is not None and not 0.0 < cover[0] <= cover[1] <= 1.0:
+            raise ValueError(f"cover must satisfy 0 < low <= high <= 1, got {cover}")
+        self.cover = cover
 
     def sample(self, batch_size: int = DEFAULT_BATCH) -> TrainBatch:
         """One batch; every item shares one r (one target size)."""
@@ -89,9 +103,9 @@ class PairSampler:
         content_targets, style_targets = [], []
         for _ in range(batch_size):
             content_targets.append(_random_crop(self.contents[int(self.rng.integers(len(self.contents)))],
-                                                side, self.rng))
+                                                side, self.rng, self.cover))
             style_targets.append(_random_crop(self.styles[int(self.rng.integers(len(self.styles)))],
-                                              side, self.rng))
+                                              side, self.rng, self.cover))
         content_target = torch.cat(content_targets)
         style_target = torch.cat(style_targets)
         return TrainBatch(resize(content_target, small), content_target, resize(style_target, small), style_target)
@@ -121,8 +135,12 @@ def _device_of(model: StylizerNet) -> torch.device:
 def compute_losses(model: StylizerNet, batch: TrainBatch, style_weight: float = 1.0) -> LossTerms:
     """Forward pass and Eq. 5 terms (LossTerms) for one batch on the model's device.
 
-    The affine head's field is rendered on the full-resolution target crop (what R^r(I_c) is),
-    and its weighted edge-aware smoothness is the regulariser.
+    The affine head's field is rendered on the full-resolution target crop (what R^r(I_c) is).
+    Its content term compares the output with that crop as the closed-form prior recolours it
+    (the prior is the reference the field is a residual over; against the raw content the term
+    would mostly pull the colour back, undoing the transfer), its style term adds CIELAB
+    statistics (``colour_weight``), and the weighted edge-aware smoothness of the field is the
+    regulariser. ``total`` stays content + λ·style.
     """
     code = model.style_code(batch.style)
     if model.head != "affine":
@@ -130,8 +148,14 @@ def compute_losses(model: StylizerNet, batch: TrainBatch, style_weight: float = 
         return perceptual_loss(model.encoder, output, batch.content_target, batch.style_target, style_weight)
     field = model.field(batch.content, code, scale_factor(tuple(batch.content.shape[-2:]), batch.target_size))
     with torch.autocast(device_type=field.device.type, enabled=False):
-        output = render_field(field, batch.content_target.float())
-    terms = perceptual_loss(model.encoder, output, batch.content_target, batch.style_target, style_weight)
+        full = batch.content_target.float()
+        output = render_field(field, full)
+        with torch.no_grad():
+            reference = apply_global(full, model.prior(batch.content, code))
+        colour = colour_statistics_loss(output, batch.style_target)
+    terms = perceptual_loss(model.encoder, output, reference, batch.style_target, style_weight)
+    terms.style = terms.style + model.config.colour_weight * colour
+    terms.total = terms.content + style_weight * terms.style
     terms.regularizer = model.config.smoothness_weight * field_smoothness(field, batch.content)
     return terms
 

@@ -1,7 +1,8 @@
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -30,7 +31,7 @@ class UploadStyleReply(_message.Message):
     def __init__(self, handle: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ...) -> None: ...
 
 class KeyFrame(_message.Message):
-    __slots__ = ("style_handle", "index", "image", "target_width", "target_height", "reply_format", "allow_collection")
+    __slots__ = ("style_handle", "index", "image", "target_width", "target_height", "reply_format", "allow_collection", "reply_field")
     STYLE_HANDLE_FIELD_NUMBER: _ClassVar[int]
     INDEX_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FIELD_NUMBER: _ClassVar[int]
@@ -38,6 +39,7 @@ class KeyFrame(_message.Message):
     TARGET_HEIGHT_FIELD_NUMBER: _ClassVar[int]
     REPLY_FORMAT_FIELD_NUMBER: _ClassVar[int]
     ALLOW_COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    REPLY_FIELD_FIELD_NUMBER: _ClassVar[int]
     style_handle: str
     index: int
     image: bytes
@@ -45,23 +47,38 @@ class KeyFrame(_message.Message):
     target_height: int
     reply_format: ImageFormat
     allow_collection: bool
-    def __init__(self, style_handle: _Optional[str] = ..., index: _Optional[int] = ..., image: _Optional[bytes] = ..., target_width: _Optional[int] = ..., target_height: _Optional[int] = ..., reply_format: _Optional[_Union[ImageFormat, str]] = ..., allow_collection: _Optional[bool] = ...) -> None: ...
+    reply_field: bool
+    def __init__(self, style_handle: _Optional[str] = ..., index: _Optional[int] = ..., image: _Optional[bytes] = ..., target_width: _Optional[int] = ..., target_height: _Optional[int] = ..., reply_format: _Optional[_Union[ImageFormat, str]] = ..., allow_collection: _Optional[bool] = ..., reply_field: _Optional[bool] = ...) -> None: ...
+
+class ColourField(_message.Message):
+    __slots__ = ("version", "layout", "shape", "data")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    LAYOUT_FIELD_NUMBER: _ClassVar[int]
+    SHAPE_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    layout: str
+    shape: _containers.RepeatedScalarFieldContainer[int]
+    data: bytes
+    def __init__(self, version: _Optional[int] = ..., layout: _Optional[str] = ..., shape: _Optional[_Iterable[int]] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class StylizedFrame(_message.Message):
-    __slots__ = ("index", "image", "format", "width", "height", "model_sha256")
+    __slots__ = ("index", "image", "format", "width", "height", "model_sha256", "field")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     WIDTH_FIELD_NUMBER: _ClassVar[int]
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
     MODEL_SHA256_FIELD_NUMBER: _ClassVar[int]
+    FIELD_FIELD_NUMBER: _ClassVar[int]
     index: int
     image: bytes
     format: ImageFormat
     width: int
     height: int
     model_sha256: str
-    def __init__(self, index: _Optional[int] = ..., image: _Optional[bytes] = ..., format: _Optional[_Union[ImageFormat, str]] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., model_sha256: _Optional[str] = ...) -> None: ...
+    field: ColourField
+    def __init__(self, index: _Optional[int] = ..., image: _Optional[bytes] = ..., format: _Optional[_Union[ImageFormat, str]] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., model_sha256: _Optional[str] = ..., field: _Optional[_Union[ColourField, _Mapping]] = ...) -> None: ...
 
 class GetModelRequest(_message.Message):
     __slots__ = ("round",)

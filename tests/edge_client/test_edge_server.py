@@ -19,10 +19,10 @@ from PIL import Image
 from cloud_server.registry import start_registry
 from cloud_server.store import CheckpointStore
 from edge_client.frame_store import FrameStore
-from fedvst.backends import KeyFrameJob, LocalBackend
+from fedvst.backends import KeyFrameJob, LocalBackend, render_key
 from fedvst.protocol import fedvst_pb2
 from fedvst.remote import EdgeError, RemoteBackend, encode_png
-from stylizer import Stylizer, load_model, save_model
+from stylizer import ColourField, Stylizer, load_model, save_model
 from tests import procs
 
 TOKEN = "test-token-0123456789abcdef"
@@ -62,11 +62,17 @@ def test_remote_matches_local_and_refuses_bad_requests(tmp_path, checkpoint, tok
         remote.set_style(photos["coffee"])
         local = LocalBackend(Stylizer(load_model(checkpoint)[0]))
         local.set_style(photos["coffee"])
-        jobs = [KeyFrameJob(i, photos["astronaut"][i * 30:i * 30 + 96, :128].copy(), (144, 192)) for i in range(3)]
-        for a, b in zip(remote.stylize_batch(jobs), local.stylize_batch(jobs), strict=True):
-            assert a.shape == (144, 192, 3)
-            assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
-            assert (a != b).mean() < 0.001
+        jobs = [KeyFrameJob(i, photos["astronaut"][i * 30:i * 30 + 96, :128].copy(), (144, 192),
+                            full=photos["astronaut"][i * 45:i * 45 + 144, :192].copy()) for i in range(3)]
+        for job, a, b in zip(jobs, remote.stylize_batch(jobs), local.stylize_batch(jobs), strict=True):
+            assert isinstance(a, ColourField) and a.shape == b.shape
+            assert a.to_bytes() == b.to_bytes()  # the field crossed the wire bit-exactly
+            assert len(a.to_bytes()) < 64 * 1024
+            assert render_key(a, job).shape == (144, 192, 3)
+        images = RemoteBackend(f"127.0.0.1:{port}", token=TOKEN, reply_field=False)  # what an old phone asks
+        images.set_style(photos["coffee"])
+        old_style = images.stylize_batch(jobs[:1])[0]
+        assert isinstance(old_style, np.ndarray) and old_style.shape == (144, 192, 3)
 
         channel = grpc.insecure_channel(f"127.0.0.1:{port}")
         auth = (("authorization", f"Bearer {TOKEN}"),)
@@ -104,7 +110,7 @@ def test_remote_matches_local_and_refuses_bad_requests(tmp_path, checkpoint, tok
         with pytest.raises(EdgeError, match="UNAUTHENTICATED"):
             wrong.set_style(photos["coffee"])
         # still serving
-        assert remote.stylize_batch(jobs[:1])[0].shape == (144, 192, 3)
+        assert remote.stylize_batch(jobs[:1])[0].grid == local.stylize_batch(jobs[:1])[0].grid
         channel.close()
     finally:
         assert procs.stop(process) == 0  # SIGTERM: a clean exit

@@ -1,16 +1,29 @@
+import pytest
 import torch
 
-from stylizer import StylizerConfig, build_model
+from stylizer import StylizerConfig, build_model, make_optimizer
 from stylizer.losses import perceptual_loss
 
 
-def test_gradients_reach_every_learned_module_and_not_the_encoder(small_model):
+@pytest.mark.parametrize("head", ["affine", "image"])
+def test_gradients_reach_every_learned_module_and_not_the_encoder(encoder_weights, head):
+    torch.manual_seed(0)
+    small_model = build_model(StylizerConfig(decoder_width=0.25, matrix_dim=16, head=head), encoder_weights)
     content = torch.rand(2, 3, 33, 45)
     style = torch.rand(2, 3, 40, 40)
-    out = small_model(content, small_model.style_code(style), (66, 90))
     target_c = torch.rand(2, 3, 66, 90)
     target_s = torch.rand(2, 3, 66, 90)
-    perceptual_loss(small_model.encoder, out, target_c, target_s).total.backward()
+
+    def backward() -> None:
+        small_model.zero_grad(set_to_none=True)
+        out = small_model(content, small_model.style_code(style), (66, 90), **({"full": target_c} if head == "affine"
+                                                                               else {}))
+        perceptual_loss(small_model.encoder, out, target_c, target_s).total.backward()
+
+    backward()
+    if head == "affine":  # its last layer starts at zero (output = the prior): one step opens every path
+        make_optimizer(small_model, lr=1e-3).step()
+        backward()
     for prefix, module in small_model.learned_modules().items():
         for name, param in module.named_parameters():
             assert param.grad is not None, f"{prefix}.{name} got no gradient"

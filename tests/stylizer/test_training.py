@@ -3,17 +3,21 @@ import pytest
 import torch
 
 from stylizer import PairSampler, evaluate, make_optimizer, train_step
+from stylizer.images import to_tensor
 from stylizer.training import TrainBatch
 
 
-def test_training_lowers_the_loss(small_model, photos):
+def test_training_lowers_the_image_heads_loss(encoder_weights, photos):
+    from stylizer import StylizerConfig, build_model
+
     torch.manual_seed(0)
+    small_model = build_model(StylizerConfig(decoder_width=0.25, matrix_dim=16, head="image"), encoder_weights)
     train = PairSampler([photos["astronaut"], photos["chelsea"]], [photos["coffee"], photos["rocket"]],
                         base_size=32, scales=(1.0, 2.0), seed=1)
     held_out = list(PairSampler([photos["astronaut"], photos["chelsea"]], [photos["coffee"], photos["rocket"]],
                                 base_size=32, scales=(1.0, 2.0), seed=99).batches(6))
     before = evaluate(small_model, held_out)
-    optimizer = make_optimizer(small_model, lr=1e-3)
+    optimizer = make_optimizer(small_model, lr=3e-4)
     for _ in range(300):
         values = train_step(small_model, train.sample(2), optimizer)
         assert np.isfinite(values.total)
@@ -57,3 +61,14 @@ def test_optimizer_state_round_trips_and_refuses_a_misfit(small_model, photos, e
         assert torch.equal(value, flat[key]), key
     other = build_model(StylizerConfig(decoder_width=0.5), encoder_weights)
     assert not load_optimizer_state(make_optimizer(other), flat)
+
+
+def test_cover_crops_span_the_requested_share_of_the_picture(photos):
+    sampler = PairSampler([photos["astronaut"]], [photos["coffee"]], base_size=32, scales=(1.0, 1.0), seed=0,
+                          cover=(1.0, 1.0))
+    batch = sampler.sample(1)
+    whole = torch.nn.functional.interpolate(to_tensor(photos["astronaut"]), size=(32, 32), mode="area")
+    assert batch.content.shape == (1, 3, 32, 32)
+    assert float((batch.content - whole).abs().mean()) < 0.03  # the crop is (nearly) the whole square photo
+    with pytest.raises(ValueError, match="cover"):
+        PairSampler([photos["astronaut"]], [photos["coffee"]], cover=(0.5, 1.5))

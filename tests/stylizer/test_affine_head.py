@@ -1,0 +1,145 @@
+"""The affine head: photorealistic by construction (a smooth colour field rendered on the real frame)."""
+
+import numpy as np
+import pytest
+import torch
+
+from stylizer import ColourField, FieldError, Stylizer, StylizerConfig, build_model, load_model, make_optimizer
+from stylizer.colour_prior import apply_global, mkl_transform
+from stylizer.field import identity_field
+from stylizer.images import to_tensor, to_uint8
+from stylizer.render import render_field as render_fast
+from stylizer.render_torch import from_colour_field, render_field, to_colour_field
+from stylizer.training import resize
+
+
+def _reference_mkl(content: np.ndarray, style: np.ndarray) -> np.ndarray:
+    """MKL written out in NumPy (eigendecompositions), independent of stylizer.colour_prior."""
+    def stats(image):
+        flat = image.reshape(-1, 3).astype(np.float64) / 255.0
+        return flat.mean(0), np.cov(flat.T, bias=True)
+
+    def power(matrix, p):
+        values, vectors = np.linalg.eigh(matrix)
+        return vectors @ np.diag(np.maximum(values, 1e-5) ** p) @ vectors.T
+
+    mc, cc = stats(content)
+    ms, cs = stats(style)
+    root = power(cc, 0.5)
+    transform = power(cc, -0.5) @ power(root @ cs @ root, 0.5) @ power(cc, -0.5)
+    out = (content.reshape(-1, 3) / 255.0 - mc) @ transform.T + ms
+    return np.clip(out * 255.0 + 0.5, 0, 255).astype(np.uint8).reshape(content.shape)
+
+
+@pytest.fixture()
+def affine_model(encoder_weights):
+    torch.manual_seed(0)
+    return build_model(StylizerConfig(decoder_width=0.25, matrix_dim=16), encoder_weights)
+
+
+def test_an_untrained_affine_model_is_exactly_the_mkl_prior(affine_model, photos):
+    stylizer = Stylizer(affine_model, device="cpu", precision="fp32", style_size=10_000, work_width=10_000)
+    content, style = photos["astronaut"][:200, :280], photos["coffee"]
+    out = stylizer.stylize(content, style)
+    reference = _reference_mkl(content, style)
+    assert np.abs(out.astype(int) - reference.astype(int)).max() <= 1
+    assert np.abs(out.astype(float) - content).mean() > 10  # it did transfer colour
+
+
+def test_renderers_agree_within_one_level(photos):
+    rng = np.random.default_rng(0)
+    frame = photos["chelsea"]
+    for grid, depth in (((7, 11), 1), ((1, 1), 1), ((5, 4), 3)):
+        field = ColourField((rng.normal(0, 0.3, (*grid, depth, 12)) + identity_field(grid, depth).coefficients)
+                            .astype(np.float32))
+        fast = render_fast(frame, field)
+        exact = to_uint8(render_field(from_colour_field(field), to_tensor(frame)))
+        assert np.abs(fast.astype(int) - exact.astype(int)).max() <= 1, (grid, depth)
+        assert to_colour_field(from_colour_field(field)).coefficients.tobytes() == field.coefficients.tobytes()
+
+
+@pytest.mark.parametrize("r", [0.5, 1, 1.5, 2, 3.75])
+@pytest.mark.parametrize("hw", [(37, 51), (64, 64), (45, 17)])
+def test_output_size_is_exact(affine_model, photos, r, hw):
+    stylizer = Stylizer(affine_model, device="cpu", precision="fp32")
+    content = photos["rocket"][: hw[0], : hw[1]].copy() if min(hw) >= 16 else None
+    out = stylizer.stylize(content, photos["coffee"], r=r)
+    assert out.shape == (max(1, round(r * hw[0])), max(1, round(r * hw[1])), 3)
+    tensor_out = stylizer.stylize(to_tensor(content), photos["coffee"], r=r)
+    assert tuple(tensor_out.shape[-2:]) == out.shape[:2]
+
+
+def test_a_constant_colour_stays_constant_even_after_training(affine_model, photos):
+    with torch.no_grad():  # a trained-looking head: every weight non-zero
+        for param in affine_model.decoder.parameters():
+            param.normal_(0, 0.05)
+    stylizer = Stylizer(affine_model, device="cpu", precision="fp32")
+    flat = np.full((90, 130, 3), (90, 140, 60), np.uint8)
+    out = stylizer.stylize_frame(flat, photos["coffee"], size=(180, 260))
+    assert out.reshape(-1, 3).std(0).max() < 1.0  # no invented texture
+    assert np.ptp(out.reshape(-1, 3), axis=0).max() <= 2
+
+
+def test_detail_comes_from_the_full_resolution_frame(affine_model, photos):
+    stylizer = Stylizer(affine_model, device="cpu", precision="fp32")
+    frame = photos["astronaut"]  # 512×512, the network runs at its working width (256)
+    out = stylizer.stylize_frame(frame, photos["coffee"])
+    small_then_up = resize(resize(to_tensor(frame), (128, 128)), (512, 512))
+    high_freq = lambda image: np.abs(np.diff(image.astype(float), axis=1)).mean()  # noqa: E731
+    assert high_freq(out) > 0.8 * high_freq(frame)
+    assert high_freq(out) > 1.5 * high_freq(to_uint8(small_then_up))
+
+
+def test_field_bytes_round_trip_and_bad_fields_are_refused():
+    field = identity_field((9, 16))
+    again = ColourField.from_bytes(field.to_bytes(), field.shape)
+    assert np.array_equal(again.coefficients, field.coefficients)
+    with pytest.raises(FieldError, match="needs"):
+        ColourField.from_bytes(field.to_bytes()[:-2], field.shape)
+    with pytest.raises(FieldError, match="version"):
+        ColourField.from_bytes(field.to_bytes(), field.shape, version=99)
+    with pytest.raises(FieldError, match="too large"):
+        ColourField.from_bytes(b"", (100_000, 1, 1, 12))
+    broken = field.coefficients.copy()
+    broken[0, 0, 0, 0] = np.nan
+    with pytest.raises(FieldError, match="NaN"):
+        ColourField(broken)
+
+
+def test_image_head_checkpoints_still_load_and_run(photos):
+    from stylizer.factory import image_head_checkpoint_path
+
+    model, checkpoint = load_model(image_head_checkpoint_path(), allow_download=False)
+    assert "head" not in checkpoint.metadata["config"] and model.head == "image"
+    out = Stylizer(model, device="cpu").stylize_frame(photos["chelsea"], photos["coffee"], size=(100, 150))
+    assert out.shape == (100, 150, 3) and out.std() > 5
+
+
+def test_mkl_prior_survives_flat_and_gray_images(photos):
+    gray = np.repeat(photos["astronaut"].mean(2, keepdims=True), 3, 2).astype(np.uint8)
+    flat = np.full((32, 32, 3), 128, np.uint8)
+    for content in (gray, flat):
+        image = to_tensor(content).double()
+        transform = mkl_transform(image, to_tensor(photos["coffee"]).double())
+        assert torch.isfinite(transform).all()
+        out = apply_global(image, transform)
+        assert torch.isfinite(out).all()
+    flat_image = to_tensor(flat).double()
+    recoloured = apply_global(flat_image, mkl_transform(flat_image, to_tensor(photos["coffee"]).double()))
+    assert float(recoloured.std()) < 1e-6
+
+
+def test_a_few_hundred_steps_lower_the_affine_loss(affine_model, photos):
+    from stylizer import PairSampler, evaluate, train_step
+
+    sampler = PairSampler([photos["astronaut"], photos["chelsea"]], [photos["coffee"], photos["rocket"]],
+                          base_size=48, scales=(1.0, 2.0), seed=1)
+    batches = [sampler.sample(2) for _ in range(4)]
+    before = evaluate(affine_model, batches)
+    assert before.content < 1e-9  # untrained: exactly the prior, which is the content reference
+    optimizer = make_optimizer(affine_model, lr=3e-4)
+    for step in range(200):
+        assert np.isfinite(train_step(affine_model, batches[step % 4], optimizer).total)
+    after = evaluate(affine_model, batches)
+    assert after.total < 0.95 * before.total, (before, after)
+    assert after.total == pytest.approx(after.content + after.style, rel=1e-5)
