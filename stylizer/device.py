@@ -40,17 +40,25 @@ def _cpu_flags() -> str:
 
 
 def cpu_has_fast_bf16() -> bool:
-    """True when the CPU has native bf16 dot products (AVX512_BF16 or AMX)."""
+    """True when the CPU has native bf16 dot products (AVX512_BF16 or AMX) and oneDNN may use them
+    (an ONEDNN_MAX_CPU_ISA below AVX512_CORE_BF16 rules them out)."""
+    limit = os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper()
+    if limit and limit != "ALL" and "BF16" not in limit and "AMX" not in limit:
+        return False
     flags = _cpu_flags()
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def cpu_vector_path() -> str:
-    """The widest vector path the CPU offers: 'avx512+bf16', 'avx512', 'avx2' or 'other' (what benchmarks print)."""
+    """The widest vector path the CPU offers: 'avx512+bf16', 'avx512', 'avx2' or 'other' (what benchmarks print),
+    with the limit oneDNN (torch's convolutions) and numba were held to, if any (ONEDNN_MAX_CPU_ISA, NUMBA_CPU_NAME)."""
     flags = _cpu_flags()
     if "avx512f" in flags:
-        return "avx512+bf16" if cpu_has_fast_bf16() else "avx512"
-    return "avx2" if "avx2" in flags else "other"
+        path = "avx512+bf16" if cpu_has_fast_bf16() else "avx512"
+    else:
+        path = "avx2" if "avx2" in flags else "other"
+    limits = [f"{name}={os.environ[name]}" for name in ("ONEDNN_MAX_CPU_ISA", "NUMBA_CPU_NAME") if os.environ.get(name)]
+    return f"{path} ({', '.join(limits)})" if limits else path
 
 
 def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | None:

@@ -35,7 +35,7 @@ from stylizer.training import resize
 
 DEFAULT_STYLE_SIZE = 512
 DEFAULT_WORK_WIDTH = 512  # the image head's working width (what phones send)
-AFFINE_WORK_WIDTH = 256  # the affine head's network width: its field is smooth, so more pixels buy little
+AFFINE_WORK_WIDTH = 128  # the affine head's network width: chosen by measurement (docs/benchmarks.md)
 
 
 def style_key(style: np.ndarray) -> str:
@@ -167,7 +167,9 @@ class Stylizer:
         any resolution, e.g. the original frame) resized to the output size, else on ``content`` resized.
         """
         is_array = isinstance(content, np.ndarray)
-        tensor = to_tensor(as_rgb_uint8(content, "content image")) if is_array else check_tensor(content, "content")
+        if is_array:
+            content = as_rgb_uint8(content, "content image")
+        tensor = to_tensor(content) if is_array else check_tensor(content, "content")
         height, width = tensor.shape[-2:]
         target = size if size is not None else output_size(height, width, r)
         check_size(target[0], target[1], "requested output")

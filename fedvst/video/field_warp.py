@@ -42,11 +42,26 @@ def warp_field(coefficients: np.ndarray, flow_to_key: np.ndarray) -> np.ndarray:
     return out.reshape(grid_h, grid_w, depth, count)
 
 
-class FieldInterpolator:
-    """Warps and blends key frames' fields for intermediate frames (one flow estimator, reused)."""
+FIELD_FLOW_WIDTH = 240  # the flow to the second key and the blend weights are found at most this wide
 
-    def __init__(self) -> None:
+
+def _shrink(gray: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    if gray.shape[:2] == size:
+        return gray
+    return cv2.resize(gray, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+
+
+class FieldInterpolator:
+    """Warps and blends key frames' fields for intermediate frames (one flow estimator, reused).
+
+    A field has a few cells per 100 px, so the second key's flow and the visibility weights are
+    computed at most ``FIELD_FLOW_WIDTH`` wide (a quarter of the pixels of the analysis size):
+    finer flow changes the blended field by less than its own cell-to-cell variation.
+    """
+
+    def __init__(self, flow_width: int = FIELD_FLOW_WIDTH) -> None:
         self.flow = FlowEstimator()
+        self.flow_width = flow_width
         self._grid: Grid | None = None
 
     def _small(self, shape: tuple[int, int]) -> Grid:
@@ -63,8 +78,15 @@ class FieldInterpolator:
         """Blend of both keys' warped fields for frame i at fraction t ∈ (0, 1) from a to b."""
         if field_a.shape != field_b.shape:
             raise ValueError(f"key fields differ in shape: {field_a.shape} vs {field_b.shape}")
+        height, width = gray_i.shape[:2]
+        size = (height, width) if width <= self.flow_width else (
+            max(8, round(height * self.flow_width / width)), self.flow_width)
+        gray_i, gray_a, gray_b = (_shrink(g, size) for g in (gray_i, gray_a, gray_b))
+        if tuple(flow_to_a.shape[:2]) != size:  # flow in pixels of the smaller frame
+            flow_to_a = cv2.resize(flow_to_a, (size[1], size[0]), interpolation=cv2.INTER_AREA) * np.float32(
+                size[1] / width)
         flow_to_b = self.flow(gray_i, gray_b)
-        small = self._small(gray_i.shape)
+        small = self._small(size)
         weight_a = blend_weights(photometric_error(gray_i, gray_a, flow_to_a, small),
                                  photometric_error(gray_i, gray_b, flow_to_b, small), t)
         grid_h, grid_w = field_a.shape[:2]

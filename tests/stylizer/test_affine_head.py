@@ -82,7 +82,7 @@ def test_a_constant_colour_stays_constant_even_after_training(affine_model, phot
 
 def test_detail_comes_from_the_full_resolution_frame(affine_model, photos):
     stylizer = Stylizer(affine_model, device="cpu", precision="fp32")
-    frame = photos["astronaut"]  # 512×512, the network runs at its working width (256)
+    frame = photos["astronaut"]  # 512×512; the network runs at its working width (128)
     out = stylizer.stylize_frame(frame, photos["coffee"])
     small_then_up = resize(resize(to_tensor(frame), (128, 128)), (512, 512))
     high_freq = lambda image: np.abs(np.diff(image.astype(float), axis=1)).mean()  # noqa: E731

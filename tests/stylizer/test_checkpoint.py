@@ -91,3 +91,29 @@ def test_nan_parameters_are_never_saved(small_model, tmp_path):
     with pytest.raises(CheckpointError, match="NaN"):
         save_checkpoint(tmp_path / "m.safetensors", state, {})
     assert not (tmp_path / "m.safetensors").exists()
+
+
+def test_a_checkpoint_of_nan_tensors_with_a_matching_hash_is_refused_on_load(small_model, tmp_path):
+    import hashlib
+
+    from stylizer.checkpoint import tensor_bytes
+
+    path = tmp_path / "m.safetensors"
+    save_model(path, small_model)
+    state = small_model.trainable_state()
+    key = next(k for k in state if k.startswith("decoder."))
+    state[key] = state[key].clone().fill_(float("nan"))
+    data = tensor_bytes(state)  # written behind the saver's back, hash recomputed: only finiteness is wrong
+    path.write_bytes(data)
+    meta = json.loads(metadata_path(path).read_text())
+    meta["sha256"] = hashlib.sha256(data).hexdigest()
+    metadata_path(path).write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match=f"{key} contains NaN or Inf"):
+        load_checkpoint(path)
+
+
+def test_absurd_config_sizes_are_refused_before_anything_is_allocated():
+    for values in ({"matrix_dim": 60000}, {"upsample_channels": 10**6}, {"kernel_size": 99}, {"grid_depth": 64},
+                   {"grid_stride": 3}, {"matrix_dim": 1.5}, {"head": "pixels"}):
+        with pytest.raises(ValueError):
+            StylizerConfig.from_dict({"encoder_layer": "relu3_1", **values})
