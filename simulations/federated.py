@@ -70,6 +70,7 @@ class Profile:
     frame_step: int
     decoder_width: float
     initial: str  # "fresh" (seeded init) or "builtin"
+    head: str = "image"  # the decoder head of a fresh model; the committed Figure 7 was made with "image"
 
 
 PROFILES = {
@@ -132,7 +133,8 @@ def initial_checkpoint(out: Path, profile: Profile, seed: int) -> Path:
     if profile.initial == "builtin":
         return builtin_checkpoint_path()
     torch.manual_seed(seed)
-    model = build_model(StylizerConfig(decoder_width=profile.decoder_width), seeded_weights(0, announce=False))
+    model = build_model(StylizerConfig(decoder_width=profile.decoder_width, head=profile.head),
+                        seeded_weights(0, announce=False))
     path = out / "initial.safetensors"
     save_model(path, model, source=f"fresh seeded init (seed {seed})")
     return path
@@ -366,6 +368,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", type=Path, default=Path("runs/federated"))
     parser.add_argument("--rounds", type=int, help="override the profile's number of rounds")
     parser.add_argument("--images-per-sync", type=int, help="override the profile's images per edge per round")
+    parser.add_argument("--head", choices=("image", "affine"), default=None,
+                        help="decoder head of the fresh initial model (default: the profile's, image)")
     parser.add_argument("--crash-edge", type=int, help="edge index to kill")
     parser.add_argument("--at-round", type=int, help="round in which it dies")
     parser.add_argument("--target-loss", type=float,
@@ -406,6 +410,8 @@ def main(argv: list[str] | None = None) -> dict:
             parser.error(f"--{name.replace('_', '-')} must be at least 1, got {value}")
         if value is not None:
             profile = Profile(**{**profile.__dict__, name: value})
+    if args.head is not None:
+        profile = Profile(**{**profile.__dict__, "head": args.head})
     if args.at_round is not None and not 1 <= args.at_round <= profile.rounds:
         parser.error(f"--at-round must be within 1…{profile.rounds} (the run's rounds), got {args.at_round}")
     args.out.mkdir(parents=True, exist_ok=True)
@@ -433,7 +439,8 @@ def main(argv: list[str] | None = None) -> dict:
     summary = {"target_loss": round(target, 6),
                "images_to_target": images_to_target(rows, target, args.smoothing),
                "smoothing_rounds": args.smoothing,
-               "profile": args.profile, "images_per_sync": profile.images_per_sync, "seed": args.seed,
+               "profile": args.profile, "head": profile.head, "images_per_sync": profile.images_per_sync,
+               "seed": args.seed,
                "data": "iid" if args.iid else "non-iid",
                "server_lr": args.server_lr, "server_momentum": args.server_momentum,
                "server_warmup": args.server_warmup,

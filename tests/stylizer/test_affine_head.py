@@ -19,14 +19,14 @@ def _reference_mkl(content: np.ndarray, style: np.ndarray) -> np.ndarray:
         flat = image.reshape(-1, 3).astype(np.float64) / 255.0
         return flat.mean(0), np.cov(flat.T, bias=True)
 
-    def power(matrix, p):
+    def power(matrix, p, floor=1e-5):
         values, vectors = np.linalg.eigh(matrix)
-        return vectors @ np.diag(np.maximum(values, 1e-5) ** p) @ vectors.T
+        return vectors @ np.diag(np.maximum(values, floor) ** p) @ vectors.T
 
     mc, cc = stats(content)
     ms, cs = stats(style)
     root = power(cc, 0.5)
-    transform = power(cc, -0.5) @ power(root @ cs @ root, 0.5) @ power(cc, -0.5)
+    transform = power(cc, -0.5) @ power(root @ cs @ root, 0.5, floor=0.0) @ power(cc, -0.5)
     out = (content.reshape(-1, 3) / 255.0 - mc) @ transform.T + ms
     return np.clip(out * 255.0 + 0.5, 0, 255).astype(np.uint8).reshape(content.shape)
 
@@ -69,25 +69,34 @@ def test_output_size_is_exact(affine_model, photos, r, hw):
     assert tuple(tensor_out.shape[-2:]) == out.shape[:2]
 
 
-def test_a_constant_colour_stays_constant_even_after_training(affine_model, photos):
+def test_a_constant_colour_stays_constant_and_no_texture_is_invented(affine_model, photos):
+    flat = np.full((90, 130, 3), (90, 140, 60), np.uint8)
+    untrained = Stylizer(affine_model, device="cpu", precision="fp32").stylize_frame(flat, photos["coffee"],
+                                                                                     size=(180, 260))
+    assert np.ptp(untrained.reshape(-1, 3), axis=0).max() == 0  # one colour in, one colour out
     with torch.no_grad():  # a trained-looking head: every weight non-zero
         for param in affine_model.decoder.parameters():
             param.normal_(0, 0.05)
-    stylizer = Stylizer(affine_model, device="cpu", precision="fp32")
-    flat = np.full((90, 130, 3), (90, 140, 60), np.uint8)
-    out = stylizer.stylize_frame(flat, photos["coffee"], size=(180, 260))
-    assert out.reshape(-1, 3).std(0).max() < 1.0  # no invented texture
-    assert np.ptp(out.reshape(-1, 3), axis=0).max() <= 2
+    trained = Stylizer(affine_model, device="cpu", precision="fp32").stylize_frame(flat, photos["coffee"],
+                                                                                   size=(180, 260))
+    # the field may drift smoothly (the encoder's zero padding reaches the border cells), never in texture
+    assert np.abs(np.diff(trained.astype(int), axis=0)).max() <= 1
+    assert np.abs(np.diff(trained.astype(int), axis=1)).max() <= 1
+    textured = photos["astronaut"][:90, :130]
+    assert np.abs(np.diff(textured.astype(int), axis=1)).max() > 20  # what texture would look like
 
 
 def test_detail_comes_from_the_full_resolution_frame(affine_model, photos):
+    from simulations.photoreal_metrics import structure_corr
+
     stylizer = Stylizer(affine_model, device="cpu", precision="fp32")
     frame = photos["astronaut"]  # 512×512; the network runs at its working width (128)
     out = stylizer.stylize_frame(frame, photos["coffee"])
-    small_then_up = resize(resize(to_tensor(frame), (128, 128)), (512, 512))
+    blurred = to_uint8(resize(resize(to_tensor(frame), (128, 128)), (512, 512)))
+    from_blurred = stylizer.stylize_frame(blurred, photos["coffee"])  # what a decoder at 128 px could show
     high_freq = lambda image: np.abs(np.diff(image.astype(float), axis=1)).mean()  # noqa: E731
-    assert high_freq(out) > 0.8 * high_freq(frame)
-    assert high_freq(out) > 1.5 * high_freq(to_uint8(small_then_up))
+    assert structure_corr(out, frame) > 0.97
+    assert high_freq(out) > 1.5 * high_freq(from_blurred)
 
 
 def test_field_bytes_round_trip_and_bad_fields_are_refused():
@@ -126,7 +135,7 @@ def test_mkl_prior_survives_flat_and_gray_images(photos):
         assert torch.isfinite(out).all()
     flat_image = to_tensor(flat).double()
     recoloured = apply_global(flat_image, mkl_transform(flat_image, to_tensor(photos["coffee"]).double()))
-    assert float(recoloured.std()) < 1e-6
+    assert float(recoloured.flatten(2).std(-1).max()) < 1e-6  # one colour in, one colour out
 
 
 def test_a_few_hundred_steps_lower_the_affine_loss(affine_model, photos):
