@@ -27,6 +27,7 @@ import math
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -62,15 +63,16 @@ def cut_free_window(frames: list[np.ndarray], length: int) -> list[np.ndarray]:
     raise RuntimeError(f"no cut-free run of {length} frames in the sample clip")
 
 
-def interpolate_run(stylized: list[np.ndarray], grays: list[np.ndarray], interval: int,
-                    size: tuple[int, int], two_sided: bool = True) -> tuple[list[np.ndarray], list[float], list[int]]:
-    """Keys every ``interval`` frames, the rest interpolated; returns frames, ms per interpolated frame, indices."""
-    interpolator = Interpolator(size)
+def _timed_run(stylized: list[np.ndarray], grays: list[np.ndarray], interval: int,
+               interpolate: Callable[[int, int, int, np.ndarray], object],
+               to_image: Callable[[object], np.ndarray] = lambda frame: frame,
+               ) -> tuple[list[np.ndarray], list[float], list[int]]:
+    """Keys every ``interval`` frames (and the last); ``interpolate(i, a, b, flow(i, a))`` makes the rest,
+    ``to_image`` turns its result into RGB outside the timing. Returns the frames, ms per interpolated
+    frame (flow to a included) and the interpolated indices."""
     flow = FlowEstimator()
     out, times, inner = [], [], []
     last = len(grays) - 1
-    keys = {i: interpolator.key(stylized[i]) for i in range(0, len(grays), interval)} | {
-        last: interpolator.key(stylized[last])}
     for index in range(len(grays)):
         a = (index // interval) * interval
         b = min(a + interval, last)
@@ -78,40 +80,41 @@ def interpolate_run(stylized: list[np.ndarray], grays: list[np.ndarray], interva
             out.append(stylized[index])
             continue
         start = time.perf_counter()
-        flow_to_a = flow(grays[index], grays[a])
-        if two_sided:
-            frame = interpolator.two_sided(grays[index], (index - a) / (b - a), keys[a], grays[a], flow_to_a,
-                                           keys[b], grays[b])
-        else:
-            frame = interpolator.one_sided(keys[a], flow_to_a)
+        frame = interpolate(index, a, b, flow(grays[index], grays[a]))
         times.append((time.perf_counter() - start) * 1000)
-        out.append(to_rgb(frame))
+        out.append(to_image(frame))
         inner.append(index)
     return out, times, inner
+
+
+def interpolate_run(stylized: list[np.ndarray], grays: list[np.ndarray], interval: int,
+                    size: tuple[int, int], two_sided: bool = True) -> tuple[list[np.ndarray], list[float], list[int]]:
+    """Pixel modes: the stylized keys' pixels warped (two-sided blend, or Algorithm 1)."""
+    interpolator = Interpolator(size)
+    last = len(grays) - 1
+    keys = {i: interpolator.key(stylized[i]) for i in range(0, len(grays), interval)} | {
+        last: interpolator.key(stylized[last])}
+
+    def pixels(index: int, a: int, b: int, flow_to_a: np.ndarray) -> object:
+        if two_sided:
+            return interpolator.two_sided(grays[index], (index - a) / (b - a), keys[a], grays[a], flow_to_a,
+                                          keys[b], grays[b])
+        return interpolator.one_sided(keys[a], flow_to_a)
+
+    return _timed_run(stylized, grays, interval, pixels, to_rgb)
 
 
 def interpolate_fields(fields: list[np.ndarray], frames: list[np.ndarray], stylized: list[np.ndarray],
                        grays: list[np.ndarray], interval: int) -> tuple[list[np.ndarray], list[float], list[int]]:
-    """Field mode: keys every ``interval`` frames; the rest rendered from the keys' warped, blended fields."""
+    """Field mode: the keys' fields warped and blended, rendered on each frame's own pixels."""
     interpolator = FieldInterpolator()
-    flow = FlowEstimator()
-    out, times, inner = [], [], []
-    last = len(grays) - 1
-    for index in range(len(grays)):
-        a = (index // interval) * interval
-        b = min(a + interval, last)
-        if index in (a, b):
-            out.append(stylized[index])
-            continue
-        start = time.perf_counter()
-        flow_to_a = flow(grays[index], grays[a])
+
+    def from_fields(index: int, a: int, b: int, flow_to_a: np.ndarray) -> np.ndarray:
         blended = interpolator.two_sided(grays[index], (index - a) / (b - a), fields[a], grays[a], flow_to_a,
                                          fields[b], grays[b])
-        image = render_field(frames[index], blended)
-        times.append((time.perf_counter() - start) * 1000)
-        out.append(image)
-        inner.append(index)
-    return out, times, inner
+        return render_field(frames[index], blended)
+
+    return _timed_run(stylized, grays, interval, from_fields)
 
 
 def speedup(interval: int, key_seconds: float, interp_ms: float, frames: int = VIDEO_FRAMES) -> float:
