@@ -169,8 +169,7 @@ class Stylizer:
         is_array = isinstance(content, np.ndarray)
         if is_array:
             content = as_rgb_uint8(content, "content image")
-        tensor = to_tensor(content) if is_array else check_tensor(content, "content")
-        height, width = tensor.shape[-2:]
+        height, width = content.shape[:2] if is_array else check_tensor(content, "content").shape[-2:]
         target = size if size is not None else output_size(height, width, r)
         check_size(target[0], target[1], "requested output")
         if self.head == "affine" and is_array:
@@ -178,6 +177,7 @@ class Stylizer:
             field = self.field(small, style, scale_factor(small.shape[:2], target))
             source = as_rgb_uint8(full, "full-resolution content") if full is not None else content
             return self.render(field, resize_frame(source, target))
+        tensor = to_tensor(content) if is_array else content
         code = self._code(style)
         with torch.inference_mode(), self._autocast():
             out = self.model(self._prepare(tensor), code.to(self.device), target)
