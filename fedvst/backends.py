@@ -62,10 +62,10 @@ def frame_at(job: KeyFrameJob) -> np.ndarray:
     return resize_frame(job.full if job.full is not None else job.image, job.size)
 
 
-def render_key(result: KeyResult, job: KeyFrameJob, frame: np.ndarray | None = None) -> np.ndarray:
-    """The stylized key frame (H, W, 3) uint8: a field rendered on ``frame`` (default: ``frame_at(job)``)."""
+def render_key(result: KeyResult, job: KeyFrameJob) -> np.ndarray:
+    """The stylized key frame (H, W, 3) uint8: a field is rendered on ``frame_at(job)``."""
     if isinstance(result, ColourField):
-        return render_field(frame if frame is not None else frame_at(job), result)
+        return render_field(frame_at(job), result)
     return result
 
 

@@ -41,7 +41,6 @@ class AffineDecoder(nn.Module):
         self.head = nn.Conv2d(hidden, depth * COEFFICIENTS, 1)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
-        self.depth = depth
 
     def forward(self, content_features: torch.Tensor, colorized: torch.Tensor) -> torch.Tensor:
         local = self.local(torch.cat([content_features, colorized.to(content_features.dtype)], dim=1))

@@ -95,12 +95,6 @@ class ColourField:
         """This field as it arrives after ``to_bytes``/``from_bytes`` (float16 values)."""
         return ColourField.from_bytes(self.to_bytes(), self.shape)
 
-    def blend(self, other: ColourField, weight: float) -> ColourField:
-        """(1 − weight)·self + weight·other for two fields of one shape."""
-        if other.shape != self.shape:
-            raise FieldError(f"cannot blend fields of shapes {self.shape} and {other.shape}")
-        return ColourField((1.0 - weight) * self.coefficients + weight * other.coefficients)
-
 
 def identity_field(grid: tuple[int, int] = (1, 1), depth: int = 1) -> ColourField:
     """A field that leaves every pixel as it is."""

@@ -2,9 +2,10 @@
 
 D is measured on the frozen encoder's features: content = feature MSE at the deepest tap;
 style = MSE of per-channel means plus MSE of per-channel standard deviations, summed over
-the taps relu1_1 … deepest. λ = 1 by default. The affine head's training objective adds an
-edge-aware smoothness term on its field (``field_smoothness``); the reported ``total`` stays
-Eq. 5 (content + λ·style), so loss curves mean the same for either head.
+the taps relu1_1 … deepest. λ = 1 by default. For the affine head, training (``compute_losses``)
+measures content against the prior's recolouring, adds CIELAB statistics to the style term
+(``colour_statistics_loss``) and an edge-aware smoothness regulariser on the field
+(``field_smoothness``); ``total`` is content + λ·style for either head, the regulariser apart.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from stylizer.encoder import VGGEncoder
+from stylizer.render_torch import luma
 
 
 @dataclass(frozen=True)
@@ -76,8 +78,6 @@ def field_smoothness(field: torch.Tensor, content: torch.Tensor, edge_scale: flo
     """Edge-aware smoothness of a (N, C, gh, gw) field: squared differences of neighbouring cells,
     each weighted by exp(−|Δ luma| / edge_scale) of the (N, 3, H, W) content averaged onto the grid,
     so the field may change across the content's edges but not inside flat regions."""
-    from stylizer.render_torch import luma
-
     guide = F.adaptive_avg_pool2d(luma(content.float()), field.shape[-2:])
     field = field.float()
     loss = field.new_zeros(())
