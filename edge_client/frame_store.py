@@ -1,27 +1,38 @@
 """Crash-safe store of the key frames (and styles) phones allowed the edge to keep.
 
-Layout under ``root``: ``index.sqlite3`` (WAL mode; the truth), ``frames/ab/<sha256>.<ext>``
-and ``styles/ab/<sha256>.<ext>`` (the bytes as received, PNG or JPEG). A file is written
-atomically *before* its index row is committed, so a ``kill -9`` at any moment leaves at
-worst an unindexed file, which the next open deletes; every indexed row has a complete
-file. Over the disk quota the oldest frames are evicted first. One writer process (the
-service) and any number of read-only readers (the ClientApp) may use it at once; only the
-writer creates the index and cleans up after a crash.
+Layout under ``root``: ``index.sqlite3`` (WAL mode), ``frames/ab/<sha256>.<ext>`` and
+``styles/ab/<sha256>.<ext>`` (the bytes as received, PNG or JPEG), ``quarantine/`` (files and
+index copies found damaged: moved aside, never deleted). The files are content-addressed, so
+the index can always be rebuilt from them. Invariants, re-established by the writer on every
+open (``reconcile``) and logged in one line whenever it had to act:
+
+- every indexed row has a complete file whose sha256 is its name (a file written atomically
+  *before* its row is committed; a missing file drops its row, a damaged one is quarantined);
+- every complete, hash-true, decodable file is indexed (a crash between the file and its row,
+  or a missing, empty or corrupt index, re-indexes it: a missing index never means "delete");
+- frames and styles together stay under the quota; the oldest frames go first.
+
+One writer process (the service) and any number of read-only readers (the ClientApp) may use
+it at once; only the writer creates the index and repairs it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
+import os
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from stylizer.atomic_io import atomic_write_bytes
-from stylizer.images import ImageError, load_image
+from stylizer.atomic_io import atomic_write_bytes, fsync_directory
+from stylizer.images import ImageError, decode_image_bytes, load_image
+
+log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS frames (id INTEGER PRIMARY KEY, sha256 TEXT UNIQUE NOT NULL, path TEXT NOT NULL,
@@ -30,6 +41,9 @@ CREATE TABLE IF NOT EXISTS styles (id INTEGER PRIMARY KEY, sha256 TEXT UNIQUE NO
     bytes INTEGER NOT NULL, width INTEGER NOT NULL, height INTEGER NOT NULL, created REAL NOT NULL);
 """
 DEFAULT_QUOTA = 2 << 30
+INDEX = "index.sqlite3"
+QUARANTINE = "quarantine"
+TABLES = ("frames", "styles")
 
 
 def image_suffix(data: bytes) -> str:
@@ -51,6 +65,46 @@ class StoredImage:
     bytes: int
 
 
+@dataclass
+class Reconciled:
+    """What ``FrameStore.reconcile`` had to do; all zero for a healthy store."""
+
+    temp_removed: int = 0
+    reindexed: int = 0
+    missing_dropped: int = 0
+    quarantined: list[str] = field(default_factory=list)
+    index_rebuilt: str = ""  # why the index was rebuilt from the files, if it was
+
+    def changed(self) -> bool:
+        return bool(self.reindexed or self.missing_dropped or self.quarantined or self.index_rebuilt)
+
+    def line(self, root: Path) -> str:
+        """One line for the operator's log."""
+        parts = [f"index rebuilt from the files ({self.index_rebuilt})"] if self.index_rebuilt else []
+        if self.reindexed:
+            parts.append(f"re-indexed {self.reindexed} unindexed file(s)")
+        if self.missing_dropped:
+            parts.append(f"dropped {self.missing_dropped} row(s) whose file is missing")
+        if self.quarantined:
+            parts.append(f"quarantined {len(self.quarantined)} damaged file(s) in {root / QUARANTINE}: "
+                         + ", ".join(self.quarantined[:3]) + (" …" if len(self.quarantined) > 3 else ""))
+        return f"frame store {root}: " + "; ".join(parts)
+
+
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _is_temp(path: Path) -> bool:
+    """A temp file of ``atomic_write_bytes`` (``.<name>.<random>.tmp``): an unfinished write."""
+    return path.name.startswith(".") and path.name.endswith(".tmp")
+
+
 class FrameStore:
     """See module docstring. Thread-safe within a process."""
 
@@ -59,42 +113,119 @@ class FrameStore:
         self.quota_bytes = quota_bytes
         self._lock = threading.Lock()
         self.readonly = readonly
-        index = self.root / "index.sqlite3"
+        index = self.root / INDEX
         if readonly:
-            # a reader (the ClientApp) never creates, migrates or cleans: that would race the writer
-            if index.exists():
-                self._db = sqlite3.connect(f"{index.resolve().as_uri()}?mode=ro", uri=True,
-                                           check_same_thread=False, timeout=30, isolation_level=None)
-            else:
-                self._db = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
-                self._db.executescript(SCHEMA)  # nothing stored yet: an empty view
+            # a reader (the ClientApp) never creates, migrates or repairs: that would race the writer
+            if index.exists() and index.stat().st_size > 0:
+                try:
+                    self._db = sqlite3.connect(f"{index.resolve().as_uri()}?mode=ro", uri=True,
+                                               check_same_thread=False, timeout=30, isolation_level=None)
+                    self._db.execute("SELECT COUNT(*) FROM frames").fetchone()
+                    return
+                except sqlite3.DatabaseError as exc:
+                    log.warning("frame store %s: cannot read %s (%s); the edge service repairs it when it "
+                                "restarts", self.root, index, exc)
+            self._db = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+            self._db.executescript(SCHEMA)  # nothing readable yet: an empty view
             return
         self.root.mkdir(parents=True, exist_ok=True)
+        rebuilt = self._open_index(index)
+        self.last_reconcile = self.reconcile(rebuilt)
+        if self.last_reconcile.changed():
+            log.warning("%s", self.last_reconcile.line(self.root))
+
+    def _open_index(self, index: Path) -> str:
+        """Open (or create) the writable index; a damaged one is quarantined. Returns why the index
+        must be rebuilt from the files ("" if it was sound)."""
+        had_files = any((self.root / t).is_dir() and any((self.root / t).rglob("*")) for t in TABLES)
+        if not index.exists():
+            reason = "index missing" if had_files else ""
+        elif index.stat().st_size == 0:
+            reason = "index empty" if had_files else ""
+        else:
+            reason = ""
+        try:
+            self._connect(index)
+            if self._db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+                raise sqlite3.DatabaseError("integrity check failed")
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            moved = self._quarantine_index(index)
+            self._connect(index)
+            reason = f"index {index.name} unreadable ({exc}); moved to {moved}"
+        return reason
+
+    def _connect(self, index: Path) -> None:
         self._db = sqlite3.connect(index, check_same_thread=False, timeout=30, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
-        self.recover()
+
+    def _quarantine_index(self, index: Path) -> Path:
+        target = self.root / QUARANTINE / f"{index.name}.{time.strftime('%Y%m%dT%H%M%S')}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        for suffix in ("", "-wal", "-shm"):
+            source = Path(f"{index}{suffix}")
+            if source.exists():
+                os.replace(source, Path(f"{target}{suffix}"))
+        fsync_directory(self.root)
+        return target
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
 
-    def recover(self) -> int:
-        """Delete temp files and files that no index row points to; returns how many."""
+    def _quarantine(self, path: Path, report: Reconciled) -> None:
+        target = self.root / QUARANTINE / path.relative_to(self.root)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, target)
+        report.quarantined.append(str(path.relative_to(self.root)))
+
+    def reconcile(self, index_rebuilt: str = "") -> Reconciled:
+        """Re-establish the invariants of the module docstring: check every row's file (exists, hash),
+        index every sound unindexed file, quarantine damaged ones, delete unfinished temp files."""
+        report = Reconciled(index_rebuilt=index_rebuilt)
         with self._lock:
-            indexed = {row[0] for table in ("frames", "styles")
-                       for row in self._db.execute(f"SELECT path FROM {table}")}
-        removed = 0
-        for folder in ("frames", "styles"):
-            base = self.root / folder
-            if not base.is_dir():
-                continue
-            for path in base.rglob("*"):
-                if path.is_file() and str(path.relative_to(self.root)) not in indexed:
-                    path.unlink(missing_ok=True)
-                    removed += 1
-        return removed
+            for table in TABLES:
+                rows = self._db.execute(f"SELECT id, sha256, path FROM {table}").fetchall()
+                for row_id, digest, relative in rows:
+                    path = self.root / relative
+                    if not path.is_file():
+                        self._db.execute(f"DELETE FROM {table} WHERE id = ?", (row_id,))
+                        report.missing_dropped += 1
+                    elif file_sha256(path) != digest:
+                        self._db.execute(f"DELETE FROM {table} WHERE id = ?", (row_id,))
+                        self._quarantine(path, report)
+                indexed = {row[0] for row in self._db.execute(f"SELECT path FROM {table}")}
+                base = self.root / table
+                if not base.is_dir():
+                    continue
+                for path in sorted(base.rglob("*")):
+                    if not path.is_file() or str(path.relative_to(self.root)) in indexed:
+                        continue
+                    if _is_temp(path):
+                        path.unlink(missing_ok=True)
+                        report.temp_removed += 1
+                    elif self._reindex(table, path):
+                        report.reindexed += 1
+                    else:
+                        self._quarantine(path, report)
+        self._evict()
+        return report
+
+    def _reindex(self, table: str, path: Path) -> bool:
+        """Index an unindexed file if it is sound (name = its sha256, decodable); False if it is not."""
+        digest, suffix = path.stem, path.suffix
+        if suffix not in (".png", ".jpg") or len(digest) != 64 or file_sha256(path) != digest:
+            return False
+        try:
+            image = load_image(path, "stored image")
+        except ImageError:
+            return False
+        self._db.execute(f"INSERT OR IGNORE INTO {table} (sha256, path, bytes, width, height, created) "
+                         "VALUES (?, ?, ?, ?, ?, ?)", (digest, str(path.relative_to(self.root)), path.stat().st_size,
+                                                       image.shape[1], image.shape[0], path.stat().st_mtime))
+        return True
 
     def _add(self, table: str, data: bytes) -> StoredImage:
         if self.readonly:
@@ -102,18 +233,20 @@ class FrameStore:
         suffix = image_suffix(data)
         digest = hashlib.sha256(data).hexdigest()
         relative = Path(table) / digest[:2] / f"{digest}{suffix}"
+        path = self.root / relative
         with self._lock:
             row = self._db.execute(f"SELECT id, path, bytes FROM {table} WHERE sha256 = ?",
                                    (digest,)).fetchone()
         if row is not None:
-            return StoredImage(row[0], digest, self.root / row[1], row[2])
-        path = self.root / relative
+            stored = self.root / row[1]
+            if stored.is_file() and stored.stat().st_size == row[2] and file_sha256(stored) == digest:
+                return StoredImage(row[0], digest, stored, row[2])
+            log.warning("frame store %s: %s was indexed but its file is %s; writing it again", self.root, row[1],
+                        "damaged" if stored.is_file() else "missing")
+            atomic_write_bytes(stored, data)  # the same bytes, by their hash
+            return StoredImage(row[0], digest, stored, row[2])
+        image = decode_image_bytes(data, "stored image")  # refuse what we could never train on
         atomic_write_bytes(path, data)
-        try:
-            image = load_image(path, "stored image")  # decodes: refuse what we could never train on
-        except ImageError:
-            path.unlink(missing_ok=True)
-            raise
         with self._lock:
             cursor = self._db.execute(
                 f"INSERT OR IGNORE INTO {table} (sha256, path, bytes, width, height, created) "
@@ -124,23 +257,31 @@ class FrameStore:
         return StoredImage(int(image_id), digest, path, len(data))
 
     def add_frame(self, data: bytes) -> StoredImage:
-        """Keep an encoded key frame; returns once it is durable (file fsynced, row committed)."""
+        """Keep an encoded key frame; returns once it is durable (file fsynced, row committed).
+        OSError (disk full, …) leaves the store as it was."""
         return self._add("frames", data)
 
     def add_style(self, data: bytes) -> StoredImage:
-        """Keep an encoded style image (training pairs frames with the styles phones used)."""
+        """Keep an encoded style image (training pairs frames with the styles phones used); it counts
+        against the quota like a frame."""
         return self._add("styles", data)
 
     def _evict(self) -> None:
+        """Oldest frames first, then oldest styles, until frames and styles fit the quota."""
         with self._lock:
-            total = self._db.execute("SELECT COALESCE(SUM(bytes), 0) FROM frames").fetchone()[0]
-            while total > self.quota_bytes:
-                row = self._db.execute("SELECT id, path, bytes FROM frames ORDER BY created, id LIMIT 1").fetchone()
-                if row is None:
-                    break
-                self._db.execute("DELETE FROM frames WHERE id = ?", (row[0],))
-                (self.root / row[1]).unlink(missing_ok=True)
-                total -= row[2]
+            total = self._total_locked()
+            for table in TABLES:
+                while total > self.quota_bytes:
+                    row = self._db.execute(f"SELECT id, path, bytes FROM {table} ORDER BY created, id LIMIT 1"
+                                           ).fetchone()
+                    if row is None:
+                        break
+                    self._db.execute(f"DELETE FROM {table} WHERE id = ?", (row[0],))
+                    (self.root / row[1]).unlink(missing_ok=True)
+                    total -= row[2]
+
+    def _total_locked(self) -> int:
+        return sum(int(self._db.execute(f"SELECT COALESCE(SUM(bytes), 0) FROM {t}").fetchone()[0]) for t in TABLES)
 
     def _list(self, table: str) -> list[StoredImage]:
         with self._lock:
@@ -156,8 +297,9 @@ class FrameStore:
         return self._list("styles")
 
     def total_bytes(self) -> int:
+        """Bytes of every kept frame and style (what the quota bounds)."""
         with self._lock:
-            return int(self._db.execute("SELECT COALESCE(SUM(bytes), 0) FROM frames").fetchone()[0])
+            return self._total_locked()
 
 
 def is_held_out(image: StoredImage, every: int = 8) -> bool:
@@ -166,11 +308,14 @@ def is_held_out(image: StoredImage, every: int = 8) -> bool:
 
 
 def load_images(images: list[StoredImage]) -> list[np.ndarray]:
-    """Decode stored images, skipping any that vanished or fail to decode."""
+    """Decode stored images; one that vanished, fails its hash or fails to decode is skipped and
+    logged (the writer drops or quarantines it when it next opens the store)."""
     out = []
     for image in images:
         try:
+            if file_sha256(image.path) != image.sha256:
+                raise ImageError(f"{image.path} does not match its sha256")
             out.append(load_image(image.path, "stored image"))
-        except ImageError:
-            continue
+        except (ImageError, OSError) as exc:
+            log.warning("skipping stored image %s: %s", image.path.name, exc)
     return out

@@ -6,6 +6,7 @@ raises ``ImageError`` (a ValueError) with a one-line message naming what is wron
 
 from __future__ import annotations
 
+import threading
 import warnings
 from pathlib import Path
 
@@ -85,23 +86,51 @@ def to_uint8(image: torch.Tensor) -> np.ndarray:
     return out.permute(1, 2, 0).contiguous().cpu().numpy()
 
 
+_OPEN_LOCK = threading.Lock()
+HIGH_DEPTH_MODES = {"I;16": 65535, "I;16L": 65535, "I;16B": 65535, "I;16N": 65535, "I": 65535}
+
+
+def _open(source):
+    """PIL's lazy image; its own decompression-bomb check is replaced by ours (check_size and the
+    caller's pixel budget, both applied before any pixel is decoded), so every refusal names the rule."""
+    from PIL import Image
+
+    with _OPEN_LOCK:  # the limit is PIL's global; opening reads only the header
+        saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            return Image.open(source)
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+
+
+def _to_rgb(handle) -> np.ndarray:
+    """(H, W, 3) uint8 of an opened PIL image; 16-bit and 32-bit integer grey is scaled, not clipped."""
+    if handle.mode in HIGH_DEPTH_MODES:
+        grey = np.asarray(handle, dtype=np.float64)
+        grey = np.clip(grey * (255.0 / HIGH_DEPTH_MODES[handle.mode]), 0.0, 255.0) + 0.5
+        return np.repeat(grey.astype(np.uint8)[:, :, None], 3, axis=2)
+    if handle.mode == "F":
+        raise ImageError("floating-point images (PIL mode F) are not supported: save as 8- or 16-bit")
+    return np.asarray(handle.convert("RGB"))
+
+
 def _decode(source, what: str, name: str) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(source) as handle:
+            with _open(source) as handle:
                 check_size(handle.height, handle.width, f"{what} {name}".strip())
                 handle.load()
-                rgb = handle.convert("RGB")
+                rgb = _to_rgb(handle)
     except ImageError:
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError,
             Image.DecompressionBombWarning) as exc:
         raise ImageError(f"cannot read {what} {name}: not a readable image ({exc.__class__.__name__})".replace(
             "  ", " ")) from None
-    return as_rgb_uint8(np.asarray(rgb), what)
+    return as_rgb_uint8(rgb, what)
 
 
 def load_image(path: str | Path, what: str = "image") -> np.ndarray:
@@ -116,15 +145,15 @@ def decode_image_bytes(data: bytes, what: str = "image", max_pixels: int = MAX_S
     """Decode PNG/JPEG/… bytes to (H, W, 3) uint8 RGB; size and pixel count checked before decoding."""
     import io
 
-    from PIL import Image
-
     if not data:
         raise ImageError(f"{what} is empty (0 bytes)")
     try:
-        with Image.open(io.BytesIO(data)) as probe:
-            pixels = probe.width * probe.height
+        with _open(io.BytesIO(data)) as probe:
+            width, height = probe.width, probe.height
     except Exception:
         raise ImageError(f"cannot read {what}: not a readable image") from None
+    check_size(height, width, what)
+    pixels = width * height
     if pixels > max_pixels:
         raise ImageError(f"{what} has {pixels} pixels; at most {max_pixels} are accepted")
     return _decode(io.BytesIO(data), what, "")
