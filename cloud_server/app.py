@@ -22,9 +22,9 @@ from flwr.serverapp import Grid, ServerApp
 
 from cloud_server.heldout import HeldOutSet
 from cloud_server.server_optimizer import MOMENTUM_FILE, ServerOptimizer
-from cloud_server.store import CheckpointStore
+from cloud_server.store import QUARANTINE, CheckpointStore
 from cloud_server.strategy import AGGREGATORS, FedVstStrategy, RoundLog, make_aggregator
-from stylizer.checkpoint import load_checkpoint
+from stylizer.checkpoint import CheckpointError, load_checkpoint
 from stylizer.factory import builtin_checkpoint_path
 
 log = logging.getLogger(__name__)
@@ -82,12 +82,24 @@ def model_description(metadata: dict[str, Any]) -> dict[str, Any]:
     return {"encoder": metadata["encoder"], "config": metadata["config"]}
 
 
-def starting_point(store: CheckpointStore, initial: str) -> tuple[int, dict[str, torch.Tensor], dict[str, Any]]:
-    """(rounds already done, tensors, model description): newest stored round, else the initial checkpoint."""
-    latest = store.latest()
+def starting_point(store: CheckpointStore, initial: str, *,
+                   fresh: bool = False) -> tuple[int, dict[str, torch.Tensor], dict[str, Any]]:
+    """(rounds already done, tensors, model description): newest stored round, else the initial checkpoint.
+
+    Damaged rounds are quarantined. When every round the store held is damaged, starting over
+    from the initial model is refused (CheckpointError) unless ``fresh``: the operator decides."""
+    latest = store.latest(quarantine=True)
     if latest is not None:
         log.info("resuming after round %d (%s)", latest.round, latest.path.name)
         return latest.round, latest.checkpoint.state, model_description(latest.checkpoint.metadata)
+    damaged = store.quarantined_rounds()
+    if damaged and not fresh:
+        raise CheckpointError(f"no usable checkpoint in {store.folder}: rounds {', '.join(map(str, damaged))} are "
+                              f"damaged (moved to {store.folder / QUARANTINE}); restore them, or start over from "
+                              "the initial model with --fresh")
+    if damaged:
+        log.warning("starting over from the %s model (--fresh); damaged rounds %s stay in %s",
+                    "initial" if initial else "built-in", damaged, store.folder / QUARANTINE)
     checkpoint = load_checkpoint(Path(initial) if initial else builtin_checkpoint_path())
     description = model_description(checkpoint.metadata)
     store.save(0, checkpoint.state, {**description, "metrics": {}, "nodes": [], "source": initial or "built-in"})

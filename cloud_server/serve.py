@@ -61,6 +61,7 @@ class CloudSettings:
     node_auth: bool = False
     node_public_keys: list[Path] = field(default_factory=list)
     start_run: bool = True
+    fresh: bool = False  # start over from the initial model when every kept round is damaged
 
 
 class Cloud:
@@ -148,7 +149,8 @@ class Cloud:
         self.write_connection()
         token = read_token(s.token_file)
         # the initial model is round 0 before anything listens, so a restoring edge always finds one
-        starting_point(CheckpointStore(self.root / "checkpoints"), str(s.run_config.get("initial-checkpoint", "")))
+        starting_point(CheckpointStore(self.root / "checkpoints"), str(s.run_config.get("initial-checkpoint", "")),
+                       fresh=s.fresh)
         self.superlink = start_child(self.superlink_command(), self.root / "logs" / "superlink.log", env=self.env(),
                                      cwd=self.root)
         wait_for_port(s.port, self.superlink, host=s.host, timeout_s=60)

@@ -4,14 +4,16 @@ Files in the store folder: ``round_000007.safetensors`` + ``.json`` per round (t
 checkpoint format, with round, nodes, per-node examples and losses in the metadata) and
 ``manifest.json`` (rounds, hashes, losses, best round). The checkpoint files are the
 truth; the manifest is rebuilt from them when missing or damaged. Only the last ``keep``
-rounds and the best round (lowest loss) are kept. A newest checkpoint that fails its hash
-is skipped with a warning and the previous one is used.
+rounds and the best round (lowest loss) are kept. A checkpoint that fails verification is
+moved to ``quarantine/`` by the writer (``latest(quarantine=True)``), one line each, so it never
+holds one of the "last K" slots; readers (the registry) only skip it.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,12 +21,13 @@ from typing import Any
 
 import torch
 
-from stylizer.atomic_io import atomic_write_bytes
+from stylizer.atomic_io import atomic_write_bytes, fsync_directory
 from stylizer.checkpoint import Checkpoint, CheckpointError, load_checkpoint, metadata_path, save_checkpoint
 
 log = logging.getLogger(__name__)
 _NAME = re.compile(r"^round_(\d{6})\.json$")
 MANIFEST = "manifest.json"
+QUARANTINE = "quarantine"
 
 
 def round_path(folder: Path, round_number: int) -> Path:
@@ -85,15 +88,39 @@ class CheckpointStore:
         path = round_path(self.folder, round_number)
         return StoredRound(round_number, path, load_checkpoint(path))
 
-    def latest(self) -> StoredRound | None:
-        """Newest round that verifies; damaged newer ones are skipped with a warning."""
+    def latest(self, *, quarantine: bool = False) -> StoredRound | None:
+        """Newest round that verifies; damaged newer ones are skipped with a warning, and moved to
+        ``quarantine/`` when ``quarantine`` (only the writer may: a reader would race its saves)."""
         for round_number in reversed(self.rounds()):
             try:
                 return self.load(round_number)
             except (CheckpointError, OSError) as exc:
-                log.warning("checkpoint of round %d is unusable (%s); falling back to an older one",
-                            round_number, exc)
+                if quarantine:
+                    moved = self.quarantine(round_number)
+                    log.warning("checkpoint of round %d is unusable (%s); moved to %s", round_number, exc, moved)
+                else:
+                    log.warning("checkpoint of round %d is unusable (%s); falling back to an older one",
+                                round_number, exc)
         return None
+
+    def quarantine(self, round_number: int) -> Path:
+        """Move a round's files (metadata first: it is the commit record) to ``quarantine/``."""
+        target = self.folder / QUARANTINE
+        target.mkdir(exist_ok=True)
+        tensor = round_path(self.folder, round_number)
+        for path in (metadata_path(tensor), tensor):
+            if path.exists():
+                os.replace(path, target / path.name)
+        fsync_directory(self.folder)
+        self.write_manifest()
+        return target
+
+    def quarantined_rounds(self) -> list[int]:
+        """Round numbers whose files were moved to ``quarantine/``."""
+        folder = self.folder / QUARANTINE
+        if not folder.is_dir():
+            return []
+        return sorted(int(m.group(1)) for p in folder.iterdir() if (m := _NAME.match(p.name)))
 
     def _loss(self, round_number: int) -> float | None:
         try:

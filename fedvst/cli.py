@@ -250,6 +250,8 @@ def cloud_serve(
     tls_ca: Annotated[Path | None, typer.Option(help="CA certificate (for flwr and clients)")] = None,
     token_file: Annotated[Path | None, typer.Option(help="bearer token edges must present to the registry")] = None,
     node_key: Annotated[list[Path] | None, typer.Option(help="public key of an edge allowed to join (repeat)")] = None,
+    fresh: Annotated[bool, typer.Option(help="start over from the initial model if every kept round is damaged")]
+    = False,
 ) -> None:
     """Start the cloud (stops cleanly on SIGTERM; restarting resumes the run)."""
     from cloud_server.app import DEFAULTS, run_settings
@@ -276,7 +278,7 @@ def cloud_serve(
     try:
         serve(CloudSettings(data_dir=data_dir, host=host, port=port, registry_port=registry_port, run_config=config,
                             tls_cert=tls_cert, tls_key=tls_key, tls_ca=tls_ca, token_file=token_file,
-                            node_auth=bool(node_key), node_public_keys=list(node_key or [])))
+                            node_auth=bool(node_key), node_public_keys=list(node_key or []), fresh=fresh))
     except (ValueError, OSError, RuntimeError) as exc:
         fail(str(exc))
 

@@ -1,5 +1,6 @@
 import json
 
+import pytest
 import torch
 
 from cloud_server.store import CheckpointStore, round_path
@@ -46,3 +47,47 @@ def test_leftover_temp_files_are_ignored(tmp_path):
     store.save(1, state(1.0), {})
     (tmp_path / ".round_000002.safetensors.abc.tmp").write_bytes(b"partial")
     assert store.rounds() == [1] and store.latest().round == 1
+
+
+def _corrupt_every_round(folder, rounds):
+    for r in rounds:
+        path = round_path(folder, r)
+        path.write_bytes(path.read_bytes()[:40])
+
+
+def test_damaged_rounds_are_quarantined_and_never_hold_a_kept_slot(tmp_path, caplog):
+    """Case 2: corrupt rounds kept the "last K" slots, so the round written next was pruned at once."""
+    store = CheckpointStore(tmp_path, keep=2)
+    for r in (1, 2, 3):
+        store.save(r, state(float(r)), {"metrics": {"train_total": 1.0}})
+    _corrupt_every_round(tmp_path, (2, 3))
+    assert store.latest(quarantine=True).round == 1
+    assert store.rounds() == [1] and store.quarantined_rounds() == [2, 3]
+    assert "moved to" in caplog.text
+    store.save(4, state(4.0), {"metrics": {"train_total": 1.0}})
+    assert store.rounds() == [1, 4]
+
+
+def test_a_reader_only_skips_damaged_rounds(tmp_path):
+    store = CheckpointStore(tmp_path)
+    for r in (1, 2):
+        store.save(r, state(float(r)), {})
+    _corrupt_every_round(tmp_path, (2,))
+    assert store.latest().round == 1 and store.rounds() == [1, 2]
+
+
+def test_starting_over_when_every_round_is_damaged_needs_fresh(tmp_path, caplog):
+    from cloud_server.app import starting_point
+    from stylizer.checkpoint import CheckpointError
+
+    store = CheckpointStore(tmp_path / "checkpoints")
+    done, initial_state, _ = starting_point(store, "")
+    assert done == 0
+    store.save(1, initial_state, store.load(0).checkpoint.metadata)
+    _corrupt_every_round(store.folder, (0, 1))
+    with pytest.raises(CheckpointError, match="--fresh"):
+        starting_point(store, "")
+    assert store.rounds() == []  # nothing was written over the damage
+    done, _, _ = starting_point(store, "", fresh=True)
+    assert done == 0 and store.rounds() == [0] and store.quarantined_rounds() == [0, 1]
+    assert "starting over" in caplog.text
