@@ -44,6 +44,7 @@ from fedvst.protocol.security import (
 from stylizer.checkpoint import CheckpointError, load_checkpoint, read_metadata, write_checkpoint_bytes
 
 log = logging.getLogger(__name__)
+SPARE_THREADS = 4  # server threads no Stylize stream can take
 
 
 @dataclass
@@ -125,10 +126,12 @@ class EdgeServer:
         self.service = StylizerService(self.slot, self.store, self.load, settings.limits)
         self.service.started_at = self.started
         limits = self.service.limits
+        # streams can hold at most max_streams threads (StreamGuard); the rest are for health checks,
+        # style uploads and refusals, which never wait on a phone
         self.server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=limits.capacity + 2),
+            futures.ThreadPoolExecutor(max_workers=limits.max_streams + SPARE_THREADS),
             interceptors=[TokenInterceptor(token)] if token else [],
-            maximum_concurrent_rpcs=limits.capacity * 2,
+            maximum_concurrent_rpcs=limits.max_streams + limits.capacity + SPARE_THREADS,
             options=[("grpc.max_receive_message_length", limits.max_image_bytes + (1 << 16)),
                      ("grpc.max_send_message_length", MAX_MESSAGE_BYTES), EXCLUSIVE_PORT])
         self.server.add_generic_rpc_handlers((self.service.generic_handler(),))
@@ -202,6 +205,7 @@ class EdgeServer:
             if self.supernode is not None:
                 stop_process_group(self.supernode, grace_s=grace_s)
         self.server.stop(grace_s).wait()
+        self.service.streams.stop()
         self.store.close()
         self.load.close()
         self.data_lock.release()

@@ -6,13 +6,17 @@ frame (``render_key``). ``Dispatcher`` spreads jobs over one or more backends, o
 always handing a free backend the largest pending job (longest-processing-time first);
 results do not depend on which backend ran a job. A backend that fails (an edge that died)
 is retired and its job goes back to the queue for the others; only when no other backend is
-left does the job fail.
+left does the job fail. A backend that is only busy (``BackendBusyError``: an edge at capacity) is
+not retired: its job goes back to the queue, where another backend may take it, and the busy
+one pauses for its own retry-after hint (or a jittered, growing back-off) before it takes
+another; a job still refused after ``busy_timeout_s`` fails.
 """
 
 from __future__ import annotations
 
 import heapq
 import logging
+import random
 import threading
 import time
 from concurrent.futures import Future
@@ -27,6 +31,13 @@ from stylizer.render import render_field, resize_frame
 log = logging.getLogger(__name__)
 
 KeyResult = np.ndarray | ColourField  # what a backend returns for one key frame
+BUSY_BACKOFF_S = (0.2, 5.0)  # first and longest pause of a busy backend without a hint
+
+
+class BackendBusyError(RuntimeError):
+    """A backend that is alive but refused a job for now; ``retry_after_s``: when to come back, if it said."""
+
+    retry_after_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -94,15 +105,18 @@ class _Pending:
     job: KeyFrameJob = field(compare=False)
     future: Future = field(compare=False)
     started: bool = field(default=False, compare=False)  # already marked running (a retried job)
+    busy_since: float | None = field(default=None, compare=False)  # first refused by a busy backend
 
 
 class Dispatcher:
     """Thread-per-backend job queue, largest pending job first. Use as a context manager."""
 
-    def __init__(self, backends: list[StylizeBackend]) -> None:
+    def __init__(self, backends: list[StylizeBackend], *, busy_timeout_s: float = 600.0) -> None:
         if not backends:
             raise ValueError("need at least one backend")
         self.backends = backends
+        self.busy_timeout_s = busy_timeout_s
+        self.busy_refusals = 0
         self._heap: list[_Pending] = []
         self._cond = threading.Condition()
         self._closed = False
@@ -152,7 +166,23 @@ class Dispatcher:
             self._cond.notify()
         return future
 
+    def _requeue_busy(self, pending: _Pending, exc: BackendBusyError, pause_s: float) -> float:
+        """Put a refused job back (or fail it past its busy deadline); returns the backend's next pause."""
+        now = time.monotonic()
+        since = pending.busy_since if pending.busy_since is not None else now
+        if now - since > self.busy_timeout_s:
+            pending.future.set_exception(exc)
+        else:
+            with self._cond:
+                self.busy_refusals += 1
+                heapq.heappush(self._heap, _Pending(pending.priority, pending.job, pending.future, True, since))
+                self._cond.notify_all()
+        if exc.retry_after_s is not None:
+            return min(BUSY_BACKOFF_S[1], exc.retry_after_s) * random.uniform(0.8, 1.2)
+        return min(BUSY_BACKOFF_S[1], max(BUSY_BACKOFF_S[0], pause_s * 2)) * random.uniform(0.5, 1.0)
+
     def _worker(self, backend: StylizeBackend) -> None:
+        pause_s = 0.0
         while True:
             with self._cond:
                 while not self._heap and not self._closed and backend.name not in self.failed:
@@ -170,6 +200,10 @@ class Dispatcher:
                     self.seconds.append(elapsed)
                     self.assignments[pending.job.index] = backend.name
                 pending.future.set_result(result)
+                pause_s = 0.0
+            except BackendBusyError as exc:
+                pause_s = self._requeue_busy(pending, exc, pause_s)
+                time.sleep(pause_s)
             except BaseException as exc:
                 if self._retire(backend, exc):
                     with self._cond:  # another backend takes the job over

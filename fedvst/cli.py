@@ -46,8 +46,6 @@ def train(
     from fedvst.train_command import TrainSettings, run_training
     from stylizer import StylizerConfig
 
-    if not 0 < scale_min <= scale_max:
-        fail("need 0 < --scale-min <= --scale-max")
     try:
         config = StylizerConfig(encoder_layer=encoder_layer, decoder_width=decoder_width, colorization=colorization,
                                 head=head)
@@ -203,6 +201,10 @@ def edge_serve(
     supernode_port: Annotated[int | None, typer.Option(help="local port of the SuperNode (default: PORT+1)")] = None,
     quota_gb: Annotated[float, typer.Option(help="disk quota of the frame store")] = 2.0,
     capacity: Annotated[int, typer.Option(min=1, help="requests waiting or running before RESOURCE_EXHAUSTED")] = 8,
+    streams_per_peer: Annotated[int | None, typer.Option(
+        min=1, help="Stylize streams one client host may hold open (default: half the capacity)")] = None,
+    stream_idle_s: Annotated[float, typer.Option(
+        min=1, help="close a Stylize stream that sends nothing for this long (s)")] = 30.0,
     initial_checkpoint: Annotated[Path | None, typer.Option(help="model to start with if none is local")] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:N (default: auto)")] = None,
 ) -> None:
@@ -214,6 +216,8 @@ def edge_serve(
     _logging()
     if not 0 < quota_gb < float("inf"):
         fail(f"--quota-gb must be a positive number of GiB, got {quota_gb}")
+    if not stream_idle_s < float("inf"):
+        fail("--stream-idle-s must be a finite number of seconds")
     for flag, address in (("--cloud", cloud), ("--registry", registry)):
         try:
             if address is not None:
@@ -225,7 +229,8 @@ def edge_serve(
                            tls_key=tls_key, tls_ca=tls_ca, token_file=token_file, node_private_key=node_key,
                            quota_bytes=int(quota_gb * (1 << 30)), device=device,
                            initial_checkpoint=initial_checkpoint, supernode_port=supernode_port,
-                           limits=Limits(capacity=capacity)))
+                           limits=Limits(capacity=capacity, streams_per_peer=streams_per_peer,
+                                         stream_idle_s=stream_idle_s)))
     except (ValueError, OSError) as exc:
         fail(str(exc))
 

@@ -88,6 +88,9 @@ class Summary:
                 f"frame-by-frame; wrote {self.output}")
 
 
+MAX_SCALE = 8.0  # the largest output-size factor r (the paper's r is 1…4)
+
+
 def output_size_for(height: int, width: int, options: PipelineOptions) -> tuple[int, int]:
     """(H, W) of the output; with ``height`` the width keeps the aspect, rounded to even."""
     if options.height is not None and options.scale is not None:
@@ -97,8 +100,8 @@ def output_size_for(height: int, width: int, options: PipelineOptions) -> tuple[
             raise ValueError(f"--height must be at least 16, got {options.height}")
         out = (options.height, max(16, 2 * round(width * options.height / height / 2)))
     elif options.scale is not None:
-        if not options.scale > 0:
-            raise ValueError(f"--scale must be > 0, got {options.scale}")
+        if not 0 < options.scale <= MAX_SCALE:
+            raise ValueError(f"--scale must be in (0, {MAX_SCALE:g}], got {options.scale}")
         out = (max(16, round(height * options.scale)), max(16, round(width * options.scale)))
     else:
         out = (height, width)

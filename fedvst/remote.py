@@ -9,7 +9,7 @@ import grpc
 import numpy as np
 from PIL import Image
 
-from fedvst.backends import KeyFrameJob, KeyResult
+from fedvst.backends import BackendBusyError, KeyFrameJob, KeyResult
 from fedvst.protocol import fedvst_pb2, fedvst_pb2_grpc
 from fedvst.protocol.fields import read_field
 from fedvst.protocol.security import call_metadata, open_channel
@@ -19,6 +19,24 @@ from stylizer.images import decode_image_bytes
 
 class EdgeError(RuntimeError):
     """An edge refused or failed a request (one line: address, status, detail)."""
+
+
+class EdgeBusyError(EdgeError, BackendBusyError):
+    """An edge still at capacity after gRPC's retries; ``retry_after_s`` is its own hint (or None).
+    It is alive: a dispatcher hands the job to another edge or comes back later."""
+
+    def __init__(self, message: str, retry_after_s: float | None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+def pushback_s(exc: grpc.RpcError) -> float | None:
+    """The server's grpc-retry-pushback-ms hint in seconds, if it sent one."""
+    metadata = exc.trailing_metadata() if isinstance(exc, grpc.Call) else None
+    for key, value in metadata or ():
+        if key == "grpc-retry-pushback-ms" and str(value).isdigit():
+            return int(value) / 1000.0
+    return None
 
 
 def encode_png(image: np.ndarray) -> bytes:
@@ -44,14 +62,23 @@ class RemoteBackend:
         self.timeout_s = timeout_s
         self.reply_field = reply_field
         self.handle: str | None = None
+        self._style_png: bytes | None = None
+        self.stored = 0  # key frames the edge said it kept
 
     def _error(self, exc: grpc.RpcError) -> EdgeError:
-        return EdgeError(f"edge {self.address}: {exc.code().name}: {exc.details()}")
+        message = f"edge {self.address}: {exc.code().name}: {exc.details()}"
+        if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+            return EdgeBusyError(message, pushback_s(exc))
+        return EdgeError(message)
 
     def set_style(self, style: np.ndarray) -> None:
+        self._style_png = encode_png(style)
+        self._upload_style()
+
+    def _upload_style(self) -> None:
+        request = fedvst_pb2.UploadStyleRequest(image=self._style_png, allow_collection=self.allow_collection)
         try:
-            reply = self.stub.UploadStyle(fedvst_pb2.UploadStyleRequest(image=encode_png(style)),
-                                          metadata=self.metadata, timeout=self.timeout_s)
+            reply = self.stub.UploadStyle(request, metadata=self.metadata, timeout=self.timeout_s)
         except grpc.RpcError as exc:
             raise self._error(exc) from None
         self.handle = reply.handle
@@ -65,9 +92,19 @@ class RemoteBackend:
                                         reply_field=self.reply_field)
                     for job in jobs]
         try:
-            replies = list(self.stub.Stylize(iter(requests), metadata=self.metadata, timeout=self.timeout_s))
+            replies = self._stylize(requests)
         except grpc.RpcError as exc:
-            raise self._error(exc) from None
+            if exc.code() != grpc.StatusCode.NOT_FOUND or "style handle" not in (exc.details() or ""):
+                raise self._error(exc) from None
+            # the edge evicted our style (other phones' uploads): upload it again, once
+            self._upload_style()
+            for request in requests:
+                request.style_handle = self.handle
+            try:
+                replies = self._stylize(requests)
+            except grpc.RpcError as again:
+                raise self._error(again) from None
+        self.stored += sum(r.stored for r in replies)
         if [r.index for r in replies] != [job.index for job in jobs]:
             raise EdgeError(f"edge {self.address} answered frames {[r.index for r in replies]} "
                             f"for {[job.index for job in jobs]}")
@@ -87,6 +124,9 @@ class RemoteBackend:
                                 f"{job.index}, asked {job.size[1]}×{job.size[0]}")
             out.append(image)
         return out
+
+    def _stylize(self, requests: list[fedvst_pb2.KeyFrame]) -> list[fedvst_pb2.StylizedFrame]:
+        return list(self.stub.Stylize(iter(requests), metadata=self.metadata, timeout=self.timeout_s))
 
     def close(self) -> None:
         self.channel.close()

@@ -19,6 +19,7 @@ from stylizer import (
     save_model,
     train_step,
 )
+from stylizer.checkpoint import metadata_path
 from stylizer.device import autocast_dtype, pick_device
 from stylizer.images import load_image_dir
 
@@ -46,10 +47,31 @@ class TrainSettings:
     cover: tuple[float, float] | None = (0.5, 1.0)  # crops span this share of each picture (whole-image context)
 
 
+MAX_BASE_SIZE = 1024  # px; crops are base_size·r on a side, and the encoder runs on them
+MAX_TRAIN_SCALE = 8.0
+
+
+def check_settings(settings: TrainSettings) -> None:
+    """ValueError (one line) for settings training could not use; checked before any work starts."""
+    out = Path(settings.out)
+    if out.suffix != ".safetensors":  # found out now, not at the first checkpoint
+        raise ValueError(f"--out must end in .safetensors, got {out}")
+    if out.is_dir() or metadata_path(out).is_dir():
+        raise ValueError(f"--out {out} is a folder; name the .safetensors file to write")
+    if out.parent.exists() and not out.parent.is_dir():
+        raise ValueError(f"--out {out}: {out.parent} is not a folder")
+    if not 16 <= settings.base_size <= MAX_BASE_SIZE:
+        raise ValueError(f"--base-size must be 16…{MAX_BASE_SIZE} px, got {settings.base_size}")
+    if not 0 < settings.scale_min <= settings.scale_max <= MAX_TRAIN_SCALE:
+        raise ValueError(f"need 0 < --scale-min <= --scale-max <= {MAX_TRAIN_SCALE:g}, got {settings.scale_min} and "
+                         f"{settings.scale_max}")
+    if not 0 < settings.lr < 1:
+        raise ValueError(f"--lr must be in (0, 1), got {settings.lr}")
+
+
 def run_training(settings: TrainSettings, progress: bool = True) -> LossValues:
     """Train, checkpointing every ``checkpoint_every`` steps and at the end; returns the last losses."""
-    if Path(settings.out).suffix != ".safetensors":  # found out now, not at the first checkpoint
-        raise ValueError(f"--out must end in .safetensors, got {settings.out}")
+    check_settings(settings)
     torch.manual_seed(settings.seed)
     contents = load_image_dir(settings.content_dir, "content")
     styles = load_image_dir(settings.style_dir, "style")

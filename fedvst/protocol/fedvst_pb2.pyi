@@ -15,10 +15,12 @@ IMAGE_FORMAT_PNG: ImageFormat
 IMAGE_FORMAT_JPEG: ImageFormat
 
 class UploadStyleRequest(_message.Message):
-    __slots__ = ("image",)
+    __slots__ = ("image", "allow_collection")
     IMAGE_FIELD_NUMBER: _ClassVar[int]
+    ALLOW_COLLECTION_FIELD_NUMBER: _ClassVar[int]
     image: bytes
-    def __init__(self, image: _Optional[bytes] = ...) -> None: ...
+    allow_collection: bool
+    def __init__(self, image: _Optional[bytes] = ..., allow_collection: _Optional[bool] = ...) -> None: ...
 
 class UploadStyleReply(_message.Message):
     __slots__ = ("handle", "width", "height")
@@ -63,7 +65,7 @@ class ColourField(_message.Message):
     def __init__(self, version: _Optional[int] = ..., layout: _Optional[str] = ..., shape: _Optional[_Iterable[int]] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class StylizedFrame(_message.Message):
-    __slots__ = ("index", "image", "format", "width", "height", "model_sha256", "field")
+    __slots__ = ("index", "image", "format", "width", "height", "model_sha256", "field", "stored")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     FORMAT_FIELD_NUMBER: _ClassVar[int]
@@ -71,6 +73,7 @@ class StylizedFrame(_message.Message):
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
     MODEL_SHA256_FIELD_NUMBER: _ClassVar[int]
     FIELD_FIELD_NUMBER: _ClassVar[int]
+    STORED_FIELD_NUMBER: _ClassVar[int]
     index: int
     image: bytes
     format: ImageFormat
@@ -78,7 +81,8 @@ class StylizedFrame(_message.Message):
     height: int
     model_sha256: str
     field: ColourField
-    def __init__(self, index: _Optional[int] = ..., image: _Optional[bytes] = ..., format: _Optional[_Union[ImageFormat, str]] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., model_sha256: _Optional[str] = ..., field: _Optional[_Union[ColourField, _Mapping]] = ...) -> None: ...
+    stored: bool
+    def __init__(self, index: _Optional[int] = ..., image: _Optional[bytes] = ..., format: _Optional[_Union[ImageFormat, str]] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., model_sha256: _Optional[str] = ..., field: _Optional[_Union[ColourField, _Mapping]] = ..., stored: _Optional[bool] = ...) -> None: ...
 
 class GetModelRequest(_message.Message):
     __slots__ = ("round",)

@@ -9,6 +9,7 @@ Clients: ``open_channel`` (TLS when a CA is given) and ``call_metadata``.
 from __future__ import annotations
 
 import hmac
+import json
 from pathlib import Path
 
 import grpc
@@ -78,13 +79,37 @@ def check_address(address: str) -> str:
     return address
 
 
+# gRPC's own retry policy for every fedvst call: a busy server (RESOURCE_EXHAUSTED, refused before any
+# reply) is tried again with jittered exponential back-off, or after the server's grpc-retry-pushback-ms
+# hint, within the call's deadline; gRPC allows at most 5 attempts, and a streamed call is replayed
+# from a buffer big enough for the largest message we send. UNAVAILABLE is retried only for the unary
+# UploadStyle: with grpcio 1.85 a retried *stream* whose connection was cut mid-call hung past its
+# deadline (measured), and a dead edge's jobs are better handed to another edge anyway.
+RETRY_ATTEMPTS = 5
+
+
+def _retry(*codes: str) -> dict[str, object]:
+    return {"maxAttempts": RETRY_ATTEMPTS, "initialBackoff": "0.1s", "maxBackoff": "2s", "backoffMultiplier": 2,
+            "retryableStatusCodes": list(codes)}
+
+
+SERVICE_CONFIG = json.dumps({"methodConfig": [
+    {"name": [{"service": "fedvst.v1.Stylizer", "method": "UploadStyle"}],
+     "retryPolicy": _retry("RESOURCE_EXHAUSTED", "UNAVAILABLE")},
+    {"name": [{"service": "fedvst.v1.Stylizer", "method": "Stylize"}, {"service": "fedvst.v1.ModelRegistry"}],
+     "retryPolicy": _retry("RESOURCE_EXHAUSTED")},
+]})
+
+
 def open_channel(address: str, *, ca: Path | None = None, cert: Path | None = None,
                  key: Path | None = None) -> grpc.Channel:
     """Insecure channel, or TLS (optionally with a client certificate) when ``ca`` is given, to the
-    HOST:PORT ``address`` (ValueError for anything else)."""
+    HOST:PORT ``address`` (ValueError for anything else); calls retry as SERVICE_CONFIG says."""
     check_address(address)
     options = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-               ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)]
+               ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+               ("grpc.enable_retries", 1), ("grpc.service_config", SERVICE_CONFIG),
+               ("grpc.per_rpc_retry_buffer_size", MAX_MESSAGE_BYTES), ("grpc.retry_buffer_size", 2 * MAX_MESSAGE_BYTES)]
     if ca is None:
         return grpc.insecure_channel(address, options=options)
     credentials = grpc.ssl_channel_credentials(

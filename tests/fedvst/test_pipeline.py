@@ -9,7 +9,7 @@ import av
 import numpy as np
 import pytest
 
-from fedvst.backends import Dispatcher, KeyFrameJob, LocalBackend
+from fedvst.backends import BackendBusyError, Dispatcher, KeyFrameJob, LocalBackend
 from fedvst.pipeline import PipelineOptions, stylize_photo, stylize_video
 from fedvst.video.io import VideoError, VideoInfo, VideoWriter, probe, read_frames
 from fedvst.video.keyframes import KeyFramePolicy
@@ -183,6 +183,7 @@ def test_cli_errors_are_one_line(tmp_path, clip_frames, small_model, photos):
         ([str(tmp_path / "notes.mp4"), "-o", str(tmp_path / "a.mp4")], "not a readable video"),
         ([str(source), "-o", str(tmp_path / "missing" / "a.mp4")], "does not exist"),
         ([str(source), "-o", str(tmp_path / "a.mp4"), "--height", "100000"], "too large"),
+        ([str(source), "-o", str(tmp_path / "a.mp4"), "--scale", "inf"], "--scale must be in (0, 8]"),
     ]
     if Path("/proc/self").is_dir():  # a folder that exists but takes no new files, even from root
         cases.append(([str(source), "-o", "/proc/fedvst-out.mp4"], "cannot write /proc/fedvst-out.mp4"))
@@ -230,3 +231,42 @@ def test_a_failing_backend_is_retired_and_its_jobs_run_elsewhere():
     # nobody left to take over: the job fails, clearly
     with Dispatcher([Dead()]) as dispatcher, pytest.raises(ConnectionError, match="went away"):
         dispatcher.submit(KeyFrameJob(0, np.zeros((8, 8, 3), np.uint8), (8, 8))).result(10)
+
+
+class _Busy:
+    """A backend at capacity for its first ``refusals`` jobs (an edge answering RESOURCE_EXHAUSTED)."""
+
+    def __init__(self, name: str, refusals: int, hint_s: float | None = 0.01) -> None:
+        self.name, self.refusals, self.hint_s, self.calls = name, refusals, hint_s, 0
+
+    def set_style(self, style):
+        pass
+
+    def stylize_batch(self, jobs):
+        self.calls += 1
+        if self.calls <= self.refusals:
+            busy = BackendBusyError(f"{self.name} is at capacity")
+            busy.retry_after_s = self.hint_s
+            raise busy
+        return [np.full((*jobs[0].size, 3), jobs[0].index, np.uint8)]
+
+
+def test_a_busy_backend_is_waited_for_not_retired():
+    """Case 7: one RESOURCE_EXHAUSTED retired an edge for the rest of the run, as if it had crashed."""
+    busy = _Busy("only", refusals=5)
+    with Dispatcher([busy]) as dispatcher:
+        results = [dispatcher.submit(KeyFrameJob(i, np.zeros((8, 8, 3), np.uint8), (8, 8))).result(30)
+                   for i in range(3)]
+    assert [int(r[0, 0, 0]) for r in results] == [0, 1, 2]
+    assert dispatcher.failed == {} and dispatcher.busy_refusals == 5
+
+
+def test_a_busy_backends_jobs_go_to_the_others_and_a_job_refused_too_long_fails():
+    busy, free = _Busy("busy", refusals=10**6, hint_s=0.05), _Busy("free", refusals=0)
+    with Dispatcher([busy, free]) as dispatcher:
+        futures = [dispatcher.submit(KeyFrameJob(i, np.zeros((8, 8, 3), np.uint8), (8, 8))) for i in range(8)]
+        assert [int(f.result(30)[0, 0, 0]) for f in futures] == list(range(8))
+    assert dispatcher.failed == {} and set(dispatcher.assignments.values()) == {"free"}
+    with Dispatcher([_Busy("forever", refusals=10**6, hint_s=0.01)], busy_timeout_s=0.3) as dispatcher, \
+            pytest.raises(BackendBusyError, match="at capacity"):
+        dispatcher.submit(KeyFrameJob(0, np.zeros((8, 8, 3), np.uint8), (8, 8))).result(30)

@@ -35,3 +35,11 @@ def test_fedvst_train_writes_verified_checkpoints(tmp_path, photos):
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert result.returncode == 2 and len(errors) == 1 and "must end in .safetensors" in errors[0], result.stderr
     assert "train:" not in result.stderr  # refused before the first step, not after 400 of them
+    (tmp_path / "taken.safetensors").mkdir()
+    for args, message in ((["--base-size", "100000"], "--base-size must be 16…1024"),
+                          (["--out", str(tmp_path / "taken.safetensors")], "is a folder"),
+                          (["--scale-max", "inf"], "--scale-max <= 8")):
+        result = run_train(tmp_path, *args, "--steps", "400", "--checkpoint-every", "400")
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        assert result.returncode == 2 and len(errors) == 1 and message in errors[0], (args, result.stderr)
+        assert "Traceback" not in result.stderr and "train:" not in result.stderr

@@ -73,3 +73,20 @@ def test_stylizer_rejects_bad_inputs_with_clear_errors(small_model, photos):
         stylizer.stylize(content[:8, :8], content)
     with pytest.raises(ImageError, match="over 8192"):
         stylizer.stylize(content, content, r=200.0)
+
+
+def test_16_bit_grey_is_scaled_not_clipped(tmp_path):
+    """Case 8: a 16-bit grey PNG was clipped to 0/255 (PIL's 'I;16' → 'RGB' conversion)."""
+    import io
+
+    from stylizer.images import decode_image_bytes
+
+    ramp = np.linspace(0, 65535, 64 * 64).reshape(64, 64).astype(np.uint16)
+    buffer = io.BytesIO()
+    Image.fromarray(ramp).save(buffer, format="PNG")
+    (tmp_path / "deep.png").write_bytes(buffer.getvalue())
+    for image in (decode_image_bytes(buffer.getvalue()), load_image(tmp_path / "deep.png")):
+        assert image.shape == (64, 64, 3) and image.dtype == np.uint8
+        expected = np.round(ramp / 257.0)
+        assert np.abs(image[:, :, 0].astype(int) - expected).max() <= 1
+        assert len(np.unique(image)) > 200  # a ramp, not two levels
