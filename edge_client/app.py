@@ -24,9 +24,9 @@ from safetensors.torch import load as load_safetensors
 
 from edge_client.frame_store import FrameStore, is_held_out, load_images
 from edge_client.load_signal import LoadSignal, lower_priority
-from edge_client.model_slot import slot_path
+from edge_client.model_slot import install_model, slot_path
 from stylizer.atomic_io import atomic_write_bytes
-from stylizer.checkpoint import save_checkpoint, tensor_bytes
+from stylizer.checkpoint import tensor_bytes
 from stylizer.device import pick_device
 from stylizer.factory import model_from_description
 from stylizer.model import StylizerNet
@@ -164,7 +164,7 @@ def evaluate_global(msg: Message, context: Context) -> Message:
     values = evaluate(model, batches)
     description = json.loads(str(config["model"]))
     round_number = int(config.get("global-round", config.get("server-round", 0)))
-    save_checkpoint(slot_path(data_dir), {k: v.cpu() for k, v in model.trainable_state().items()},
+    install_model(slot_path(data_dir), {k: v.cpu() for k, v in model.trainable_state().items()},
                     {**description, "round": round_number, "source": "federated round"})
     return _reply(msg, None, {"num-examples": len(batches) * 2, "eval_total": values.total,
                               "eval_content": values.content, "eval_style": values.style})

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from stylizer.atomic_io import atomic_write_bytes, fsync_directory
+from stylizer.crash_points import crash_point
 from stylizer.images import ImageError, decode_image_bytes, load_image
 
 log = logging.getLogger(__name__)
@@ -74,9 +75,12 @@ class Reconciled:
     missing_dropped: int = 0
     quarantined: list[str] = field(default_factory=list)
     index_rebuilt: str = ""  # why the index was rebuilt from the files, if it was
+    left_unindexed: int = 0  # sound files the index could not take now (disk full); kept for the next open
+    why_unindexed: str = ""
 
     def changed(self) -> bool:
-        return bool(self.reindexed or self.missing_dropped or self.quarantined or self.index_rebuilt)
+        return bool(self.reindexed or self.missing_dropped or self.quarantined or self.index_rebuilt
+                    or self.left_unindexed)
 
     def line(self, root: Path) -> str:
         """One line for the operator's log."""
@@ -88,6 +92,8 @@ class Reconciled:
         if self.quarantined:
             parts.append(f"quarantined {len(self.quarantined)} damaged file(s) in {root / QUARANTINE}: "
                          + ", ".join(self.quarantined[:3]) + (" …" if len(self.quarantined) > 3 else ""))
+        if self.left_unindexed:
+            parts.append(f"left {self.left_unindexed} sound file(s) unindexed for now ({self.why_unindexed})")
         return f"frame store {root}: " + "; ".join(parts)
 
 
@@ -206,7 +212,14 @@ class FrameStore:
                     if _is_temp(path):
                         path.unlink(missing_ok=True)
                         report.temp_removed += 1
-                    elif self._reindex(table, path):
+                        continue
+                    try:
+                        sound = self._reindex(table, path)
+                    except sqlite3.OperationalError as exc:  # disk full: keep the file, index it next time
+                        report.left_unindexed += 1
+                        report.why_unindexed = str(exc)
+                        continue
+                    if sound:
                         report.reindexed += 1
                     else:
                         self._quarantine(path, report)
@@ -247,11 +260,16 @@ class FrameStore:
             return StoredImage(row[0], digest, stored, row[2])
         image = decode_image_bytes(data, "stored image")  # refuse what we could never train on
         atomic_write_bytes(path, data)
+        crash_point("frame-store", table)  # the file is in place, its row not yet committed
         with self._lock:
-            cursor = self._db.execute(
-                f"INSERT OR IGNORE INTO {table} (sha256, path, bytes, width, height, created) "
-                "VALUES (?, ?, ?, ?, ?, ?)", (digest, str(relative), len(data), image.shape[1], image.shape[0],
-                                              time.time()))
+            try:
+                cursor = self._db.execute(
+                    f"INSERT OR IGNORE INTO {table} (sha256, path, bytes, width, height, created) "
+                    "VALUES (?, ?, ?, ?, ?, ?)", (digest, str(relative), len(data), image.shape[1], image.shape[0],
+                                                  time.time()))
+            except sqlite3.Error:  # e.g. disk full: not kept, so no file either
+                path.unlink(missing_ok=True)
+                raise
             image_id = cursor.lastrowid
         self._evict()
         return StoredImage(int(image_id), digest, path, len(data))

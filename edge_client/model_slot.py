@@ -3,7 +3,10 @@
 ``data_dir/model/current.safetensors`` (+ .json) is written atomically by whoever has a
 newer global model (the ClientApp after an evaluate message, or a restore from the
 cloud). ``ModelSlot`` reloads it when its hash changes; a request holds the model object it
-started with, so a swap never disturbs a request in flight.
+started with, so a swap never disturbs a request in flight. Each file is atomic but the pair
+is not, so every writer first copies the verified current model to ``previous.safetensors``
+(``keep_previous``); an edge whose current pair was cut by a crash starts from that copy
+(``recover_previous``), one log line saying so.
 """
 
 from __future__ import annotations
@@ -13,7 +16,15 @@ import logging
 import threading
 from pathlib import Path
 
-from stylizer.checkpoint import CheckpointError, load_checkpoint, metadata_path
+from stylizer.atomic_io import atomic_write_bytes
+from stylizer.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    metadata_path,
+    read_metadata,
+    save_checkpoint,
+    write_checkpoint_bytes,
+)
 from stylizer.factory import model_from_checkpoint
 from stylizer.inference import Stylizer
 
@@ -23,6 +34,43 @@ log = logging.getLogger(__name__)
 def slot_path(data_dir: Path) -> Path:
     """The current-model checkpoint of an edge."""
     return Path(data_dir) / "model" / "current.safetensors"
+
+
+def previous_path(slot: Path) -> Path:
+    """The copy of the last verified model kept beside the slot."""
+    return Path(slot).with_name("previous.safetensors")
+
+
+def keep_previous(slot: Path) -> None:
+    """Before a write to ``slot``: copy its model, if it verifies, to ``previous_path`` (atomically)."""
+    try:
+        current = load_checkpoint(slot)
+    except (CheckpointError, OSError):
+        return  # nothing sound to keep; the previous copy stays what it was
+    previous = previous_path(slot)
+    atomic_write_bytes(previous, Path(slot).read_bytes())
+    atomic_write_bytes(metadata_path(previous), metadata_path(Path(slot)).read_bytes())
+    log.debug("kept round %s as %s", current.metadata.get("round"), previous)
+
+
+def install_model(slot: Path, state: dict, metadata: dict) -> str:
+    """Hot swap: keep the current model as the previous one, then write ``state`` (+ metadata) to the
+    slot, where the service picks it up; returns its sha256."""
+    keep_previous(slot)
+    return save_checkpoint(Path(slot), state, metadata)
+
+
+def recover_previous(slot: Path, reason: str) -> bool:
+    """Put the verified previous model back into ``slot``; False if there is none."""
+    previous = previous_path(slot)
+    try:
+        checkpoint = load_checkpoint(previous)
+    except (CheckpointError, OSError):
+        return False
+    write_checkpoint_bytes(Path(slot), previous.read_bytes(), read_metadata(previous))
+    log.warning("model slot %s was unusable (%s); serving the previous model (round %s) until a newer one arrives",
+                slot, reason, checkpoint.metadata.get("round"))
+    return True
 
 
 def recorded_sha256(path: Path) -> str | None:

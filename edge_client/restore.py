@@ -9,6 +9,7 @@ from pathlib import Path
 
 import grpc
 
+from edge_client.model_slot import keep_previous
 from fedvst.protocol import fedvst_pb2, fedvst_pb2_grpc
 from fedvst.protocol.security import call_metadata, open_channel
 from stylizer.checkpoint import MAX_METADATA_BYTES, CheckpointError, write_checkpoint_bytes
@@ -72,5 +73,6 @@ def fetch_model(address: str, destination: Path, *, round_number: int = -1, toke
         raise CheckpointError("registry sent unreadable metadata") from None
     if not isinstance(record, dict) or record.get("sha256") != header.sha256:
         raise CheckpointError("registry header and metadata disagree on the model hash")
+    keep_previous(Path(destination))
     checkpoint = write_checkpoint_bytes(Path(destination), b"".join(parts), record)
     return Restored(int(header.round), checkpoint.sha256, received, time.monotonic() - start)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import logging
 import random
+import sqlite3
 import statistics
 import threading
 import time
@@ -157,7 +158,7 @@ class StylizerService:
         try:
             add(data)
             return True
-        except (ValueError, OSError) as exc:  # not PNG/JPEG, undecodable, disk full
+        except (ValueError, OSError, sqlite3.Error) as exc:  # not PNG/JPEG, undecodable, disk full
             log.warning("%s not kept for training: %s", what, exc)
             return False
 

@@ -6,6 +6,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from stylizer.crash_points import crash_point
+
 
 def _current_umask() -> int:
     mask = os.umask(0)
@@ -39,6 +41,7 @@ def atomic_write_bytes(path: Path, data: bytes, mode: int | None = None) -> None
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        crash_point("atomic-write", path.name)  # the temp file is complete, not yet renamed
         os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)

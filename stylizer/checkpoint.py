@@ -20,6 +20,7 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 from stylizer.atomic_io import atomic_write_bytes
+from stylizer.crash_points import crash_point
 
 FORMAT_VERSION = 1
 MAX_METADATA_BYTES = 1 << 20
@@ -70,6 +71,7 @@ def save_checkpoint(path: Path, state: dict[str, torch.Tensor], metadata: dict[s
                     for k, v in sorted(state.items())},
     })
     atomic_write_bytes(path, data)
+    crash_point("checkpoint", path.name)  # tensors written, metadata (the commit record) not yet
     atomic_write_bytes(metadata_path(path), json.dumps(record, indent=1, sort_keys=True).encode())
     return digest
 
@@ -127,6 +129,7 @@ def write_checkpoint_bytes(path: Path, data: bytes, record: dict[str, Any]) -> C
                               f"this fedvst reads version {FORMAT_VERSION}")
     checkpoint = parse_checkpoint_bytes(data, record, str(path))
     atomic_write_bytes(Path(path), data)
+    crash_point("checkpoint", Path(path).name)
     atomic_write_bytes(metadata_path(Path(path)), json.dumps(record, indent=1, sort_keys=True).encode())
     return checkpoint
 
