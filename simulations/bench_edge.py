@@ -8,7 +8,10 @@ fixed number of requests. Requests beyond capacity are refused with RESOURCE_EXH
 (counted as ``rejected``), not queued. Also measures p99 latency while a training loop runs
 beside the service, with and without the ClientApp's back-off (lower CPU priority, and no
 new step while requests are in flight), the edge's peak resident memory, and the mean reply
-size per 1920×1080 key frame as a colour field and as a PNG image.
+size per 1920×1080 key frame as a colour field and as a PNG image. ``phones`` runs whole
+``fedvst stylize`` processes of a short clip through one fresh edge of the default capacity at
+once (8 and 32 of them): videos completed and failed, p50/p99 of a video's wall time, and the
+edge's peak resident memory.
 """
 
 from __future__ import annotations
@@ -163,6 +166,63 @@ def restore_to_first_frame(tmp: Path, frames: list[np.ndarray], style: np.ndarra
     return {"seconds_to_listening": round(listening, 2), "seconds_to_first_frame": round(first, 2)}
 
 
+def write_short_clip(path: Path, frames: int = 24, size: tuple[int, int] = (180, 320)) -> Path:
+    """The sample video's first ``frames`` frames at ``size`` (H, W), H.264: one phone's short clip."""
+    import av
+
+    from stylizer.render import resize_frame
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.height, stream.width = size
+        stream.pix_fmt = "yuv420p"
+        for frame in read_frames(sample_video(), limit=frames):
+            picture = av.VideoFrame.from_ndarray(resize_frame(frame.image, size), format="rgb24")
+            container.mux(stream.encode(picture))
+        container.mux(stream.encode(None))
+    return path
+
+
+def phones_at_once(tmp: Path, phones: int, clip: Path, style_file: Path,
+                   phone_args: tuple[str, ...] = ()) -> dict[str, float]:
+    """``phones`` whole ``fedvst stylize`` runs of ``clip`` through one fresh edge (default capacity) at once."""
+    data_dir, port = tmp / f"edge-{phones}", free_port()
+    edge = start_cli(["edge", "serve", "--port", str(port), "--data-dir", str(data_dir), "--initial-checkpoint",
+                      str(builtin_checkpoint_path())], tmp / f"edge-{phones}.log")
+    try:
+        wait_for_port(port, edge, log=tmp / f"edge-{phones}.log")
+        started = time.perf_counter()
+        runs = [(subprocess.Popen([sys.executable, "-m", "fedvst.cli", "stylize", str(clip), "--style",
+                                   str(style_file), "-o", str(tmp / f"out-{phones}-{i}.mp4"), "--edge",
+                                   f"127.0.0.1:{port}", "--share-frames", *phone_args], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE, text=True), time.perf_counter()) for i in range(phones)]
+        walls, failures = [], []
+        for process, began in runs:
+            _, errors = process.communicate(timeout=1800)
+            if process.returncode == 0:
+                walls.append(time.perf_counter() - began)
+            else:
+                failures.append(errors.strip().splitlines()[-1] if errors.strip() else f"exit {process.returncode}")
+        total = time.perf_counter() - started
+        return {"completed": len(walls), "failed": len(failures), "video_p50_s": round(percentile(walls, 50), 2),
+                "video_p99_s": round(percentile(walls, 99), 2), "all_done_s": round(total, 2),
+                "edge_peak_rss_mb": peak_rss_mb(edge.pid), "first_failures": failures[:3]}
+    finally:
+        stop_process_group(edge)
+
+
+def measure_phones(tmp: Path, counts: list[int], quiet: bool,
+                   phone_args: tuple[str, ...] = ()) -> dict[str, dict[str, float]]:
+    clip = write_short_clip(tmp / "clip.mp4")
+    style_file = Path(sample_photo(DEMO_STYLE))
+    results = {}
+    for phones in counts:
+        results[str(phones)] = phones_at_once(tmp, phones, clip, style_file, phone_args)
+        if not quiet:
+            print("phones", phones, results[str(phones)], file=sys.stderr)
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="edge throughput and latency")
     parser.add_argument("--json", action="store_true")
@@ -170,6 +230,10 @@ def main() -> None:
     parser.add_argument("--capacity", type=int, default=4)
     parser.add_argument("--training-requests", type=int, default=40, help="requests per training condition")
     parser.add_argument("--only-restore", action="store_true", help="measure only the restore-to-first-frame time")
+    parser.add_argument("--only-phones", action="store_true", help="measure only whole phones at once")
+    parser.add_argument("--phones", type=int, nargs="+", default=[8, 32], help="phones at once (whole videos)")
+    parser.add_argument("--phone-args", default="", help="extra `fedvst stylize` options of every phone, e.g. "
+                        "'--keyframes interval --interval 1' (every frame a key frame: the heaviest edge load)")
     args = parser.parse_args()
     frames = [np.ascontiguousarray(f.image[:, 64:576]) for f in read_frames(sample_video(), step=25, limit=8)]
     frames = [f[8:264] for f in frames]
@@ -177,6 +241,11 @@ def main() -> None:
     if args.only_restore:
         with tempfile.TemporaryDirectory() as tmp:
             print(json.dumps({"restore": restore_to_first_frame(Path(tmp), frames, style)}))
+        return
+    if args.only_phones:
+        with tempfile.TemporaryDirectory() as tmp:
+            print(json.dumps({"phones": measure_phones(Path(tmp), args.phones, args.json,
+                                                       tuple(args.phone_args.split()))}))
         return
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp) / "edge"
@@ -202,6 +271,7 @@ def main() -> None:
             report["capacity"] = args.capacity
         finally:
             stop_process_group(edge)
+        report["phones"] = measure_phones(Path(tmp), args.phones, args.json, tuple(args.phone_args.split()))
     print(json.dumps(report))
 
 
