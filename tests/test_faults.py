@@ -4,6 +4,7 @@ lost, nothing corrupt is served, and one line says what was repaired or quaranti
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -290,3 +291,80 @@ def test_a_full_disk_keeps_serving_and_loses_nothing_acknowledged(tmp_path, chec
             procs.stop(edge)
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _wait_until_training(edge, timeout_s: float, logs) -> None:
+    """Until one of the edge's descendants (the ClientApp) burns CPU as training does."""
+    import time
+
+    from fedvst.processes import descendants
+
+    deadline = time.monotonic() + timeout_s
+    before: dict[int, float] = {}
+    while time.monotonic() < deadline:
+        now = {pid: _cpu_seconds(pid) for pid in descendants(edge.pid)}
+        if any(now[pid] - before.get(pid, now[pid]) > 0.6 for pid in now):
+            return
+        before = now
+        time.sleep(1.0)
+    pytest.fail("the edge never started training\n" + "\n".join(log.read_text()[-2000:] for log in logs
+                                                                  if log.exists()))
+
+
+def test_kill_9_of_an_edge_in_the_middle_of_a_round(tmp_path, checkpoint, photos):
+    """The whole edge (service, SuperNode, ClientApp) dies while it trains; restarted with the same
+    command it serves the verified model, its store is intact, and a later round aggregates it."""
+    import signal
+
+    from fedvst.processes import descendants
+    from tests.cloud_server.test_federation import fill_edge, wait_for
+
+    cloud_dir, data_dir = tmp_path / "cloud", tmp_path / "edge"
+    port, registry_port = procs.free_port(), procs.free_port()
+    cloud_log = tmp_path / "cloud.log"
+    cloud = procs.start(["cloud", "serve", "--data-dir", str(cloud_dir), "--port", str(port), "--registry-port",
+                         str(registry_port), "--rounds", "4", "--min-nodes", "1", "--images-per-round", "16",
+                         "--initial-checkpoint", str(checkpoint), "--run-config", "base-size=32",
+                         "--run-config", "eval-images=2"], cloud_log)
+    edge_args = ["--cloud", f"127.0.0.1:{port}", "--registry", f"127.0.0.1:{registry_port}"]
+    logs = [cloud_log, tmp_path / "edge.log", data_dir / "supernode.log", cloud_dir / "logs" / "superlink.log"]
+    edge = None
+    try:
+        procs.wait_port(registry_port, cloud, log=cloud_log)
+        fill_edge(data_dir, ("astronaut", "chelsea"))
+        kept = assert_store_sound(data_dir)
+        edge, _, _ = start_edge(tmp_path, data_dir, *edge_args)
+        _wait_until_training(edge, 240, logs)
+        helpers = descendants(edge.pid)
+        procs.stop(edge, signal.SIGKILL)
+        for pid in helpers:  # the ClientApp is not in the edge's process group
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        edge.wait(30)
+        checkpoints = cloud_dir / "checkpoints"
+
+        def aggregated() -> list[dict]:
+            return [meta for p in sorted(checkpoints.glob("round_*.json"))
+                    if (meta := json.loads(p.read_text())).get("nodes")]
+
+        before = len(aggregated())
+        edge, edge_port, _ = start_edge(tmp_path, data_dir, *edge_args, name="edge-restarted")
+        assert assert_store_sound(data_dir) == kept
+        load_checkpoint(slot_path(data_dir))  # verifies
+        phone = Phone(edge_port, photos)
+        assert phone.send(key_frame(photos, 0)).model_sha256 == load_checkpoint(slot_path(data_dir)).sha256
+        phone.close()
+        wait_for(lambda: len(aggregated()) > before, 600, "a round aggregated after the edge came back", logs)
+        assert len(aggregated()[-1]["nodes"]) == 1
+    finally:
+        if edge is not None:
+            procs.stop(edge)
+        procs.stop(cloud)
