@@ -33,6 +33,7 @@ from fedvst.protocol.security import check_tls_pair, read_token
 
 log = logging.getLogger(__name__)
 APP_DIR = Path(__file__).parent / "flower_app"
+PATH_KEYS = ("data-dir", "initial-checkpoint", "heldout-dir")  # run-config values that are paths
 CONNECTION = "fedvst"
 
 
@@ -62,6 +63,17 @@ class CloudSettings:
     node_public_keys: list[Path] = field(default_factory=list)
     start_run: bool = True
     fresh: bool = False  # start over from the initial model when every kept round is damaged
+
+    def __post_init__(self) -> None:
+        # the SuperLink, flwr and the ServerApp run in other working directories: every path is absolute
+        self.data_dir = Path(self.data_dir).resolve()
+        for name in ("tls_cert", "tls_key", "tls_ca", "token_file"):
+            if getattr(self, name) is not None:
+                setattr(self, name, Path(getattr(self, name)).resolve())
+        self.node_public_keys = [Path(key).resolve() for key in self.node_public_keys]
+        for key in PATH_KEYS:
+            if self.run_config.get(key):
+                self.run_config[key] = str(Path(str(self.run_config[key])).resolve())
 
 
 class Cloud:
@@ -117,6 +129,9 @@ class Cloud:
     def register_node(self, public_key: Path) -> None:
         """Allow the SuperNode holding the private half of ``public_key`` to join."""
         result = self.flwr("supernode", "register", str(public_key), CONNECTION)
+        if result.returncode != 0 and "already in use" in result.stdout + result.stderr:
+            log.info("SuperNode key %s was registered before (the SuperLink keeps its state)", public_key)
+            return
         if result.returncode != 0:
             raise RuntimeError(f"could not register {public_key}: {(result.stdout + result.stderr).strip()[-300:]}")
 

@@ -68,6 +68,13 @@ class EdgeSettings:
     initial_checkpoint: Path | None = None
     restore_wait_s: float = 30.0  # how long to wait for an unreachable or empty registry
 
+    def __post_init__(self) -> None:
+        # the SuperNode and the ClientApp run in other working directories: every path is absolute
+        for name in ("data_dir", "tls_cert", "tls_key", "tls_ca", "token_file", "node_private_key",
+                     "initial_checkpoint"):
+            if getattr(self, name) is not None:
+                setattr(self, name, Path(getattr(self, name)).resolve())
+
 
 def ensure_model(settings: EdgeSettings, token: str | None) -> str:
     """Make the model slot hold a verified model; returns how it got there."""
@@ -150,6 +157,7 @@ class EdgeServer:
                 check_listenable("127.0.0.1", self.supernode_port)
             except (ValueError, OSError) as exc:
                 raise OSError(f"SuperNode port: {exc}") from None
+            self.supernode_command()  # a missing key half is refused now, not in the supervisor thread
         self.supernode: subprocess.Popen | None = None
         self._supernode_lock = threading.Lock()
         self._stopped = threading.Event()

@@ -116,11 +116,12 @@ def wait_for_port(port: int, process: subprocess.Popen | None = None, *, host: s
     raise TimeoutError(f"nothing listens on {host}:{port} after {timeout_s:.0f} s")
 
 
-def start_cli(args: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
-    """``python -m fedvst.cli ARGS`` in a new process group, stdout and stderr appended to ``log``."""
+def start_cli(args: list[str], log: Path, env: dict[str, str] | None = None,
+              cwd: Path | None = None) -> subprocess.Popen:
+    """``python -m fedvst.cli ARGS`` (in ``cwd``) in a new process group, stdout and stderr appended to ``log``."""
     with log.open("ab") as handle:
         return subprocess.Popen([sys.executable, "-m", "fedvst.cli", *args], stdout=handle, stderr=subprocess.STDOUT,
-                                env={**os.environ, **(env or {})}, start_new_session=True)
+                                env={**os.environ, **(env or {})}, start_new_session=True, cwd=cwd)
 
 
 def descendants(pid: int) -> list[int]:

@@ -45,6 +45,19 @@ def encode_png(image: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def tls_hint(exc: grpc.RpcError, tls: bool) -> str:
+    """What a TLS mismatch looks like from the phone, said in words ("" when it does not look like one)."""
+    if exc.code() != grpc.StatusCode.UNAVAILABLE:
+        return ""
+    details = (exc.details() or "").lower()
+    if not tls and "socket closed" in details:
+        return " (the edge closed the connection at once: if it serves TLS, pass --edge-ca with its CA certificate)"
+    if tls and "handshake failed" in details:
+        return (" (TLS handshake failed: the edge may not serve TLS, or its certificate is not signed by the "
+                "--edge-ca given)")
+    return ""
+
+
 class RemoteBackend:
     """One edge server; key frames go as PNG (lossless). Replies are colour fields (a few KB, rendered
     here on the phone's own frame) when ``reply_field`` and the edge's model has one, else PNG images."""
@@ -55,6 +68,7 @@ class RemoteBackend:
         self.name = address
         self.address = address
         self.channel = open_channel(address, ca=ca)
+        self.tls = ca is not None
         self.stub = fedvst_pb2_grpc.StylizerStub(self.channel)
         self.metadata = call_metadata(token)
         self.allow_collection = allow_collection
@@ -66,7 +80,7 @@ class RemoteBackend:
         self.stored = 0  # key frames the edge said it kept
 
     def _error(self, exc: grpc.RpcError) -> EdgeError:
-        message = f"edge {self.address}: {exc.code().name}: {exc.details()}"
+        message = f"edge {self.address}: {exc.code().name}: {exc.details()}{tls_hint(exc, self.tls)}"
         if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
             return EdgeBusyError(message, pushback_s(exc))
         return EdgeError(message)

@@ -11,9 +11,9 @@ from fedvst.processes import free_port, start_cli, stop_process_group, wait_for_
 __all__ = ["free_port", "start", "stop", "wait_port"]
 
 
-def start(args: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
-    """``fedvst ARGS`` offline (plus ``env``), in its own process group."""
-    return start_cli(args, log, env={"FEDVST_OFFLINE": "1", **(env or {})})
+def start(args: list[str], log: Path, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.Popen:
+    """``fedvst ARGS`` offline (plus ``env``, in ``cwd``), in its own process group."""
+    return start_cli(args, log, env={"FEDVST_OFFLINE": "1", **(env or {})}, cwd=cwd)
 
 
 def wait_port(port: int, process: subprocess.Popen | None = None, log: Path | None = None) -> None:

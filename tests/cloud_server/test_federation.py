@@ -155,11 +155,13 @@ def test_tls_and_node_authentication_refuse_an_unregistered_edge(tmp_path, small
     cloud_dir = tmp_path / "cloud"
     port, registry_port = procs.free_port(), procs.free_port()
     logs = [tmp_path / "cloud.log", cloud_dir / "logs" / "superlink.log"]
-    cloud = procs.start(["cloud", "serve", "--data-dir", str(cloud_dir), "--port", str(port), "--registry-port",
-                         str(registry_port), "--rounds", "1", "--images-per-round", "4", "--initial-checkpoint",
-                         str(initial), "--run-config", "base-size=32", "--run-config", "eval-images=2",
-                         "--tls-cert", str(certs / "server.crt"), "--tls-key", str(certs / "server.key"),
-                         "--tls-ca", str(certs / "ca.crt"), "--node-key", str(keys[0][1])], logs[0])
+    # relative paths, as docs/deploy.md writes them: the SuperLink runs in another working directory
+    cloud_args = ["cloud", "serve", "--data-dir", "cloud", "--port", str(port), "--registry-port", str(registry_port),
+                  "--rounds", "1", "--images-per-round", "4", "--initial-checkpoint", str(initial), "--run-config",
+                  "base-size=32", "--run-config", "eval-images=2", "--tls-cert", "certs/server.crt", "--tls-key",
+                  "certs/server.key", "--tls-ca", "certs/ca.crt", "--node-key",
+                  str(keys[0][1].relative_to(tmp_path))]
+    cloud = procs.start(cloud_args, logs[0], cwd=tmp_path)
     edges = []
     try:
         procs.wait_port(registry_port, cloud, log=logs[0])
@@ -180,6 +182,14 @@ def test_tls_and_node_authentication_refuse_an_unregistered_edge(tmp_path, small
         assert "Connection attempt failed" in refused or "Failed to activate SuperNode" in refused
         # both edges restored their first model from the registry over TLS
         assert all("restored round 0" in (tmp_path / f"edge{i}.log").read_text() for i in range(2))
+        # killed, the cloud restarts with its own command: the node key is registered already
+        procs.stop(cloud, signal.SIGKILL)
+        wait_for(lambda: not port_open(port) and not port_open(registry_port), 30, "the killed cloud to go away",
+                 logs)
+        logs.append(tmp_path / "cloud-restarted.log")
+        cloud = procs.start(cloud_args, logs[-1], cwd=tmp_path)
+        procs.wait_port(registry_port, cloud, log=logs[-1])
+        assert "resuming after round 1" in logs[-1].read_text() and cloud.poll() is None
     finally:
         for edge in edges:
             procs.stop(edge)

@@ -121,6 +121,8 @@ def test_a_second_edge_on_a_taken_port_or_folder_refuses_to_start(tmp_path, chec
     process, port = start_edge(tmp_path, data_dir, "--initial-checkpoint", str(checkpoint))
     try:
         assert (data_dir / ".lock").read_text().strip() == str(process.pid)
+        lonely_key = tmp_path / "node_9"  # copied without node_9.pub (issue 16, item 6)
+        lonely_key.write_text("-----BEGIN PRIVATE KEY-----\n")
         for name, args, message in (
                 ("same port", ["--port", str(port), "--data-dir", str(tmp_path / "other")],
                  f"cannot listen on 127.0.0.1:{port}"),
@@ -131,7 +133,10 @@ def test_a_second_edge_on_a_taken_port_or_folder_refuses_to_start(tmp_path, chec
                                        str(checkpoint), "--tls-key", str(checkpoint)], "not a PEM certificate"),
                 ("SuperNode port taken", ["--port", "0", "--data-dir", str(tmp_path / "fifth"), "--cloud",
                                           "127.0.0.1:1", "--supernode-port", str(port)],
-                 "SuperNode port: cannot listen")):
+                 "SuperNode port: cannot listen"),
+                ("node key without its public half", ["--port", "0", "--data-dir", str(tmp_path / "sixth"),
+                                                      "--cloud", "127.0.0.1:1", "--node-key", str(lonely_key)],
+                 "not found beside the private key")):
             second = subprocess.run([sys.executable, "-m", "fedvst.cli", "edge", "serve", *args,
                                      "--initial-checkpoint", str(checkpoint)], capture_output=True, text=True,
                                     timeout=120, env={**os.environ, "FEDVST_OFFLINE": "1"})

@@ -40,3 +40,31 @@ def test_a_data_folder_has_one_owner_until_it_lets_go(tmp_path):
     first.release()
     first.release()  # idempotent
     DataDirLock(tmp_path / "edge", "edge").release()
+
+
+def test_a_tls_mismatch_is_named_as_one(tmp_path):
+    """Issue 16, item 9: a phone without --edge-ca talking to a TLS edge saw only 'Socket closed'."""
+    from concurrent import futures
+
+    import grpc
+    import numpy as np
+
+    from cloud_server.make_certs import make_ca_and_server
+    from fedvst.protocol.security import listen, server_credentials
+    from fedvst.remote import EdgeError, RemoteBackend
+
+    make_ca_and_server(tmp_path, ["127.0.0.1", "localhost"])
+    tls_server, plain_server = grpc.server(futures.ThreadPoolExecutor(2)), grpc.server(futures.ThreadPoolExecutor(2))
+    tls_port = listen(tls_server, "127.0.0.1:0", server_credentials(tmp_path / "server.crt", tmp_path / "server.key"))
+    plain_port = plain_server.add_insecure_port("127.0.0.1:0")
+    tls_server.start()
+    plain_server.start()
+    style = np.zeros((64, 64, 3), np.uint8)
+    try:
+        with pytest.raises(EdgeError, match="pass --edge-ca"):
+            RemoteBackend(f"127.0.0.1:{tls_port}", timeout_s=10).set_style(style)
+        with pytest.raises(EdgeError, match="TLS handshake failed"):
+            RemoteBackend(f"127.0.0.1:{plain_port}", ca=tmp_path / "ca.crt", timeout_s=10).set_style(style)
+    finally:
+        tls_server.stop(0)
+        plain_server.stop(0)
