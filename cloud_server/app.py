@@ -5,7 +5,9 @@ num-server-rounds (total global rounds, resumed runs included), images-per-round
 batch-size, learning-rate, base-size, min-nodes, aggregator, server-learning-rate and
 server-momentum (FedAvgM; 1 and 0 are plain FedAvg), server-warmup-rounds, keep-last, data-dir,
 initial-checkpoint, eval-images, heldout-dir (a folder with content/ and style/ images the
-cloud scores every round's global model on; no edge trains on them).
+cloud scores every round's global model on; no edge trains on them), wait-for-ready (rounds
+start only when min-nodes edges have images-per-round new images; see run_server),
+ready-poll-s and retry-wait-s. num-server-rounds 0 means no cap: the cloud runs until stopped.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Context
 from flwr.serverapp import Grid, ServerApp
 
 from cloud_server.heldout import HeldOutSet
+from cloud_server.readiness import wait_until_ready
 from cloud_server.server_optimizer import MOMENTUM_FILE, ServerOptimizer
 from cloud_server.store import QUARANTINE, CheckpointStore
 from cloud_server.strategy import AGGREGATORS, FedVstStrategy, RoundLog, make_aggregator
@@ -34,6 +38,7 @@ DEFAULTS: dict[str, Any] = {
     "min-nodes": 1, "aggregator": "fedavg", "server-learning-rate": 1.0, "server-momentum": 0.0,
     "server-warmup-rounds": 0, "keep-last": 5,
     "data-dir": "", "initial-checkpoint": "", "eval-images": 8, "heldout-dir": "",
+    "wait-for-ready": True, "ready-poll-s": 15, "retry-wait-s": 10,
 }
 TRAIN_KEYS = ("images-per-round", "batch-size", "learning-rate", "base-size", "eval-images")
 
@@ -41,8 +46,9 @@ app = ServerApp()
 
 
 # the smallest value each counted setting may take
-MINIMUM: dict[str, int] = {"num-server-rounds": 1, "images-per-round": 1, "batch-size": 1, "base-size": 16,
-                           "min-nodes": 1, "server-warmup-rounds": 0, "keep-last": 1, "eval-images": 1}
+MINIMUM: dict[str, int] = {"num-server-rounds": 0, "images-per-round": 1, "batch-size": 1, "base-size": 16,
+                           "min-nodes": 1, "server-warmup-rounds": 0, "keep-last": 1, "eval-images": 1,
+                           "ready-poll-s": 1, "retry-wait-s": 1}
 
 
 def run_settings(run_config: dict[str, Any]) -> dict[str, Any]:
@@ -62,6 +68,12 @@ def run_settings(run_config: dict[str, Any]) -> dict[str, Any]:
             settings[key] = float(settings[key])
         except (TypeError, ValueError):
             raise ValueError(f"run config {key} must be a number, got {settings[key]!r}") from None
+    flag = settings["wait-for-ready"]
+    if isinstance(flag, str):
+        if flag.lower() not in ("true", "false", "1", "0"):
+            raise ValueError(f"run config wait-for-ready must be true or false, got {flag!r}")
+        flag = flag.lower() in ("true", "1")
+    settings["wait-for-ready"] = bool(flag)
     if not 0 < settings["learning-rate"] < float("inf"):
         raise ValueError(f"run config learning-rate must be > 0, got {settings['learning-rate']}")
     if settings["aggregator"] not in AGGREGATORS:
@@ -107,38 +119,82 @@ def starting_point(store: CheckpointStore, initial: str, *,
 
 
 def run_server(grid: Grid, settings: dict[str, Any]) -> FedVstStrategy | None:
-    """Algorithm 2 on the server for the remaining rounds; returns the strategy (None if all done)."""
+    """Algorithm 2 on the server for the remaining rounds; returns the last strategy (None if all done).
+
+    With ``wait-for-ready`` (the cloud's default) each round waits until ``min-nodes`` edges are
+    ready, trains only those, and counts only if ``min-nodes`` valid replies came back; otherwise
+    the same round number is tried again after ``retry-wait-s``. ``num-server-rounds`` 0: no cap.
+    Without it (simulations) every round trains every sampled node, as Flower's start() runs them."""
     root = cloud_dir(settings)
     store = CheckpointStore(root / "checkpoints", keep=int(settings["keep-last"]))
     done, state, description = starting_point(store, str(settings["initial-checkpoint"]))
-    remaining = int(settings["num-server-rounds"]) - done
-    if remaining <= 0:
-        log.info("all %d rounds are done already", settings["num-server-rounds"])
+    cap = int(settings["num-server-rounds"])
+    if cap and cap - done <= 0:
+        log.info("all %d rounds are done already", cap)
         return None
-    initial = ArrayRecord({k: v.to(torch.float32) for k, v in state.items()})
+    current = ArrayRecord({k: v.to(torch.float32) for k, v in state.items()})
     central = None
     if settings["heldout-dir"]:
         central = HeldOutSet(Path(str(settings["heldout-dir"])), description, int(settings["base-size"]),
                              int(settings["eval-images"]))
-    server_optimizer = ServerOptimizer(float(settings["server-learning-rate"]), float(settings["server-momentum"]),
-                                       root / "checkpoints" / MOMENTUM_FILE, int(settings["server-warmup-rounds"]))
-    server_optimizer.resume(done)
-    strategy = FedVstStrategy(make_aggregator(str(settings["aggregator"]), int(settings["min-nodes"])), store,
-                              description, initial, round_offset=done, central_eval=central,
-                              history_path=root / "history.jsonl", server_optimizer=server_optimizer)
-    if done == 0 and central is not None:
-        entry = RoundLog(0, metrics=central(initial))
-        store.update_metrics(0, entry.metrics)
-        strategy.log_round(entry)
     train_config = ConfigRecord({k: settings[k] for k in TRAIN_KEYS} | {"model": json.dumps(description)})
     evaluate_config = ConfigRecord({"eval-images": settings["eval-images"], "base-size": settings["base-size"],
                                     "model": json.dumps(description)})
-    strategy.start(grid=grid, initial_arrays=initial, num_rounds=remaining, train_config=train_config,
-                   evaluate_config=evaluate_config)
+    min_nodes = int(settings["min-nodes"])
+
+    def strategy_for(offset: int, participants: list[int] | None, min_replies: int) -> FedVstStrategy:
+        server_optimizer = ServerOptimizer(float(settings["server-learning-rate"]),
+                                           float(settings["server-momentum"]), root / "checkpoints" / MOMENTUM_FILE,
+                                           int(settings["server-warmup-rounds"]))
+        server_optimizer.resume(offset)
+        return FedVstStrategy(make_aggregator(str(settings["aggregator"]), min_nodes), store, description, current,
+                              round_offset=offset, central_eval=central, history_path=root / "history.jsonl",
+                              server_optimizer=server_optimizer, participants=participants, min_replies=min_replies)
+
+    strategy = strategy_for(done, None, 1)
+    if done == 0 and central is not None:
+        entry = RoundLog(0, metrics=central(current))
+        store.update_metrics(0, entry.metrics)
+        strategy.log_round(entry)
+    if not settings["wait-for-ready"]:
+        strategy.start(grid=grid, initial_arrays=current, num_rounds=cap - done, train_config=train_config,
+                       evaluate_config=evaluate_config)
+        return strategy
+    while not cap or done < cap:
+        ready = wait_until_ready(grid, min_nodes, int(settings["images-per-round"]),
+                                 poll_s=float(settings["ready-poll-s"]))
+        strategy = strategy_for(done, ready, min_nodes)
+        strategy.start(grid=grid, initial_arrays=current, num_rounds=1, train_config=ConfigRecord(dict(train_config)),
+                       evaluate_config=ConfigRecord(dict(evaluate_config)))
+        if strategy.history and strategy.history[-1].counted:
+            done += 1
+            current = strategy.current_arrays()
+            continue
+        log.warning("round %d was not counted; asking the edges again in %d s", done + 1,
+                    int(settings["retry-wait-s"]))
+        time.sleep(float(settings["retry-wait-s"]))
     return strategy
+
+
+SERVERAPP_LOG = "serverapp.log"  # in CLOUD/logs/; ``fedvst cloud serve`` prints what lands here
+
+
+def log_to_file(path: Path) -> None:
+    """Our INFO lines (why no round starts, what each round did) in ``path``: Flower keeps the
+    ServerApp's own output in its database (``flwr log``), where an operator would not look."""
+    ours = logging.getLogger("cloud_server")
+    if any(isinstance(h, logging.FileHandler) and Path(h.baseFilename) == path.resolve() for h in ours.handlers):
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    ours.addHandler(handler)
+    ours.setLevel(logging.INFO)
 
 
 @app.main()
 def main(grid: Grid, context: Context) -> None:
     """Run the remaining global rounds, checkpointing each."""
-    run_server(grid, run_settings(dict(context.run_config)))
+    settings = run_settings(dict(context.run_config))
+    log_to_file(cloud_dir(settings) / "logs" / SERVERAPP_LOG)
+    run_server(grid, settings)

@@ -17,7 +17,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cloud_server.app import CLOUD_DIR_ENV, starting_point
+from cloud_server.app import CLOUD_DIR_ENV, SERVERAPP_LOG, starting_point
 from cloud_server.registry import start_registry
 from cloud_server.store import CheckpointStore
 from fedvst.processes import (
@@ -176,6 +176,23 @@ class Cloud:
             tls_key=s.tls_key, tls_ca=None)
         if s.start_run:
             self.run_id = self.submit_run()
+            threading.Thread(target=self._echo_serverapp_log, daemon=True, name="serverapp-log").start()
+
+    def _echo_serverapp_log(self) -> None:
+        """Print the ServerApp's lines (rounds, and why none starts) as they are written."""
+        path = self.root / "logs" / SERVERAPP_LOG
+        offset = path.stat().st_size if path.exists() else 0  # earlier runs' lines are in the file already
+        while not self._stopped.wait(1.0):
+            try:
+                with path.open("rb") as handle:
+                    handle.seek(offset)
+                    chunk = handle.read()
+            except OSError:
+                continue
+            complete = chunk[:chunk.rfind(b"\n") + 1]
+            offset += len(complete)
+            for line in complete.decode("utf-8", "replace").splitlines():
+                print(f"cloud: {line}", flush=True)
 
     def stop(self) -> None:
         if self._stopped.is_set():

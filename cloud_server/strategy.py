@@ -76,6 +76,7 @@ class RoundLog:
     examples: dict[str, int] = field(default_factory=dict)
     dropped: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
+    counted: bool = False  # aggregated and checkpointed
 
 
 class FedVstStrategy(Strategy):
@@ -84,8 +85,11 @@ class FedVstStrategy(Strategy):
     def __init__(self, inner: Strategy, store: CheckpointStore, model_metadata: dict[str, Any],
                  initial: ArrayRecord, *, round_offset: int = 0, max_examples: int = 1_000_000,
                  central_eval: Callable[[ArrayRecord], dict[str, float]] | None = None,
-                 history_path: Path | None = None, server_optimizer: ServerOptimizer | None = None) -> None:
+                 history_path: Path | None = None, server_optimizer: ServerOptimizer | None = None,
+                 participants: list[int] | None = None, min_replies: int = 1) -> None:
         self.inner = inner
+        self.participants = None if participants is None else set(participants)  # None: every sampled node
+        self.min_replies = min_replies  # fewer valid replies: the round is not counted
         self.server_optimizer = server_optimizer
         self._global = initial  # the global model as of the last round (the initial one before any)
         self.central_eval = central_eval
@@ -98,6 +102,10 @@ class FedVstStrategy(Strategy):
         self.max_examples = max_examples
         self.history: list[RoundLog] = []
 
+    def current_arrays(self) -> ArrayRecord:
+        """The global model after the last aggregated round (the initial one before any)."""
+        return self._global
+
     def global_round(self, server_round: int) -> int:
         return self.round_offset + server_round
 
@@ -107,12 +115,24 @@ class FedVstStrategy(Strategy):
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
                         grid: Grid) -> Iterable[Message]:
         config["global-round"] = self.global_round(server_round)
-        return self.inner.configure_train(server_round, arrays, config, grid)
+        return self._only_participants(self.inner.configure_train(server_round, arrays, config, grid))
 
     def configure_evaluate(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
                            grid: Grid) -> Iterable[Message]:
+        entry = self._entry(self.global_round(server_round))
+        if entry is not None and not entry.counted:
+            return []  # nothing new to hand out: the edges keep their frames new for the retry
         config["global-round"] = self.global_round(server_round)
-        return self.inner.configure_evaluate(server_round, arrays, config, grid)
+        return self._only_participants(self.inner.configure_evaluate(server_round, arrays, config, grid))
+
+    def _only_participants(self, messages: Iterable[Message]) -> list[Message]:
+        messages = list(messages)
+        if self.participants is None:
+            return messages
+        return [m for m in messages if m.metadata.dst_node_id in self.participants]
+
+    def _entry(self, round_number: int) -> RoundLog | None:
+        return next((e for e in self.history if e.round == round_number), None)
 
     def accepted_replies(self, server_round: int, replies: Iterable[Message]) -> tuple[list[Message], RoundLog]:
         """Replies that may be aggregated, in ``content_order`` (error replies pass through for Flower to log)."""
@@ -139,12 +159,14 @@ class FedVstStrategy(Strategy):
                         replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
         accepted, entry = self.accepted_replies(server_round, replies)
         self.history.append(entry)
-        if not entry.nodes:
-            log.warning("round %d: no acceptable replies; the global model stays as it was", entry.round)
+        if len(entry.nodes) < self.min_replies:
+            log.warning("round %d not counted: %d valid replies, %d needed; the global model stays as it was",
+                        entry.round, len(entry.nodes), self.min_replies)
             return None, None
         arrays, metrics = self.inner.aggregate_train(server_round, accepted)
         if arrays is None:
             return None, None
+        entry.counted = True
         if self.server_optimizer is not None:
             arrays = self.server_optimizer.step(self._global, arrays, entry.round)
         self._global = arrays
@@ -168,8 +190,8 @@ class FedVstStrategy(Strategy):
                   if k != NUM_EXAMPLES_KEY}
         if self.central_eval is not None:  # the global model after this round, even if it kept the last one
             values.update(self.central_eval(self._global))
-        entry = next((e for e in self.history if e.round == round_number), None)
-        if entry is not None:
+        entry = self._entry(round_number)
+        if entry is not None and entry.counted:  # history.jsonl records aggregated rounds only
             entry.metrics.update(values)
             if values:
                 self.store.update_metrics(round_number, values)

@@ -1,9 +1,11 @@
 """Flower ClientApp of an edge (``edge_client.app:app``): Algorithm 2, client side.
 
-train: load the global arrays, train on a sample of the frames phones left here (paired
-with the styles they used), reply with the new arrays, ``num-examples`` and the Eq. 5
-losses. evaluate: report the same losses of the global model on held-out stored frames,
-then put the global model in the edge's model slot so the service serves it.
+query: say whether this edge is ready to sync (``readiness.py``: enough new frames since the
+last sync). train: load the global arrays, train on a sample of the frames phones left here
+(paired with the styles they used), reply with the new arrays, ``num-examples`` and the Eq. 5
+losses; an edge with nothing to train on replies with a Flower error that says why.
+evaluate: report the same losses of the global model on held-out stored frames, then put the
+global model in the edge's model slot so the service serves it.
 
 Node config: ``data-dir`` (the edge's data folder), optional ``vgg-weights``,
 ``train-threads``. In simulations, ``data-root`` + ``partition-id`` pick the folder.
@@ -13,18 +15,20 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Context, Error, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 from safetensors.torch import load as load_safetensors
 
 from edge_client.frame_store import FrameStore, is_held_out, load_images
 from edge_client.load_signal import LoadSignal, lower_priority
 from edge_client.model_slot import install_model, slot_path
+from edge_client.readiness import commit_sync, propose_sync, readiness
 from stylizer.atomic_io import atomic_write_bytes
 from stylizer.checkpoint import tensor_bytes
 from stylizer.device import pick_device
@@ -101,6 +105,30 @@ def save_optimizer(optimizer: torch.optim.Optimizer, data_dir: Path) -> None:
     atomic_write_bytes(optimizer_path(data_dir), tensor_bytes(optimizer_state_tensors(optimizer)))
 
 
+NOT_READY = 4001  # Flower error code of a train reply from an edge with nothing to train on
+
+
+def _not_ready(msg: Message, reason: str) -> Message:
+    log.warning("not ready to train: %s", reason)
+    return Message(Error(NOT_READY, f"not ready: {reason}"), reply_to=msg)
+
+
+@app.query()
+def query(msg: Message, context: Context) -> Message:
+    """Readiness: new training frames since the last sync, against the images a sync needs."""
+    data_dir = edge_dir(context)
+    needed = int(msg.content["config"].get("images-per-round", 64))
+    store = FrameStore(data_dir, readonly=True)
+    try:
+        state = readiness(store, data_dir, needed)
+    finally:
+        store.close()
+    return Message(content=RecordDict({
+        "metrics": MetricRecord({"new-images": state.new_images, "needed": state.needed,
+                                 "ready": int(state.ready)}),
+        "config": ConfigRecord({"reason": state.reason(data_dir.name)})}), reply_to=msg)
+
+
 def _reply(msg: Message, arrays: ArrayRecord | None, metrics: dict[str, float]) -> Message:
     content = RecordDict({"metrics": MetricRecord(metrics)})
     if arrays is not None:
@@ -115,9 +143,12 @@ def train(msg: Message, context: Context) -> Message:
     lower_priority(int(context.node_config.get("train-nice", 10)))
     config = msg.content["config"]
     data_dir = edge_dir(context)
+    training_began = time.time()
     store = FrameStore(data_dir, readonly=True)
     try:
         contents, styles = stored_pairs(store, held_out=False)
+    except ValueError as exc:
+        return _not_ready(msg, str(exc))
     finally:
         store.close()
     model = global_model(msg, context).to(pick_device(context.node_config.get("device")))
@@ -144,6 +175,7 @@ def train(msg: Message, context: Context) -> Message:
                "train_content": float(mean[1]), "train_style": float(mean[2])}
     log.info("edge %s round %d: trained on %d images, loss %.4f", data_dir.name, round_number, steps * batch_size,
              mean[0])
+    propose_sync(data_dir, training_began, round_number)
     return _reply(msg, ArrayRecord({k: v.cpu() for k, v in model.trainable_state().items()}), metrics)
 
 
@@ -164,6 +196,7 @@ def evaluate_global(msg: Message, context: Context) -> Message:
     values = evaluate(model, batches)
     description = json.loads(str(config["model"]))
     round_number = int(config.get("global-round", config.get("server-round", 0)))
+    commit_sync(data_dir, round_number)  # evaluate comes only after the cloud counted the round
     install_model(slot_path(data_dir), {k: v.cpu() for k, v in model.trainable_state().items()},
                     {**description, "round": round_number, "source": "federated round"})
     return _reply(msg, None, {"num-examples": len(batches) * 2, "eval_total": values.total,

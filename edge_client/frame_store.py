@@ -310,6 +310,13 @@ class FrameStore:
         """Every indexed frame, oldest first."""
         return self._list("frames")
 
+    def frames_after(self, since: float) -> list[StoredImage]:
+        """Frames kept after ``since`` (seconds since the epoch), oldest first."""
+        with self._lock:
+            rows = self._db.execute("SELECT id, sha256, path, bytes FROM frames WHERE created > ? ORDER BY id",
+                                    (since,)).fetchall()
+        return [StoredImage(r[0], r[1], self.root / r[2], r[3]) for r in rows]
+
     def styles(self) -> list[StoredImage]:
         """Every indexed style image."""
         return self._list("styles")

@@ -241,9 +241,13 @@ def cloud_serve(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="SuperLink port (SuperNodes and flwr connect here)")] = 9092,
     registry_port: Annotated[int, typer.Option(help="model registry port")] = 9097,
-    rounds: Annotated[int, typer.Option(help="total global rounds (a restart resumes)")] = 3,
-    min_nodes: Annotated[int, typer.Option(help="edges that must take part in each round")] = 1,
-    images_per_round: Annotated[int, typer.Option(help="images each edge trains on per round")] = 64,
+    rounds: Annotated[int | None, typer.Option(
+        help="stop after this many global rounds in all (default: run until stopped; a restart resumes)")]
+    = None,
+    min_nodes: Annotated[int, typer.Option(
+        min=1, help="edges that must be ready for a round to start, and valid replies for it to count")] = 1,
+    images_per_round: Annotated[int, typer.Option(
+        min=1, help="new images an edge needs since its last sync to be ready; it trains on this many")] = 64,
     aggregator: Annotated[str, typer.Option(help="fedavg, trimmed-mean or krum")] = "fedavg",
     server_lr: Annotated[float, typer.Option(help="FedAvgM server learning rate η (1 = plain average)")] = 1.0,
     server_momentum: Annotated[float, typer.Option(help="FedAvgM momentum β in [0, 1)")] = 0.0,
@@ -263,7 +267,9 @@ def cloud_serve(
     from cloud_server.serve import CloudSettings, serve
 
     _logging()
-    config: dict[str, object] = {"num-server-rounds": rounds, "min-nodes": min_nodes,
+    if rounds is not None and rounds < 1:
+        fail("--rounds must be at least 1 (leave it out to run until stopped)")
+    config: dict[str, object] = {"num-server-rounds": rounds or 0, "min-nodes": min_nodes,
                                  "images-per-round": images_per_round, "aggregator": aggregator,
                                  "server-learning-rate": server_lr, "server-momentum": server_momentum,
                                  "server-warmup-rounds": server_warmup}

@@ -247,7 +247,8 @@ def run_one(edges: int, out: Path, profile: Profile, initial: Path, heldout: Pat
     settings = {"num-server-rounds": profile.rounds, "images-per-round": profile.images_per_sync,
                 "base-size": profile.base_size, "min-nodes": edges, "data-dir": str(cloud),
                 "initial-checkpoint": str(initial), "heldout-dir": str(heldout), "eval-images": profile.eval_images,
-                "keep-last": 2, **(server or {})}
+                "keep-last": 2, "wait-for-ready": False,  # stores are filled once: every edge trains every round
+                **(server or {})}
     events = work / "events.jsonl"
     registry, port = start_registry(cloud / "checkpoints", "127.0.0.1:0")
     gpus = 1.0 / edges if torch.cuda.is_available() else 0.0

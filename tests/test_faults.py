@@ -333,15 +333,16 @@ def test_kill_9_of_an_edge_in_the_middle_of_a_round(tmp_path, checkpoint, photos
     cloud = procs.start(["cloud", "serve", "--data-dir", str(cloud_dir), "--port", str(port), "--registry-port",
                          str(registry_port), "--rounds", "4", "--min-nodes", "1", "--images-per-round", "16",
                          "--initial-checkpoint", str(checkpoint), "--run-config", "base-size=32",
-                         "--run-config", "eval-images=2"], cloud_log)
+                         "--run-config", "eval-images=2", "--run-config", "ready-poll-s=2"], cloud_log)
     edge_args = ["--cloud", f"127.0.0.1:{port}", "--registry", f"127.0.0.1:{registry_port}"]
     logs = [cloud_log, tmp_path / "edge.log", data_dir / "supernode.log", cloud_dir / "logs" / "superlink.log"]
     edge = None
     try:
         procs.wait_port(registry_port, cloud, log=cloud_log)
-        fill_edge(data_dir, ("astronaut", "chelsea"))
+        fill_edge(data_dir, ("astronaut", "chelsea", "coffee", "motorcycle_left"))  # 20 frames: ready for 16
         kept = assert_store_sound(data_dir)
         edge, _, _ = start_edge(tmp_path, data_dir, *edge_args)
+        wait_for(lambda: "starting a round" in cloud_log.read_text(), 240, "the round to start", logs)
         _wait_until_training(edge, 240, logs)
         helpers = descendants(edge.pid)
         procs.stop(edge, signal.SIGKILL)

@@ -85,7 +85,8 @@ def test_two_edges_two_rounds_then_the_cloud_dies_and_resumes(tmp_path, small_mo
     port, registry_port = procs.free_port(), procs.free_port()
     cloud_args = ["cloud", "serve", "--data-dir", str(cloud_dir), "--port", str(port), "--registry-port",
                   str(registry_port), "--min-nodes", "2", "--images-per-round", "4", "--initial-checkpoint",
-                  str(initial), "--run-config", "base-size=32", "--run-config", "eval-images=2"]
+                  str(initial), "--run-config", "base-size=32", "--run-config", "eval-images=2",
+                  "--run-config", "wait-for-ready=false"]  # static stores: every round trains on the same frames
     logs = [tmp_path / "cloud.log", tmp_path / "cloud2.log", cloud_dir / "logs" / "superlink.log"]
     edges, edge_ports = [], []
     cloud = procs.start([*cloud_args, "--rounds", "2"], logs[0])
@@ -190,6 +191,65 @@ def test_tls_and_node_authentication_refuse_an_unregistered_edge(tmp_path, small
         cloud = procs.start(cloud_args, logs[-1], cwd=tmp_path)
         procs.wait_port(registry_port, cloud, log=logs[-1])
         assert "resuming after round 1" in logs[-1].read_text() and cloud.poll() is None
+    finally:
+        for edge in edges:
+            procs.stop(edge)
+        procs.stop(cloud)
+
+
+@pytest.mark.slow
+def test_the_readme_flow_trains_on_the_frames_phones_share(tmp_path, small_model, photos):
+    """README's "Edge servers and the cloud", on 127.0.0.1: edges with empty stores spend no round;
+    once a phone shares its key frames through both, a round aggregates both and both hot-swap it."""
+    from tests.fedvst.clips import camera_clip, write_clip
+
+    initial = tmp_path / "initial.safetensors"
+    save_model(initial, small_model)
+    cloud_dir = tmp_path / "cloud"
+    port, registry_port = procs.free_port(), procs.free_port()
+    logs = [tmp_path / "cloud.log", cloud_dir / "logs" / "superlink.log"]
+    cloud = procs.start(["cloud", "serve", "--data-dir", str(cloud_dir), "--port", str(port), "--registry-port",
+                         str(registry_port), "--rounds", "1", "--min-nodes", "2", "--images-per-round", "4",
+                         "--initial-checkpoint", str(initial), "--run-config", "base-size=32",
+                         "--run-config", "eval-images=2", "--run-config", "ready-poll-s=2"], logs[0])
+    edges, edge_ports = [], []
+    try:
+        procs.wait_port(registry_port, cloud, log=logs[0])
+        for i in range(2):
+            edge_ports.append(procs.free_port())
+            logs += [tmp_path / f"edge{i}.log", tmp_path / f"edge{i}" / "supernode.log"]
+            edges.append(procs.start(["edge", "serve", "--port", str(edge_ports[i]), "--data-dir",
+                                      str(tmp_path / f"edge{i}"), "--cloud", f"127.0.0.1:{port}", "--registry",
+                                      f"127.0.0.1:{registry_port}"], logs[-2]))
+        for edge_port, edge, log in zip(edge_ports, edges, logs[2::2], strict=True):
+            procs.wait_port(edge_port, edge, log=log)
+        checkpoints = cloud_dir / "checkpoints"
+        time.sleep(60)  # the edges have nothing to train on: no round may be spent
+        assert not (checkpoints / "round_000001.json").exists()
+        history = cloud_dir / "history.jsonl"
+        assert not history.exists() or history.read_text().strip() == ""
+        cloud_says = logs[0].read_text()  # one line says why nothing happens
+        assert "waiting: 0 of 2 edges ready, 2 needed (" in cloud_says
+        assert "edge0 has no style stored yet (0 new images)" in cloud_says
+
+        clip = write_clip(tmp_path / "clip.mp4", camera_clip(photos["astronaut"], 24, (3.0, 1.0), (96, 160)))
+        Image.fromarray(photos["coffee"]).save(tmp_path / "style.png")
+        phone = subprocess.run([sys.executable, "-m", "fedvst.cli", "stylize", str(clip), "--style",
+                                str(tmp_path / "style.png"), "-o", str(tmp_path / "out.mp4"), "--edge",
+                                f"127.0.0.1:{edge_ports[0]}", "--edge", f"127.0.0.1:{edge_ports[1]}",
+                                "--share-frames", "--keyframes", "interval", "--interval", "1"],
+                               capture_output=True, text=True, timeout=300, env={**os.environ, "FEDVST_OFFLINE": "1"})
+        assert phone.returncode == 0, phone.stderr
+        wait_for(lambda: (checkpoints / "round_000001.json").exists(), 300, "round 1 on the shared frames", logs)
+        first = round_meta(cloud_dir, 1)
+        assert len(first["nodes"]) == 2 and sorted(first["examples"].values()) == [4, 4]
+        for i, edge_port in enumerate(edge_ports):  # both edges hot-swap round 1's model
+            slot = tmp_path / f"edge{i}" / "model" / "current.json"
+            wait_for(lambda slot=slot: slot.exists() and json.loads(slot.read_text())["sha256"] == first["sha256"],
+                     120, f"round 1 in edge {i}'s slot", logs)
+            assert served_model(edge_port) == first["sha256"]
+        rounds = [json.loads(line)["round"] for line in history.read_text().splitlines()]
+        assert rounds == [1]  # history holds aggregated rounds only
     finally:
         for edge in edges:
             procs.stop(edge)

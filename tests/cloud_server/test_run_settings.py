@@ -17,7 +17,8 @@ def test_defaults_pass_and_numbers_given_as_text_become_numbers():
 
 
 @pytest.mark.parametrize(("config", "message"), [
-    ({"num-server-rounds": 0}, "num-server-rounds must be at least 1"),
+    ({"num-server-rounds": -1}, "num-server-rounds must be at least 0"),
+    ({"wait-for-ready": "maybe"}, "wait-for-ready must be true or false"),
     ({"min-nodes": -1}, "min-nodes must be at least 1"),
     ({"images-per-round": "many"}, "images-per-round must be a whole number"),
     ({"base-size": 4}, "base-size must be at least 16"),
@@ -32,7 +33,7 @@ def test_values_the_run_could_not_use_are_refused_by_name(config, message):
 
 
 def test_cloud_serve_refuses_a_bad_run_config_before_starting_anything(tmp_path):
-    for args, message in ((["--rounds", "0"], "num-server-rounds must be at least 1"),
+    for args, message in ((["--rounds", "0"], "--rounds must be at least 1"),
                           (["--run-config", "base_size=32"], "unknown key 'base_size'")):
         result = subprocess.run([sys.executable, "-m", "fedvst.cli", "cloud", "serve", "--data-dir",
                                  str(tmp_path / "cloud"), "--port", "1", "--registry-port", "2", *args],
