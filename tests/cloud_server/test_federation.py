@@ -248,6 +248,8 @@ def test_the_readme_flow_trains_on_the_frames_phones_share(tmp_path, small_model
             wait_for(lambda slot=slot: slot.exists() and json.loads(slot.read_text())["sha256"] == first["sha256"],
                      120, f"round 1 in edge {i}'s slot", logs)
             assert served_model(edge_port) == first["sha256"]
+        # the cloud writes the round's history line once the edges' evaluate replies are in
+        wait_for(lambda: history.exists() and history.read_text().strip(), 120, "round 1 in history.jsonl", logs)
         rounds = [json.loads(line)["round"] for line in history.read_text().splitlines()]
         assert rounds == [1]  # history holds aggregated rounds only
     finally:
