@@ -120,14 +120,19 @@ def test_kill_9_in_the_middle_of_a_frame_write(tmp_path, checkpoint, photos, poi
         procs.stop(edge)
 
 
+def _run_crashing(code: str, args: list[str], crash_at: str) -> int:
+    """``python -c code args…`` with the crash point ``crash_at`` armed; its exit code (-9 if it fired)."""
+    return subprocess.run([sys.executable, "-c", code, *args], timeout=120,
+                          env={**os.environ, CRASH_ENV: crash_at}).returncode
+
+
 def _hot_swap_in_a_process(data_dir: Path, new_model: Path, crash_at: str) -> int:
     """The ClientApp's hot swap (install_model) in a process that kill -9s itself at ``crash_at``."""
     code = ("import sys; from pathlib import Path; from edge_client.model_slot import install_model, slot_path; "
             "from stylizer.checkpoint import load_checkpoint; c = load_checkpoint(Path(sys.argv[2])); "
             "install_model(slot_path(Path(sys.argv[1])), c.state, {k: v for k, v in c.metadata.items() "
             "if k != 'sha256'})")
-    return subprocess.run([sys.executable, "-c", code, str(data_dir), str(new_model)], timeout=120,
-                          env={**os.environ, CRASH_ENV: crash_at}).returncode
+    return _run_crashing(code, [str(data_dir), str(new_model)], crash_at)
 
 
 def test_kill_9_in_the_middle_of_a_hot_swap_serves_the_previous_model(tmp_path, checkpoint, small_model, photos):
@@ -155,12 +160,12 @@ def test_kill_9_in_the_middle_of_a_hot_swap_serves_the_previous_model(tmp_path, 
 
 
 def _save_round_in_a_process(folder: Path, round_number: int, crash_at: str) -> int:
+    """The ServerApp's checkpoint save (CheckpointStore.save) in a process armed to crash at ``crash_at``."""
     code = ("import sys; from pathlib import Path; from cloud_server.store import CheckpointStore; "
             "s = CheckpointStore(Path(sys.argv[1])); last = s.latest(); "
             "s.save(int(sys.argv[2]), last.checkpoint.state, {k: v for k, v in last.checkpoint.metadata.items() "
             "if k not in ('sha256', 'round')})")
-    return subprocess.run([sys.executable, "-c", code, str(folder), str(round_number)], timeout=120,
-                          env={**os.environ, CRASH_ENV: crash_at}).returncode
+    return _run_crashing(code, [str(folder), str(round_number)], crash_at)
 
 
 def start_cloud(tmp_path, cloud_dir: Path, checkpoint: Path, *extra: str, name: str = "cloud"):
