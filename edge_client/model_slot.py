@@ -16,8 +16,8 @@ import logging
 import threading
 from pathlib import Path
 
-from stylizer.atomic_io import atomic_write_bytes
 from stylizer.checkpoint import (
+    Checkpoint,
     CheckpointError,
     load_checkpoint,
     metadata_path,
@@ -41,16 +41,20 @@ def previous_path(slot: Path) -> Path:
     return Path(slot).with_name("previous.safetensors")
 
 
-def keep_previous(slot: Path) -> None:
-    """Before a write to ``slot``: copy its model, if it verifies, to ``previous_path`` (atomically)."""
+def _copy_verified(source: Path, target: Path) -> Checkpoint | None:
+    """Copy the checkpoint pair at ``source`` to ``target`` if it verifies (read once, written
+    atomically file by file); None, and nothing written, if it does not."""
     try:
-        current = load_checkpoint(slot)
+        return write_checkpoint_bytes(target, source.read_bytes(), read_metadata(source))
     except (CheckpointError, OSError):
-        return  # nothing sound to keep; the previous copy stays what it was
-    previous = previous_path(slot)
-    atomic_write_bytes(previous, Path(slot).read_bytes())
-    atomic_write_bytes(metadata_path(previous), metadata_path(Path(slot)).read_bytes())
-    log.debug("kept round %s as %s", current.metadata.get("round"), previous)
+        return None
+
+
+def keep_previous(slot: Path) -> None:
+    """Before a write to ``slot``: copy its model, if it verifies, to ``previous_path``."""
+    kept = _copy_verified(Path(slot), previous_path(slot))
+    if kept is not None:  # else nothing sound to keep: the previous copy stays what it was
+        log.debug("kept round %s as %s", kept.metadata.get("round"), previous_path(slot))
 
 
 def install_model(slot: Path, state: dict, metadata: dict) -> str:
@@ -62,14 +66,11 @@ def install_model(slot: Path, state: dict, metadata: dict) -> str:
 
 def recover_previous(slot: Path, reason: str) -> bool:
     """Put the verified previous model back into ``slot``; False if there is none."""
-    previous = previous_path(slot)
-    try:
-        checkpoint = load_checkpoint(previous)
-    except (CheckpointError, OSError):
+    restored = _copy_verified(previous_path(slot), Path(slot))
+    if restored is None:
         return False
-    write_checkpoint_bytes(Path(slot), previous.read_bytes(), read_metadata(previous))
     log.warning("model slot %s was unusable (%s); serving the previous model (round %s) until a newer one arrives",
-                slot, reason, checkpoint.metadata.get("round"))
+                slot, reason, restored.metadata.get("round"))
     return True
 
 
