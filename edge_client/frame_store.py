@@ -29,9 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-from stylizer.atomic_io import atomic_write_bytes, fsync_directory
+from stylizer.atomic_io import atomic_write_bytes, fsync_directory, is_temp_file
 from stylizer.crash_points import crash_point
-from stylizer.images import ImageError, decode_image_bytes, load_image
+from stylizer.images import ImageError, decode_image_bytes
 
 log = logging.getLogger(__name__)
 
@@ -106,9 +106,12 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _is_temp(path: Path) -> bool:
-    """A temp file of ``atomic_write_bytes`` (``.<name>.<random>.tmp``): an unfinished write."""
-    return path.name.startswith(".") and path.name.endswith(".tmp")
+def read_verified(path: Path, digest: str) -> bytes:
+    """A stored file's bytes, read once; ImageError if they do not hash to ``digest`` (its name)."""
+    data = path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != digest:
+        raise ImageError(f"{path} does not match its sha256")
+    return data
 
 
 class FrameStore:
@@ -209,7 +212,7 @@ class FrameStore:
                 for path in sorted(base.rglob("*")):
                     if not path.is_file() or str(path.relative_to(self.root)) in indexed:
                         continue
-                    if _is_temp(path):
+                    if is_temp_file(path):
                         path.unlink(missing_ok=True)
                         report.temp_removed += 1
                         continue
@@ -229,14 +232,15 @@ class FrameStore:
     def _reindex(self, table: str, path: Path) -> bool:
         """Index an unindexed file if it is sound (name = its sha256, decodable); False if it is not."""
         digest, suffix = path.stem, path.suffix
-        if suffix not in (".png", ".jpg") or len(digest) != 64 or file_sha256(path) != digest:
+        if suffix not in (".png", ".jpg") or len(digest) != 64:
             return False
         try:
-            image = load_image(path, "stored image")
+            data = read_verified(path, digest)
+            image = decode_image_bytes(data, "stored image")
         except ImageError:
             return False
         self._db.execute(f"INSERT OR IGNORE INTO {table} (sha256, path, bytes, width, height, created) "
-                         "VALUES (?, ?, ?, ?, ?, ?)", (digest, str(path.relative_to(self.root)), path.stat().st_size,
+                         "VALUES (?, ?, ?, ?, ?, ?)", (digest, str(path.relative_to(self.root)), len(data),
                                                        image.shape[1], image.shape[0], path.stat().st_mtime))
         return True
 
@@ -301,9 +305,11 @@ class FrameStore:
     def _total_locked(self) -> int:
         return sum(int(self._db.execute(f"SELECT COALESCE(SUM(bytes), 0) FROM {t}").fetchone()[0]) for t in TABLES)
 
-    def _list(self, table: str) -> list[StoredImage]:
+    def _list(self, table: str, created_after: float | None = None) -> list[StoredImage]:
+        where, params = ("WHERE created > ?", (created_after,)) if created_after is not None else ("", ())
         with self._lock:
-            rows = self._db.execute(f"SELECT id, sha256, path, bytes FROM {table} ORDER BY id").fetchall()
+            rows = self._db.execute(f"SELECT id, sha256, path, bytes FROM {table} {where} ORDER BY id",
+                                    params).fetchall()
         return [StoredImage(r[0], r[1], self.root / r[2], r[3]) for r in rows]
 
     def frames(self) -> list[StoredImage]:
@@ -312,10 +318,7 @@ class FrameStore:
 
     def frames_after(self, since: float) -> list[StoredImage]:
         """Frames kept after ``since`` (seconds since the epoch), oldest first."""
-        with self._lock:
-            rows = self._db.execute("SELECT id, sha256, path, bytes FROM frames WHERE created > ? ORDER BY id",
-                                    (since,)).fetchall()
-        return [StoredImage(r[0], r[1], self.root / r[2], r[3]) for r in rows]
+        return self._list("frames", created_after=since)
 
     def styles(self) -> list[StoredImage]:
         """Every indexed style image."""
@@ -338,9 +341,7 @@ def load_images(images: list[StoredImage]) -> list[np.ndarray]:
     out = []
     for image in images:
         try:
-            if file_sha256(image.path) != image.sha256:
-                raise ImageError(f"{image.path} does not match its sha256")
-            out.append(load_image(image.path, "stored image"))
+            out.append(decode_image_bytes(read_verified(image.path, image.sha256), f"stored image {image.path}"))
         except (ImageError, OSError) as exc:
             log.warning("skipping stored image %s: %s", image.path.name, exc)
     return out

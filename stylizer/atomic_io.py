@@ -27,6 +27,14 @@ def fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
+TEMP_SUFFIX = ".tmp"
+
+
+def is_temp_file(path: Path) -> bool:
+    """A temp file ``atomic_write_bytes`` left behind (``.<name>.<random>.tmp``): an unfinished write."""
+    return path.name.startswith(".") and path.name.endswith(TEMP_SUFFIX)
+
+
 def atomic_write_bytes(path: Path, data: bytes, mode: int | None = None) -> None:
     """Replace ``path`` with ``data`` so that readers see the old or the new file, never a mix.
 
@@ -34,7 +42,7 @@ def atomic_write_bytes(path: Path, data: bytes, mode: int | None = None) -> None
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     try:
         os.fchmod(fd, mode if mode is not None else 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as handle:
