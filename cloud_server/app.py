@@ -164,8 +164,8 @@ def run_server(grid: Grid, settings: dict[str, Any]) -> FedVstStrategy | None:
         ready = wait_until_ready(grid, min_nodes, int(settings["images-per-round"]),
                                  poll_s=float(settings["ready-poll-s"]))
         strategy = strategy_for(done, ready, min_nodes)
-        strategy.start(grid=grid, initial_arrays=current, num_rounds=1, train_config=ConfigRecord(dict(train_config)),
-                       evaluate_config=ConfigRecord(dict(evaluate_config)))
+        strategy.start(grid=grid, initial_arrays=current, num_rounds=1, train_config=train_config,
+                       evaluate_config=evaluate_config)
         if strategy.history and strategy.history[-1].counted:
             done += 1
             current = strategy.current_arrays()

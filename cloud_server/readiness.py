@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from flwr.app import ConfigRecord, Message, MessageType, RecordDict
@@ -55,11 +54,10 @@ def waiting_line(states: list[EdgeState], min_nodes: int) -> str:
     return f"waiting: {ready} of {len(states)} edges ready, {min_nodes} needed ({details})"
 
 
-def wait_until_ready(grid: Grid, min_nodes: int, needed: int, *, poll_s: float = 5.0,
-                     stop: Callable[[], bool] = lambda: False) -> list[int]:
+def wait_until_ready(grid: Grid, min_nodes: int, needed: int, *, poll_s: float) -> list[int]:
     """Block until at least ``min_nodes`` edges are ready; returns their node ids (all ready ones)."""
     last_line, last_logged = "", 0.0
-    while not stop():
+    while True:
         states = query_edges(grid, needed)
         ready = [s.node for s in states if s.ready]
         if len(ready) >= min_nodes:
@@ -70,4 +68,3 @@ def wait_until_ready(grid: Grid, min_nodes: int, needed: int, *, poll_s: float =
             log.info("%s", line)
             last_line, last_logged = line, time.monotonic()
         time.sleep(poll_s)
-    return []
