@@ -35,6 +35,7 @@ from edge_client.model_slot import ModelSlot
 from edge_client.stream_guard import StreamGuard, StreamTicket
 from fedvst.protocol import fedvst_pb2
 from fedvst.protocol.fields import field_message
+from fedvst.protocol.security import RETRY_PUSHBACK
 from stylizer.checkpoint import CheckpointError
 from stylizer.field import FieldError
 from stylizer.images import MAX_SIDE, ImageError, decode_image_bytes
@@ -77,7 +78,6 @@ class Stats:
     latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))  # the most recent
 
 
-RETRY_PUSHBACK = "grpc-retry-pushback-ms"  # gRPC's own key: a client's retry policy waits this long
 IMAGE_FORMATS = frozenset(fedvst_pb2.ImageFormat.values())
 
 

@@ -12,7 +12,7 @@ from PIL import Image
 from fedvst.backends import BackendBusyError, KeyFrameJob, KeyResult
 from fedvst.protocol import fedvst_pb2, fedvst_pb2_grpc
 from fedvst.protocol.fields import read_field
-from fedvst.protocol.security import call_metadata, open_channel
+from fedvst.protocol.security import RETRY_PUSHBACK, call_metadata, open_channel
 from stylizer.field import FieldError
 from stylizer.images import decode_image_bytes
 
@@ -34,7 +34,7 @@ def pushback_s(exc: grpc.RpcError) -> float | None:
     """The server's grpc-retry-pushback-ms hint in seconds, if it sent one."""
     metadata = exc.trailing_metadata() if isinstance(exc, grpc.Call) else None
     for key, value in metadata or ():
-        if key == "grpc-retry-pushback-ms" and str(value).isdigit():
+        if key == RETRY_PUSHBACK and str(value).isdigit():
             return int(value) / 1000.0
     return None
 

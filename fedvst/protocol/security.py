@@ -86,6 +86,7 @@ def check_address(address: str) -> str:
 # UploadStyle: with grpcio 1.85 a retried *stream* whose connection was cut mid-call hung past its
 # deadline (measured), and a dead edge's jobs are better handed to another edge anyway.
 RETRY_ATTEMPTS = 5
+RETRY_PUSHBACK = "grpc-retry-pushback-ms"  # gRPC's own trailing-metadata key: a retry policy waits this long
 
 
 def _retry(*codes: str) -> dict[str, object]:
