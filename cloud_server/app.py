@@ -7,7 +7,9 @@ server-momentum (FedAvgM; 1 and 0 are plain FedAvg), server-warmup-rounds, keep-
 initial-checkpoint, eval-images, heldout-dir (a folder with content/ and style/ images the
 cloud scores every round's global model on; no edge trains on them), wait-for-ready (rounds
 start only when min-nodes edges have images-per-round new images; see run_server),
-ready-poll-s and retry-wait-s. num-server-rounds 0 means no cap: the cloud runs until stopped.
+ready-poll-s and retry-wait-s, sample-nodes (K > 0: Flower samples K of the min-nodes connected
+edges for each round; needs wait-for-ready false). num-server-rounds 0 means no cap: the cloud
+runs until stopped.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ DEFAULTS: dict[str, Any] = {
     "min-nodes": 1, "aggregator": "fedavg", "server-learning-rate": 1.0, "server-momentum": 0.0,
     "server-warmup-rounds": 0, "keep-last": 5,
     "data-dir": "", "initial-checkpoint": "", "eval-images": 8, "heldout-dir": "",
-    "wait-for-ready": True, "ready-poll-s": 15, "retry-wait-s": 10,
+    "wait-for-ready": True, "ready-poll-s": 15, "retry-wait-s": 10, "sample-nodes": 0,
 }
 TRAIN_KEYS = ("images-per-round", "batch-size", "learning-rate", "base-size", "eval-images")
 
@@ -48,7 +50,7 @@ app = ServerApp()
 # the smallest value each counted setting may take
 MINIMUM: dict[str, int] = {"num-server-rounds": 0, "images-per-round": 1, "batch-size": 1, "base-size": 16,
                            "min-nodes": 1, "server-warmup-rounds": 0, "keep-last": 1, "eval-images": 1,
-                           "ready-poll-s": 1, "retry-wait-s": 1}
+                           "ready-poll-s": 1, "retry-wait-s": 1, "sample-nodes": 0}
 
 
 def run_settings(run_config: dict[str, Any]) -> dict[str, Any]:
@@ -76,6 +78,12 @@ def run_settings(run_config: dict[str, Any]) -> dict[str, Any]:
     settings["wait-for-ready"] = bool(flag)
     if not 0 < settings["learning-rate"] < float("inf"):
         raise ValueError(f"run config learning-rate must be > 0, got {settings['learning-rate']}")
+    if settings["sample-nodes"]:
+        if settings["wait-for-ready"]:
+            raise ValueError("run config sample-nodes needs wait-for-ready false (ready edges are not sampled)")
+        if settings["sample-nodes"] > settings["min-nodes"]:
+            raise ValueError(f"run config sample-nodes ({settings['sample-nodes']}) is more than min-nodes "
+                             f"({settings['min-nodes']}), the edges there are to sample from")
     if settings["aggregator"] not in AGGREGATORS:
         raise ValueError(f"run config aggregator must be one of {', '.join(AGGREGATORS)}, got "
                          f"{settings['aggregator']!r}")
@@ -147,7 +155,8 @@ def run_server(grid: Grid, settings: dict[str, Any]) -> FedVstStrategy | None:
                                            float(settings["server-momentum"]), root / "checkpoints" / MOMENTUM_FILE,
                                            int(settings["server-warmup-rounds"]))
         server_optimizer.resume(offset)
-        return FedVstStrategy(make_aggregator(str(settings["aggregator"]), min_nodes), store, description, current,
+        inner = make_aggregator(str(settings["aggregator"]), min_nodes, sample_nodes=int(settings["sample-nodes"]))
+        return FedVstStrategy(inner, store, description, current,
                               round_offset=offset, central_eval=central, history_path=root / "history.jsonl",
                               server_optimizer=server_optimizer, participants=participants, min_replies=min_replies)
 

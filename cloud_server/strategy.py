@@ -34,10 +34,18 @@ log = logging.getLogger(__name__)
 AGGREGATORS = ("fedavg", "trimmed-mean", "krum")
 
 
-def make_aggregator(name: str, min_nodes: int, *, trim_beta: float = 0.2, krum_malicious: int = 0) -> Strategy:
-    """A Flower strategy by name; every node trains and evaluates each round."""
-    common = {"fraction_train": 1.0, "fraction_evaluate": 1.0, "min_train_nodes": min_nodes,
-              "min_evaluate_nodes": min_nodes, "min_available_nodes": min_nodes,
+def make_aggregator(name: str, min_nodes: int, *, sample_nodes: int = 0, trim_beta: float = 0.2,
+                    krum_malicious: int = 0) -> Strategy:
+    """A Flower strategy by name, once ``min_nodes`` nodes are connected. Every node trains and
+    evaluates each round, or with ``sample_nodes`` K > 0 Flower samples K of them at random each
+    round (its ``fraction_train`` with ``min_train_nodes`` K, so a fraction's rounding down cannot
+    leave K − 1)."""
+    if not 0 <= sample_nodes <= min_nodes:
+        raise ValueError(f"sample-nodes must be in 0…{min_nodes} (min-nodes), got {sample_nodes}")
+    fraction = sample_nodes / min_nodes if sample_nodes else 1.0
+    each_round = sample_nodes or min_nodes
+    common = {"fraction_train": fraction, "fraction_evaluate": fraction, "min_train_nodes": each_round,
+              "min_evaluate_nodes": each_round, "min_available_nodes": min_nodes,
               "weighted_by_key": NUM_EXAMPLES_KEY}
     if name == "fedavg":
         return FedAvg(**common)

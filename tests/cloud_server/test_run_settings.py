@@ -25,11 +25,24 @@ def test_defaults_pass_and_numbers_given_as_text_become_numbers():
     ({"learning-rate": "nan"}, "learning-rate must be > 0"),
     ({"aggregator": "median"}, "aggregator must be one of"),
     ({"server-momentum": 1.0}, "momentum in [0, 1)"),
+    ({"sample-nodes": 2, "min-nodes": 4}, "sample-nodes needs wait-for-ready false"),
+    ({"sample-nodes": 5, "min-nodes": 4, "wait-for-ready": False}, "more than min-nodes (4)"),
 ])
 def test_values_the_run_could_not_use_are_refused_by_name(config, message):
     with pytest.raises(ValueError) as refused:
         run_settings(config)
     assert message in str(refused.value)
+
+
+def test_every_run_config_key_is_declared_in_the_flower_app_flwr_run_submits():
+    import tomllib
+    from pathlib import Path
+
+    import cloud_server
+
+    app_toml = Path(cloud_server.__file__).parent / "flower_app" / "pyproject.toml"
+    declared = tomllib.loads(app_toml.read_text())["tool"]["flwr"]["app"]["config"]
+    assert declared == DEFAULTS  # flwr run refuses a --run-config key the app does not declare
 
 
 def test_cloud_serve_refuses_a_bad_run_config_before_starting_anything(tmp_path):

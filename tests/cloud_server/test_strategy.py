@@ -109,6 +109,32 @@ def test_robust_aggregators_are_available(name):
         make_aggregator("median-of-vibes", 1)
 
 
+class ConnectedNodes:
+    """The part of Flower's Grid that node sampling reads."""
+
+    def __init__(self, count: int) -> None:
+        self.ids = list(range(101, 101 + count))
+
+    def get_node_ids(self):
+        return self.ids
+
+
+@pytest.mark.parametrize(("connected", "sample", "expected"), [(10, 3, 3), (100, 7, 7), (100, 29, 29), (4, 0, 4)])
+def test_flower_samples_k_of_the_connected_nodes_each_round(connected, sample, expected, monkeypatch):
+    from flwr.app import ArrayRecord, ConfigRecord
+
+    strategy = make_aggregator("fedavg", connected, sample_nodes=sample)
+    # the messages need a Flower run around them; which nodes they go to is what is checked here
+    monkeypatch.setattr(strategy, "_construct_messages", lambda record, node_ids, kind: node_ids)
+    grid = ConnectedNodes(connected)
+    rounds = [set(strategy.configure_train(r, ArrayRecord(), ConfigRecord(), grid)) for r in range(1, 6)]
+    assert all(len(nodes) == expected and nodes <= set(grid.ids) for nodes in rounds)
+    if 0 < sample < connected:
+        assert len({frozenset(nodes) for nodes in rounds}) > 1  # a new sample each round
+    with pytest.raises(ValueError, match="sample-nodes must be in 0…4"):
+        make_aggregator("fedavg", 4, sample_nodes=5)
+
+
 def test_the_same_replies_in_any_arrival_order_average_to_the_same_bits(tmp_path):
     updates = [arrays(seed, scale=10.0 ** seed) for seed in (1, 2, 3, 4)]
     counts = [3, 5, 7, 11]
