@@ -174,6 +174,62 @@ def demo(
     typer.echo(f"strip (original | stylized key frame | interpolated frame): {strip}")
 
 
+@app.command()
+def simulate(
+    out: Annotated[Path, typer.Option(help="an empty folder for curves.csv, figure7.png, summary.json and the runs")]
+    = Path("runs/federated"),
+    profile: Annotated[str, typer.Option(help="quick (2 cores, minutes), wide (N up to 100, sampled), paper (GPU), "
+                                              "tiny (tests)")] = "quick",
+    edges: Annotated[list[int] | None, typer.Option(
+        help="numbers of edges N, one run each: --edges 1 2 4 (default: the profile's)")] = None,
+    seeds: Annotated[list[int] | None, typer.Option(
+        "--seeds", "--seed", help="repeat every N with each seed (initial model, batches): --seeds 0 1 2")] = None,
+    sample: Annotated[float | None, typer.Option(
+        help="K edges trained in each round (Flower samples them), or a fraction of N in (0, 1); capped at N "
+             "(default: the profile's; quick: all)")] = None,
+    ray_address: Annotated[str | None, typer.Option(
+        help="HOST:PORT of a running Ray head to run on (default: start a local Ray sized to this machine)")] = None,
+    rounds: Annotated[int | None, typer.Option(help="override the profile's number of rounds")] = None,
+    images_per_sync: Annotated[int | None, typer.Option(help="override the profile's images per edge per round")]
+    = None,
+    head: Annotated[str | None, typer.Option(help="decoder head of the fresh initial model: affine (default) or "
+                                                  "image (the paper's)")] = None,
+    crash_edge: Annotated[int | None, typer.Option(help="edge index to kill")] = None,
+    at_round: Annotated[int | None, typer.Option(help="round in which it dies")] = None,
+    target_loss: Annotated[float | None, typer.Option(
+        help="default: the best point of the fewest-edges runs' mean smoothed loss")] = None,
+    smoothing: Annotated[int, typer.Option(help="rounds in the trailing mean of the loss")] = 3,
+    iid: Annotated[bool, typer.Option(help="every edge holds all the sample media (the paper's shared training "
+                                           "set) instead of a slice of its own")] = False,
+    server_lr: Annotated[str, typer.Option(
+        help="the cloud's learning rate η on the averaged update: a number, sqrt (√N) or linear (N)")] = "1",
+    server_momentum: Annotated[str, typer.Option(help="FedAvgM momentum β: a number (0: none) or scaled (1 − 1/N)")]
+    = "0",
+    server_warmup: Annotated[int, typer.Option(help="rounds over which η ramps up from 1 and β from 0")] = 0,
+    progress: Annotated[bool | None, typer.Option(help="show a progress bar (default: when stderr is a terminal)")]
+    = None,
+) -> dict:
+    """Simulate N edges and the cloud on Flower's simulation engine (the paper's Figure 7)."""
+    from simulations.federated import Request, check, simulate, summary_lines
+
+    request = Request(out=out, profile=profile, edges=edges, seeds=seeds or [0], sample=sample, rounds=rounds,
+                      images_per_sync=images_per_sync, head=head, crash_edge=crash_edge, at_round=at_round,
+                      target_loss=target_loss, smoothing=smoothing, iid=iid, server_lr=server_lr,
+                      server_momentum=server_momentum, server_warmup=server_warmup, ray_address=ray_address,
+                      progress=sys.stderr.isatty() if progress is None else progress)
+    try:
+        plan = check(request)
+    except (ValueError, RuntimeError) as exc:
+        fail(str(exc))
+    try:
+        summary = simulate(plan)
+    except (RuntimeError, OSError) as exc:
+        fail(str(exc))
+    for line in summary_lines(summary):
+        typer.echo(line)
+    return summary
+
+
 edge_app = typer.Typer(no_args_is_help=True, help="Edge server: stylization service + federated client.")
 cloud_app = typer.Typer(no_args_is_help=True, help="Cloud: Flower SuperLink, aggregation, model registry.")
 app.add_typer(edge_app, name="edge")
@@ -294,9 +350,47 @@ def cloud_serve(
         fail(str(exc))
 
 
+MULTI_VALUE = ("--edges", "--seeds")  # options that take several values after one flag
+
+
+def spread_values(args: list[str]) -> list[str]:
+    """``--edges 1 2 4`` as click reads lists: ``--edges 1 --edges 2 --edges 4`` (a flag with no
+    value stays as it is, for click to refuse)."""
+    out: list[str] = []
+    flag, given = None, False
+    for arg in args:
+        if flag is not None and (not arg.startswith("-") or arg.lstrip("-").isdigit()):
+            out += [flag, arg]
+            given = True
+            continue
+        if flag is not None and not given:
+            out.append(flag)
+        flag, given = (arg, False) if arg in MULTI_VALUE else (None, False)
+        if flag is None:
+            out.append(arg)
+    if flag is not None and not given:
+        out.append(flag)
+    return out
+
+
+def run_command(args: list[str]):
+    """Run ``fedvst ARGS`` in this process and return the command's value; exits (SystemExit) with the
+    command's status on an error, printing it as the console script would."""
+    import click
+
+    try:
+        result = app(args=spread_values(args), prog_name="fedvst", standalone_mode=False)
+    except click.ClickException as exc:
+        exc.show()
+        raise SystemExit(exc.exit_code) from None
+    if isinstance(result, int) and result != 0:  # typer.Exit(2) from fail()
+        raise SystemExit(result)
+    return result
+
+
 def main() -> None:
     """Console-script entry point."""
-    app(prog_name="fedvst")
+    app(args=spread_values(sys.argv[1:]), prog_name="fedvst")
 
 
 if __name__ == "__main__":

@@ -1,29 +1,35 @@
 """N edge servers and the cloud on Flower's simulation engine (seeds/000 §4.8, Figure 7).
 
-    python -m simulations.federated --edges 1 2 4 --profile quick --out runs/quick
+    fedvst simulate --edges 1 2 4 --profile quick --seeds 0 1 2 --out runs/quick
 
-For each N, N edges each own a different slice of the sample media (non-IID: their own
-clips and photos) and retrain between synchronisations; the cloud averages once all N have
-replied. The production ServerApp body (``cloud_server.app.run_server``), ClientApp
-(``edge_client.app``), strategy and training step run unchanged; the simulation only fills
-in each edge's data folder. After every round the global model is scored on one fixed
+(``python -m simulations.federated`` takes the same options.) For each seed and N, N edges each
+own a different slice of the sample media (non-IID: their own clips and photos) and retrain
+between synchronisations; the cloud averages their replies. With ``--sample K`` Flower samples K
+of the N edges for each round. The production ServerApp body (``cloud_server.app.run_server``),
+ClientApp (``edge_client.app``), strategy and training step run unchanged; the simulation only
+fills in each edge's data folder, where its state (frames, styles, model, Adam moments) lives
+between the rounds it is sampled for. After every round the global model is scored on one fixed
 held-out set of content/style pairs that no edge trains on.
 
-Outputs in --out: ``curves.csv``, ``figure7.png``, ``summary.json`` (images per edge needed
-to reach the target loss for each N), and per-N working folders.
+Outputs in --out: ``curves.csv`` (one row per seed, N and round), ``figure7.png`` (mean over
+seeds with a min–max band), ``summary.json`` (images per edge to reach the target loss, final
+loss, seconds per round and peak memory, per N), and per-seed, per-N working folders.
 """
 
 from __future__ import annotations
 
-import argparse
+import contextlib
 import csv
+import functools
 import io
 import json
 import logging
 import os
+import signal
+import socket
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -40,14 +46,18 @@ from edge_client import app as edge_app
 from edge_client.frame_store import FrameStore
 from edge_client.model_slot import slot_path
 from edge_client.server import EdgeSettings, ensure_model
+from fedvst.processes import descendants
 from fedvst.samples import sample_photo, sample_video
 from fedvst.video.io import read_frames
+from simulations import figure7
+from simulations.watch import PeakMemory, RoundProgress
 from stylizer import StylizerConfig, build_model, builtin_checkpoint_path, save_model
 from stylizer.encoder_weights import seeded_weights
 from stylizer.images import load_image
+from stylizer.render import resize_frame
 
 log = logging.getLogger(__name__)
-CSV_COLUMNS = ["edges", "round", "images_per_edge", "total", "content", "style", "wall_seconds", "event"]
+CSV_COLUMNS = ["seed", "edges", "round", "images_per_edge", "total", "content", "style", "wall_seconds", "event"]
 
 # Non-IID slices: each edge its own clip segment and its own photos (content) and styles.
 SLICES = [
@@ -70,16 +80,21 @@ class Profile:
     frame_step: int
     decoder_width: float
     initial: str  # "fresh" (seeded init) or "builtin"
-    head: str = "image"  # the decoder head of a fresh model; the committed Figure 7 was made with "image"
+    head: str = "affine"  # the decoder head of a fresh model
+    edges: tuple[int, ...] = (1, 2, 4)  # N of the runs, unless --edges says otherwise
+    sample: int = 0  # K edges Flower samples for each round (capped at N); 0: all N
+    image_side: int = 0  # longest side (px) the edges store their images at; 0: as recorded
 
 
 PROFILES = {
     "quick": Profile(rounds=24, images_per_sync=16, base_size=48, eval_images=32, frame_step=10, decoder_width=0.5,
                      initial="fresh"),
+    "wide": Profile(rounds=4, images_per_sync=8, base_size=32, eval_images=8, frame_step=25, decoder_width=0.25,
+                    initial="fresh", edges=(1, 4, 16, 100), sample=4, image_side=160),
     "paper": Profile(rounds=10, images_per_sync=4000, base_size=128, eval_images=64, frame_step=2,
                      decoder_width=1.0, initial="fresh"),
     "tiny": Profile(rounds=2, images_per_sync=4, base_size=32, eval_images=2, frame_step=25, decoder_width=0.25,
-                    initial="fresh"),
+                    initial="fresh", edges=(2,)),
 }
 
 
@@ -89,22 +104,42 @@ def _png(image) -> bytes:
     return buffer.getvalue()
 
 
-def clip_frames(name: str, start: int, stop: int, step: int) -> list:
-    """Frames start…stop-1 (every ``step``-th) of a sample clip."""
-    return [f.image for f in read_frames(sample_video(name), step=step) if start <= f.index < stop]
+@functools.lru_cache(maxsize=16)
+def clip_frames(name: str, start: int, stop: int, step: int) -> tuple:
+    """Frames start…stop-1 (every ``step``-th) of a sample clip (decoded once per process)."""
+    return tuple(f.image for f in read_frames(sample_video(name), step=step) if start <= f.index < stop)
 
 
-def fill_edge(folder: Path, slices: list[dict], step: int) -> None:
-    """An edge's frame store holding ``slices`` (what its phones would have sent)."""
+def fit_side(image, side: int):
+    """``image`` shrunk so that its longest side is at most ``side`` px (0: unchanged)."""
+    height, width = image.shape[:2]
+    if not side or max(height, width) <= side:
+        return image
+    factor = side / max(height, width)
+    return resize_frame(image, (max(1, round(height * factor)), max(1, round(width * factor))))
+
+
+@functools.lru_cache(maxsize=16)
+def slice_pngs(slice_key: str, step: int, side: int) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
+    """(frames, styles) of one slice as the PNG bytes phones would have sent, encoded once per process."""
+    slice_ = json.loads(slice_key)
+    frames = [fit_side(f, side) for f in clip_frames(*slice_["clip"], step)]
+    frames += [fit_side(load_image(sample_photo(photo)), side) for photo in slice_["photos"]]
+    styles = [fit_side(load_image(sample_photo(style)), side) for style in slice_["styles"]]
+    return tuple(map(_png, frames)), tuple(map(_png, styles))
+
+
+def fill_edge(folder: Path, slices: list[dict], step: int, side: int = 0) -> None:
+    """An edge's frame store holding ``slices`` (what its phones would have sent), images at most
+    ``side`` px on their longest side (0: as recorded)."""
     store = FrameStore(folder)
     try:
         for slice_ in slices:
-            for frame in clip_frames(*slice_["clip"], step):
-                store.add_frame(_png(frame))
-            for photo in slice_["photos"]:
-                store.add_frame(_png(load_image(sample_photo(photo))))
-            for style in slice_["styles"]:
-                store.add_style(_png(load_image(sample_photo(style))))
+            frames, styles = slice_pngs(json.dumps(slice_, sort_keys=True), step, side)
+            for frame in frames:
+                store.add_frame(frame)
+            for style in styles:
+                store.add_style(style)
     finally:
         store.close()
 
@@ -129,12 +164,13 @@ def write_heldout(folder: Path, step: int) -> Path:
 
 
 def initial_checkpoint(out: Path, profile: Profile, seed: int) -> Path:
-    """The model every N starts from (Algorithm 2, step 1)."""
+    """The model every N of one seed starts from (Algorithm 2, step 1), written in ``out``."""
     if profile.initial == "builtin":
         return builtin_checkpoint_path()
     torch.manual_seed(seed)
     model = build_model(StylizerConfig(decoder_width=profile.decoder_width, head=profile.head),
                         seeded_weights(0, announce=False))
+    out.mkdir(parents=True, exist_ok=True)
     path = out / "initial.safetensors"
     save_model(path, model, source=f"fresh seeded init (seed {seed})")
     return path
@@ -204,8 +240,34 @@ def make_server_app(settings: dict) -> ServerApp:
     return server
 
 
-def start_ray(cpus: int, attempts: int = 3) -> None:
-    """Start Ray for one simulation (Flower's engine reuses a running Ray), retrying a slow start.
+RAY_CONNECT_S = 10.0  # per check of a --ray-address; the whole refusal stays well under 30 s
+
+
+def check_ray_address(address: str, timeout_s: float = RAY_CONNECT_S) -> None:
+    """RuntimeError (one line, naming ``address``) unless a gRPC server (a Ray head's GCS) answers
+    at HOST:PORT. ``ray.init`` itself retries an unreachable address for minutes."""
+    import grpc
+
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ValueError(f"--ray-address takes the head's HOST:PORT (its GCS port, 6379 by default), got {address!r}")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise RuntimeError(f"cannot reach the Ray head at {address}: {exc.strerror or exc}") from None
+    channel = grpc.insecure_channel(address)
+    try:
+        grpc.channel_ready_future(channel).result(timeout=timeout_s)
+    except grpc.FutureTimeoutError:
+        raise RuntimeError(f"{address} accepts connections but is not a Ray head (no gRPC answer in "
+                           f"{timeout_s:.0f} s)") from None
+    finally:
+        channel.close()
+
+
+def start_ray(cpus: int, attempts: int = 3, address: str | None = None) -> None:
+    """Start Ray for one simulation, or join the cluster whose head is at ``address`` (Flower's
+    engine uses whichever Ray this process is connected to), retrying a slow start.
 
     On two busy cores Ray's GCS now and then misses its start-up deadline. If that happens inside
     Flower, the engine logs the crash but its ServerApp waits for replies that never come.
@@ -215,14 +277,24 @@ def start_ray(cpus: int, attempts: int = 3) -> None:
     entries = [*sys.path, *os.environ.get("PYTHONPATH", "").split(os.pathsep)]
     pythonpath = os.pathsep.join(dict.fromkeys(filter(None, entries)))  # once each, however many runs
     os.environ["PYTHONPATH"] = pythonpath  # what Flower would pass its workers
+    runtime_env = {"env_vars": {"PYTHONPATH": pythonpath}}
     for attempt in range(1, attempts + 1):
+        before = set(descendants(os.getpid()))
         try:
-            ray.init(num_cpus=cpus, include_dashboard=False, runtime_env={"env_vars": {"PYTHONPATH": pythonpath}})
+            if address is None:
+                ray.init(num_cpus=cpus, include_dashboard=False, runtime_env=runtime_env)
+            else:
+                check_ray_address(address)
+                ray.init(address=address, runtime_env=runtime_env)
             return
         except Exception as exc:  # Ray raises RuntimeError, TimeoutError or ConnectionError here
             stop_ray()
-            if attempt == attempts:
-                raise RuntimeError(f"Ray did not start in {attempts} tries: {exc}") from exc
+            for pid in set(descendants(os.getpid())) - before:  # a timed-out start leaves its GCS running
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+            if attempt == attempts or address is not None:
+                where = f"at {address}" if address is not None else f"in {attempts} tries"
+                raise RuntimeError(f"Ray did not start {where}: {exc}") from exc
             log.warning("Ray did not start (%s); trying again", exc)
             time.sleep(2.0 * attempt)
 
@@ -235,32 +307,48 @@ def stop_ray() -> None:
         ray.shutdown()
 
 
+@dataclass
+class RunResult:
+    """One (seed, N) run: its CSV rows and what it cost."""
+
+    rows: list[dict]
+    seconds_per_round: float
+    peak_rss_mb: float
+    sampled: int  # edges trained in each round
+
+
 def run_one(edges: int, out: Path, profile: Profile, initial: Path, heldout: Path, *,
             crash_edge: int | None = None, crash_round: int | None = None,
-            server: dict | None = None, seed: int = 0, iid: bool = False) -> list[dict]:
-    """Simulate ``edges`` edges; returns this N's CSV rows."""
+            server: dict | None = None, seed: int = 0, iid: bool = False, sample: int = 0,
+            ray_address: str | None = None, progress: RoundProgress | None = None) -> RunResult:
+    """Simulate ``edges`` edges (``sample`` of them trained each round; 0: all) for one seed, with
+    its working folder in ``out``/edges_N."""
     work = out / f"edges_{edges}"
     data_root = work / "edges"
     for i in range(edges):
-        fill_edge(data_root / f"edge_{i}", edge_slices(i, iid), profile.frame_step)
+        fill_edge(data_root / f"edge_{i}", edge_slices(i, iid), profile.frame_step, profile.image_side)
     cloud = work / "cloud"
+    sampled = sample if 0 < sample < edges else 0
     settings = {"num-server-rounds": profile.rounds, "images-per-round": profile.images_per_sync,
                 "base-size": profile.base_size, "min-nodes": edges, "data-dir": str(cloud),
                 "initial-checkpoint": str(initial), "heldout-dir": str(heldout), "eval-images": profile.eval_images,
                 "keep-last": 2, "wait-for-ready": False,  # stores are filled once: every edge trains every round
-                **(server or {})}
+                "sample-nodes": sampled, **(server or {})}
     events = work / "events.jsonl"
     registry, port = start_registry(cloud / "checkpoints", "127.0.0.1:0")
-    gpus = 1.0 / edges if torch.cuda.is_available() else 0.0
-    cpus = max(1, min(edges, os.cpu_count() or 1))
+    actors = sampled or edges
+    gpus = 1.0 / actors if torch.cuda.is_available() else 0.0
+    cpus = max(1, min(actors, os.cpu_count() or 1))
+    progress = progress or RoundProgress(profile.rounds, enabled=False)
     try:
-        start_ray(cpus)
-        run_simulation(server_app=make_server_app(settings),
-                       client_app=make_client_app(data_root, f"127.0.0.1:{port}", crash_edge, crash_round, events,
-                                                  seed),
-                       num_supernodes=edges,
-                       backend_config={"client_resources": {"num_cpus": 1, "num_gpus": gpus},
-                                       "init_args": {"num_cpus": cpus, "include_dashboard": False}})
+        with PeakMemory() as memory, progress.run(edges, seed, profile.rounds, cloud / "history.jsonl"):
+            start_ray(cpus, address=ray_address)
+            run_simulation(server_app=make_server_app(settings),
+                           client_app=make_client_app(data_root, f"127.0.0.1:{port}", crash_edge, crash_round,
+                                                      events, seed),
+                           num_supernodes=edges,
+                           backend_config={"client_resources": {"num_cpus": 1, "num_gpus": gpus},
+                                           "init_args": {"num_cpus": cpus, "include_dashboard": False}})
     finally:
         registry.stop(1)
         stop_ray()
@@ -275,12 +363,14 @@ def run_one(edges: int, out: Path, profile: Profile, initial: Path, heldout: Pat
         metrics = entry["metrics"]
         if "heldout_total" not in metrics:
             continue
-        rows.append({"edges": edges, "round": entry["round"],
+        rows.append({"seed": seed, "edges": edges, "round": entry["round"],
                      "images_per_edge": entry["round"] * profile.images_per_sync,
                      "total": metrics["heldout_total"], "content": metrics["heldout_content"],
                      "style": metrics["heldout_style"], "wall_seconds": entry["wall_seconds"],
                      "event": "; ".join(marks.get(entry["round"], [])), "nodes": len(entry["nodes"])})
-    return rows
+    trained = [r for r in rows if r["round"] > 0]
+    seconds = (trained[-1]["wall_seconds"] - rows[0]["wall_seconds"]) / len(trained) if trained else 0.0
+    return RunResult(rows, round(seconds, 2), memory.peak_mb, sampled or edges)
 
 
 def server_learning_rate(rule: str, edges: int) -> float:
@@ -306,151 +396,180 @@ def server_momentum(rule: str, edges: int) -> float:
         raise ValueError(f"--server-momentum takes a number or 'scaled', got {rule!r}") from None
 
 
-def smoothed_totals(rows: list[dict], edges: int, window: int, key: str = "total") -> list[tuple[int, float]]:
-    """(images per edge, trailing mean of the held-out ``key`` loss over ``window`` rounds) for one N."""
-    mine = sorted((r for r in rows if r["edges"] == edges), key=lambda r: r["round"])
-    out = []
-    for i, row in enumerate(mine):
-        recent = [r[key] for r in mine[max(0, i - window + 1):i + 1]]
-        out.append((row["images_per_edge"], sum(recent) / len(recent)))
-    return out
+@dataclass
+class Request:
+    """What ``fedvst simulate`` was asked to do (None: the profile's value)."""
+
+    out: Path
+    profile: str = "quick"
+    edges: list[int] | None = None
+    seeds: list[int] = field(default_factory=lambda: [0])
+    sample: float | None = None  # K edges a round, or a fraction of N in (0, 1)
+    rounds: int | None = None
+    images_per_sync: int | None = None
+    head: str | None = None
+    crash_edge: int | None = None
+    at_round: int | None = None
+    target_loss: float | None = None
+    smoothing: int = 3
+    iid: bool = False
+    server_lr: str = "1"
+    server_momentum: str = "0"
+    server_warmup: int = 0
+    ray_address: str | None = None
+    progress: bool = True
 
 
-def images_to_target(rows: list[dict], target: float, window: int = 3) -> dict[str, int | None]:
-    """Per N, the fewest images per edge at which the smoothed held-out total loss is ≤ target."""
-    result: dict[str, int | None] = {}
-    for edges in sorted({r["edges"] for r in rows}):
-        reached = [images for images, loss in smoothed_totals(rows, edges, window) if loss <= target]
-        result[str(edges)] = min(reached) if reached else None
-    return result
+@dataclass(frozen=True)
+class Plan:
+    """A checked request: the profile with every override applied, and K for each N."""
+
+    request: Request
+    profile: Profile
+    edges: tuple[int, ...]
+    sample: dict[int, int]  # N → K edges trained per round (K = N: all)
 
 
-def default_target(rows: list[dict], window: int = 3) -> float:
-    """The best (smoothed) loss the smallest federation reaches, as the paper's 0.0748 is where 1 edge
-    gets to at the end of its run."""
-    fewest = min(r["edges"] for r in rows)
-    return float(min(loss for _, loss in smoothed_totals(rows, fewest, window)))
+def sampled_edges(sample: float | None, edges: int, profile_sample: int) -> int:
+    """K for ``edges`` edges: ``sample`` as a count (capped at N) or a fraction of N, else the profile's."""
+    if sample is None:
+        return min(profile_sample, edges) if profile_sample else edges
+    if sample < 1:
+        return max(1, round(sample * edges))
+    return min(int(sample), edges)
 
 
-def plot(rows: list[dict], path: Path, window: int = 3, target: float | None = None) -> None:
-    """Figure 7: held-out total, content and style loss against images per edge, one colour per N.
-
-    Each round's value is a faint dot; the solid line is the ``window``-round trailing mean the
-    images-to-target table is read from, and ``target`` a dashed line on the total panel.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
-    for ax, key in zip(axes, ("total", "content", "style"), strict=True):
-        for colour, edges in enumerate(sorted({r["edges"] for r in rows})):
-            mine = sorted((r for r in rows if r["edges"] == edges), key=lambda r: r["round"])
-            ax.plot([r["images_per_edge"] for r in mine], [r[key] for r in mine], "o", markersize=2.5, alpha=0.35,
-                    color=f"C{colour}")
-            images, trailing = zip(*smoothed_totals(rows, edges, window, key), strict=True)
-            ax.plot(images, trailing, color=f"C{colour}", label=f"{edges} edge{'s' if edges > 1 else ''}")
-        if key == "total" and target is not None:
-            ax.axhline(target, color="grey", linestyle="--", linewidth=1, label=f"target {target:.3f}")
-        ax.set_title(f"{key} loss (held-out, {window}-round mean)")
-        ax.set_xlabel("images trained per edge")
-        ax.grid(alpha=0.3)
-    axes[0].legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--edges", type=int, nargs="+", default=[1, 2, 4])
-    parser.add_argument("--profile", choices=sorted(PROFILES), default="quick")
-    parser.add_argument("--out", type=Path, default=Path("runs/federated"))
-    parser.add_argument("--rounds", type=int, help="override the profile's number of rounds")
-    parser.add_argument("--images-per-sync", type=int, help="override the profile's images per edge per round")
-    parser.add_argument("--head", choices=("image", "affine"), default=None,
-                        help="decoder head of the fresh initial model (default: the profile's, image)")
-    parser.add_argument("--crash-edge", type=int, help="edge index to kill")
-    parser.add_argument("--at-round", type=int, help="round in which it dies")
-    parser.add_argument("--target-loss", type=float,
-                        help="default: the best (smoothed) loss of the fewest-edges run")
-    parser.add_argument("--smoothing", type=int, default=3, help="rounds in the trailing mean of the loss")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="seed of the initial model and of the edges' sampling (with each edge's index "
-                             "and the round)")
-    parser.add_argument("--iid", action="store_true",
-                        help="every edge holds all the sample media (the paper's shared training set) instead of "
-                             "a slice of its own")
-    parser.add_argument("--server-lr", default="1",
-                        help="the cloud's learning rate η on the averaged update: a number, 'sqrt' (η = √N) "
-                             "or 'linear' (η = N); 1 is plain FedAvg")
-    parser.add_argument("--server-momentum", default="0",
-                        help="FedAvgM momentum β: a number (0: none) or 'scaled' (β = 1 − 1/N)")
-    parser.add_argument("--server-warmup", type=int, default=0,
-                        help="rounds over which η ramps up from 1 and β from 0 (0: from the first round)")
-    args = parser.parse_args(argv)
-    if (args.crash_edge is None) != (args.at_round is None):
-        parser.error("--crash-edge and --at-round go together")
-    if min(args.edges) < 1 or len(set(args.edges)) != len(args.edges):
-        parser.error(f"--edges takes distinct counts of at least 1, got {' '.join(map(str, args.edges))}")
-    if args.crash_edge is not None and not 0 <= args.crash_edge < max(args.edges):
-        parser.error(f"--crash-edge is an edge index, 0 to {max(args.edges) - 1} here, got {args.crash_edge}")
-    if args.smoothing < 1:
-        parser.error(f"--smoothing must be at least 1, got {args.smoothing}")
-    try:
-        for edges in args.edges:
-            ServerOptimizer(server_learning_rate(args.server_lr, edges), server_momentum(args.server_momentum, edges),
-                            warmup_rounds=args.server_warmup)
-    except ValueError as exc:
-        parser.error(str(exc))
-    profile = PROFILES[args.profile]
+def check(request: Request) -> Plan:
+    """The request as a Plan, or ValueError (one line) for anything the run could not honour, before any work."""
+    if request.profile not in PROFILES:
+        raise ValueError(f"--profile must be one of {', '.join(sorted(PROFILES))}, got {request.profile!r}")
+    profile = PROFILES[request.profile]
+    edges = tuple(request.edges) if request.edges else profile.edges
+    if min(edges) < 1 or len(set(edges)) != len(edges):
+        raise ValueError(f"--edges takes distinct counts of at least 1, got {' '.join(map(str, edges))}")
+    if max(edges) > EDGES_PER_SEED:
+        raise ValueError(f"--edges goes up to {EDGES_PER_SEED}, got {max(edges)}")
+    repeated = sorted({s for s in request.seeds if request.seeds.count(s) > 1})
+    if repeated:
+        raise ValueError(f"--seeds lists {', '.join(map(str, repeated))} more than once; each seed is one run per N")
+    if not request.seeds or min(request.seeds) < 0:
+        raise ValueError(f"--seeds takes whole numbers ≥ 0, got {' '.join(map(str, request.seeds)) or 'none'}")
+    if request.sample is not None:
+        k = request.sample
+        if not (0 < k < 1 or (k >= 1 and float(k).is_integer())):
+            raise ValueError(f"--sample takes a number of edges K ≥ 1 or a fraction in (0, 1), got {k:g}")
+        if k > max(edges):
+            raise ValueError(f"--sample {k:g} is more than the {max(edges)} edges there are to sample from "
+                             f"(--edges {' '.join(map(str, edges))})")
+    if (request.crash_edge is None) != (request.at_round is None):
+        raise ValueError("--crash-edge and --at-round go together")
+    if request.crash_edge is not None and not 0 <= request.crash_edge < max(edges):
+        raise ValueError(f"--crash-edge is an edge index, 0 to {max(edges) - 1} here, got {request.crash_edge}")
+    if request.smoothing < 1:
+        raise ValueError(f"--smoothing must be at least 1, got {request.smoothing}")
     for name in ("rounds", "images_per_sync"):
-        value = getattr(args, name)
+        value = getattr(request, name)
         if value is not None and value < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+            raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
         if value is not None:
-            profile = Profile(**{**profile.__dict__, name: value})
-    if args.head is not None:
-        profile = Profile(**{**profile.__dict__, "head": args.head})
-    if args.at_round is not None and not 1 <= args.at_round <= profile.rounds:
-        parser.error(f"--at-round must be within 1…{profile.rounds} (the run's rounds), got {args.at_round}")
-    args.out.mkdir(parents=True, exist_ok=True)
-    if any(args.out.glob("edges_*")):
-        parser.error(f"{args.out} holds an earlier run; choose an empty --out")
-    os.environ.setdefault("FEDVST_OFFLINE", "1")
-    started = time.monotonic()
-    initial = initial_checkpoint(args.out, profile, args.seed)
-    heldout = write_heldout(args.out / "heldout", profile.frame_step)
-    rows: list[dict] = []
-    for edges in args.edges:
-        crash = args.crash_edge if args.crash_edge is not None and args.crash_edge < edges else None
-        server = {"server-learning-rate": server_learning_rate(args.server_lr, edges),
-                  "server-momentum": server_momentum(args.server_momentum, edges),
-                  "server-warmup-rounds": args.server_warmup}
-        rows += run_one(edges, args.out, profile, initial, heldout, crash_edge=crash,
-                        crash_round=args.at_round if crash is not None else None, server=server, seed=args.seed,
-                        iid=args.iid)
-    with (args.out / "curves.csv").open("w", newline="") as handle:
+            profile = replace(profile, **{name: value})
+    if request.head is not None:
+        if request.head not in ("image", "affine"):
+            raise ValueError(f"--head must be image or affine, got {request.head!r}")
+        profile = replace(profile, head=request.head)
+    if request.at_round is not None and not 1 <= request.at_round <= profile.rounds:
+        raise ValueError(f"--at-round must be within 1…{profile.rounds} (the run's rounds), got {request.at_round}")
+    for n in edges:
+        ServerOptimizer(server_learning_rate(request.server_lr, n), server_momentum(request.server_momentum, n),
+                        warmup_rounds=request.server_warmup)
+    if request.out.exists() and not request.out.is_dir():
+        raise ValueError(f"--out {request.out} is a file; name a folder")
+    if request.out.is_dir() and any(request.out.glob("seed_*")):
+        raise ValueError(f"{request.out} holds an earlier run; choose an empty --out")
+    if request.ray_address is not None:
+        check_ray_address(request.ray_address)  # RuntimeError naming it, in seconds rather than minutes
+    sample = {n: sampled_edges(request.sample, n, profile.sample) for n in edges}
+    return Plan(request, profile, edges, sample)
+
+
+def write_csv(rows: list[dict], path: Path) -> None:
+    with path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
-    target = args.target_loss if args.target_loss is not None else default_target(rows, args.smoothing)
-    plot(rows, args.out / "figure7.png", args.smoothing, target)
+
+
+def simulate(plan: Plan) -> dict:
+    """Run every (seed, N) of ``plan``; write curves.csv, figure7.png and summary.json; return the summary."""
+    request, profile = plan.request, plan.profile
+    out = request.out
+    out.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("FEDVST_OFFLINE", "1")
+    started = time.monotonic()
+    heldout = write_heldout(out / "heldout", profile.frame_step)
+    rows: list[dict] = []
+    costs: dict[str, list[RunResult]] = {}
+    runs = [(seed, n) for seed in request.seeds for n in plan.edges]
+    with RoundProgress(profile.rounds * len(runs), enabled=request.progress) as progress:
+        for seed in request.seeds:
+            initial = initial_checkpoint(out / f"seed_{seed}", profile, seed)
+            for edges in plan.edges:
+                crash = request.crash_edge if request.crash_edge is not None and request.crash_edge < edges else None
+                server = {"server-learning-rate": server_learning_rate(request.server_lr, edges),
+                          "server-momentum": server_momentum(request.server_momentum, edges),
+                          "server-warmup-rounds": request.server_warmup}
+                result = run_one(edges, out / f"seed_{seed}", profile, initial, heldout, crash_edge=crash,
+                                 crash_round=request.at_round if crash is not None else None, server=server,
+                                 seed=seed, iid=request.iid, sample=plan.sample[edges],
+                                 ray_address=request.ray_address, progress=progress)
+                rows += result.rows
+                costs.setdefault(str(edges), []).append(result)
+                write_csv(rows, out / "curves.csv")  # what is done so far survives a later failure
+    target = request.target_loss if request.target_loss is not None else figure7.default_target(rows,
+                                                                                               request.smoothing)
+    figure7.plot(rows, out / "figure7.png", request.smoothing, target)
     summary = {"target_loss": round(target, 6),
-               "images_to_target": images_to_target(rows, target, args.smoothing),
-               "smoothing_rounds": args.smoothing,
-               "profile": args.profile, "head": profile.head, "images_per_sync": profile.images_per_sync,
-               "seed": args.seed,
-               "data": "iid" if args.iid else "non-iid",
-               "server_lr": args.server_lr, "server_momentum": args.server_momentum,
-               "server_warmup": args.server_warmup,
+               "images_to_target": figure7.images_to_target(rows, target, request.smoothing),
+               "final_loss": figure7.final_loss(rows, request.smoothing),
+               "cost": {n: {"sampled": results[0].sampled,
+                            "seconds_per_round": figure7.spread([r.seconds_per_round for r in results]),
+                            "peak_rss_mb": figure7.spread([r.peak_rss_mb for r in results])}
+                        for n, results in costs.items()},
+               "smoothing_rounds": request.smoothing, "seeds": request.seeds,
+               "profile": request.profile, "head": profile.head, "images_per_sync": profile.images_per_sync,
+               "rounds": profile.rounds, "data": "iid" if request.iid else "non-iid",
+               "server_lr": request.server_lr, "server_momentum": request.server_momentum,
+               "server_warmup": request.server_warmup, "ray_address": request.ray_address,
                "wall_seconds": round(time.monotonic() - started, 1)}
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=1))
-    print(f"target held-out total loss {target:.4f}: images per edge needed")
-    for edges, images in summary["images_to_target"].items():
-        print(f"  {edges} edge(s): {images if images is not None else 'not reached'}")
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
+
+
+def summary_lines(summary: dict) -> list[str]:
+    """What a person reads at the end of a run: images to the target and the final loss per N."""
+    seeds = len(summary["seeds"])
+    lines = [f"target held-out total loss {summary['target_loss']:.4f} ({seeds} seed{'s' if seeds > 1 else ''}; "
+             "mean [min–max]):"]
+    for n, reached in summary["images_to_target"].items():
+        final = summary["final_loss"][n]
+        cost = summary["cost"][n]
+        if reached["mean"] is None:
+            images = "not reached"
+        else:
+            images = f"{reached['mean']:g} [{reached['min']:g}–{reached['max']:g}] images per edge"
+            if reached["reached"] < reached["runs"]:
+                images += f" ({reached['reached']} of {reached['runs']} seeds reached it)"
+        lines.append(f"  {n} edge(s), {cost['sampled']} a round: {images}; final loss {final['mean']:.4f} "
+                     f"[{final['min']:.4f}–{final['max']:.4f}]; {cost['seconds_per_round']['mean']:.1f} s a round, "
+                     f"peak {cost['peak_rss_mb']['max']:.0f} MB")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """``python -m simulations.federated ARGS``: the same as ``fedvst simulate ARGS``; returns the summary."""
+    from fedvst.cli import run_command
+
+    return run_command(["simulate", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":
