@@ -96,7 +96,7 @@ class FedVstStrategy(Strategy):
                  history_path: Path | None = None, server_optimizer: ServerOptimizer | None = None,
                  participants: list[int] | None = None, min_replies: int = 1) -> None:
         self.inner = inner
-        self.participants = None if participants is None else set(participants)  # None: every sampled node
+        self.participants = None if participants is None else set(participants)  # who trains; None: all sampled
         self.min_replies = min_replies  # fewer valid replies: the round is not counted
         self.server_optimizer = server_optimizer
         self._global = initial  # the global model as of the last round (the initial one before any)
@@ -131,7 +131,7 @@ class FedVstStrategy(Strategy):
         if entry is not None and not entry.counted:
             return []  # nothing new to hand out: the edges keep their frames new for the retry
         config["global-round"] = self.global_round(server_round)
-        return self._only_participants(self.inner.configure_evaluate(server_round, arrays, config, grid))
+        return list(self.inner.configure_evaluate(server_round, arrays, config, grid))  # all: each hot-swaps it
 
     def _only_participants(self, messages: Iterable[Message]) -> list[Message]:
         messages = list(messages)

@@ -4,8 +4,9 @@ query: say whether this edge is ready to sync (``readiness.py``: enough new fram
 last sync). train: load the global arrays, train on a sample of the frames phones left here
 (paired with the styles they used), reply with the new arrays, ``num-examples`` and the Eq. 5
 losses; an edge with nothing to train on replies with a Flower error that says why.
-evaluate: report the same losses of the global model on held-out stored frames, then put the
-global model in the edge's model slot so the service serves it.
+evaluate: put the global model in the edge's model slot so the service serves it (every
+connected edge, whether it trained in the round or not), then report the same losses of it on
+held-out stored frames.
 
 Node config: ``data-dir`` (the edge's data folder), optional ``vgg-weights``,
 ``train-threads``. In simulations, ``data-root`` + ``partition-id`` pick the folder.
@@ -179,25 +180,33 @@ def train(msg: Message, context: Context) -> Message:
     return _reply(msg, ArrayRecord({k: v.cpu() for k, v in model.trainable_state().items()}), metrics)
 
 
+NOTHING_TO_EVALUATE = 4002  # Flower error code of an evaluate reply from an edge with no frames to score on
+
+
 @app.evaluate()
 def evaluate_global(msg: Message, context: Context) -> Message:
-    """Losses of the global model on held-out frames; then serve that model here."""
+    """Serve the global model here (every connected edge gets it, trained in the round or not); then
+    its losses on this edge's held-out frames, or a Flower error saying there are none to score on."""
     config = msg.content["config"]
     data_dir = edge_dir(context)
     model = global_model(msg, context).to(pick_device(context.node_config.get("device")))
+    description = json.loads(str(config["model"]))
+    round_number = int(config.get("global-round", config.get("server-round", 0)))
+    commit_sync(data_dir, round_number)  # evaluate comes only after the cloud counted the round
+    install_model(slot_path(data_dir), {k: v.cpu() for k, v in model.trainable_state().items()},
+                  {**description, "round": round_number, "source": "federated round"})
     store = FrameStore(data_dir, readonly=True)
     try:
         contents, styles = stored_pairs(store, held_out=True)
+    except ValueError as exc:
+        log.info("serving round %d; nothing to evaluate it on: %s", round_number, exc)
+        return Message(Error(NOTHING_TO_EVALUATE, f"serving round {round_number}; not evaluated: {exc}"),
+                       reply_to=msg)
     finally:
         store.close()
     count = int(config.get("eval-images", 8))
     sampler = PairSampler(contents, styles, base_size=int(config.get("base-size", 64)), seed=12345)
     batches = list(sampler.batches(max(1, count // 2), batch_size=2))
     values = evaluate(model, batches)
-    description = json.loads(str(config["model"]))
-    round_number = int(config.get("global-round", config.get("server-round", 0)))
-    commit_sync(data_dir, round_number)  # evaluate comes only after the cloud counted the round
-    install_model(slot_path(data_dir), {k: v.cpu() for k, v in model.trainable_state().items()},
-                    {**description, "round": round_number, "source": "federated round"})
     return _reply(msg, None, {"num-examples": len(batches) * 2, "eval_total": values.total,
                               "eval_content": values.content, "eval_style": values.style})
