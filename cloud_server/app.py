@@ -26,8 +26,9 @@ from flwr.app import ArrayRecord, ConfigRecord, Context
 from flwr.serverapp import Grid, ServerApp
 
 from cloud_server.heldout import HeldOutSet
-from cloud_server.readiness import wait_until_ready
+from cloud_server.readiness import EdgeState, wait_until_ready
 from cloud_server.server_optimizer import MOMENTUM_FILE, ServerOptimizer
+from cloud_server.status import status_path, write_status
 from cloud_server.store import QUARANTINE, CheckpointStore
 from cloud_server.strategy import AGGREGATORS, FedVstStrategy, RoundLog, make_aggregator
 from stylizer.checkpoint import CheckpointError, load_checkpoint
@@ -169,9 +170,17 @@ def run_server(grid: Grid, settings: dict[str, Any]) -> FedVstStrategy | None:
         strategy.start(grid=grid, initial_arrays=current, num_rounds=cap - done, train_config=train_config,
                        evaluate_config=evaluate_config)
         return strategy
+    status = status_path(root)
+
+    def waiting(states: list[EdgeState], line: str) -> None:
+        write_status(status, "waiting", done + 1, min_nodes, line, states)
+
     while not cap or done < cap:
         ready = wait_until_ready(grid, min_nodes, int(settings["images-per-round"]),
-                                 poll_s=float(settings["ready-poll-s"]))
+                                 poll_s=float(settings["ready-poll-s"]), on_poll=waiting)
+        write_status(status, "training", done + 1, min_nodes,
+                     f"training round {done + 1} on {len(ready)} ready edges (nodes {', '.join(map(str, ready))})",
+                     [EdgeState(node, True, "ready") for node in ready])
         strategy = strategy_for(done, ready, min_nodes)
         strategy.start(grid=grid, initial_arrays=current, num_rounds=1, train_config=train_config,
                        evaluate_config=evaluate_config)
@@ -182,6 +191,7 @@ def run_server(grid: Grid, settings: dict[str, Any]) -> FedVstStrategy | None:
         log.warning("round %d was not counted; asking the edges again in %d s", done + 1,
                     int(settings["retry-wait-s"]))
         time.sleep(float(settings["retry-wait-s"]))
+    write_status(status, "finished", done, min_nodes, f"finished: all {cap} rounds are done")
     return strategy
 
 

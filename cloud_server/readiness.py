@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from flwr.app import ConfigRecord, Message, MessageType, RecordDict
@@ -54,8 +55,10 @@ def waiting_line(states: list[EdgeState], min_nodes: int) -> str:
     return f"waiting: {ready} of {len(states)} edges ready, {min_nodes} needed ({details})"
 
 
-def wait_until_ready(grid: Grid, min_nodes: int, needed: int, *, poll_s: float) -> list[int]:
-    """Block until at least ``min_nodes`` edges are ready; returns their node ids (all ready ones)."""
+def wait_until_ready(grid: Grid, min_nodes: int, needed: int, *, poll_s: float,
+                     on_poll: Callable[[list[EdgeState], str], None] | None = None) -> list[int]:
+    """Block until at least ``min_nodes`` edges are ready; returns their node ids (all ready ones).
+    ``on_poll(states, line)`` hears every answer while it waits (line: why no round starts)."""
     last_line, last_logged = "", 0.0
     while True:
         states = query_edges(grid, needed)
@@ -64,6 +67,8 @@ def wait_until_ready(grid: Grid, min_nodes: int, needed: int, *, poll_s: float) 
             log.info("%d of %d edges ready: starting a round", len(ready), len(states))
             return ready
         line = waiting_line(states, min_nodes)
+        if on_poll is not None:
+            on_poll(states, line)
         if line != last_line or time.monotonic() - last_logged > 60:
             log.info("%s", line)
             last_line, last_logged = line, time.monotonic()

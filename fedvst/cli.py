@@ -230,6 +230,31 @@ def simulate(
     return summary
 
 
+@app.command()
+def status(
+    cloud: Annotated[str, typer.Option(help="the cloud's model registry HOST:PORT (fedvst cloud serve "
+                                            "--registry-port)")],
+    token_file: Annotated[Path | None, typer.Option(help="bearer token the registry asks for")] = None,
+    ca: Annotated[Path | None, typer.Option(help="CA certificate of the cloud (TLS)")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="one JSON object, for scripts")] = False,
+) -> None:
+    """How the federation stands: rounds done, the newest checkpoint, edges ready and connected."""
+    import json
+
+    from fedvst.cloud_status import fetch_status, print_status
+    from fedvst.protocol.security import check_address, read_token
+
+    try:
+        check_address(cloud)
+        state = fetch_status(cloud, token=read_token(token_file), ca=ca)
+    except (ValueError, OSError) as exc:
+        fail(str(exc))
+    if json_output:
+        typer.echo(json.dumps(state))
+    else:
+        print_status(state)
+
+
 edge_app = typer.Typer(no_args_is_help=True, help="Edge server: stylization service + federated client.")
 cloud_app = typer.Typer(no_args_is_help=True, help="Cloud: Flower SuperLink, aggregation, model registry.")
 app.add_typer(edge_app, name="edge")

@@ -45,16 +45,17 @@ def encode_png(image: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def tls_hint(exc: grpc.RpcError, tls: bool) -> str:
-    """What a TLS mismatch looks like from the phone, said in words ("" when it does not look like one)."""
+def tls_hint(exc: grpc.RpcError, tls: bool, ca_flag: str = "--edge-ca", peer: str = "the edge") -> str:
+    """What a TLS mismatch looks like from a client of ``peer``, said in words ("" when it does not
+    look like one); ``ca_flag`` is the option that names the peer's CA certificate."""
     if exc.code() != grpc.StatusCode.UNAVAILABLE:
         return ""
     details = (exc.details() or "").lower()
     if not tls and "socket closed" in details:
-        return " (the edge closed the connection at once: if it serves TLS, pass --edge-ca with its CA certificate)"
+        return f" ({peer} closed the connection at once: if it serves TLS, pass {ca_flag} with its CA certificate)"
     if tls and "handshake failed" in details:
-        return (" (TLS handshake failed: the edge may not serve TLS, or its certificate is not signed by the "
-                "--edge-ca given)")
+        return (f" (TLS handshake failed: {peer} may not serve TLS, or its certificate is not signed by the "
+                f"{ca_flag} given)")
     return ""
 
 

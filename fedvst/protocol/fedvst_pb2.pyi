@@ -109,3 +109,21 @@ class ModelChunk(_message.Message):
     header: ModelHeader
     data: bytes
     def __init__(self, header: _Optional[_Union[ModelHeader, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class StatusRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class CloudStatus(_message.Message):
+    __slots__ = ("rounds_done", "newest_checkpoint", "newest_sha256", "newest_saved_unix", "federation_json")
+    ROUNDS_DONE_FIELD_NUMBER: _ClassVar[int]
+    NEWEST_CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    NEWEST_SHA256_FIELD_NUMBER: _ClassVar[int]
+    NEWEST_SAVED_UNIX_FIELD_NUMBER: _ClassVar[int]
+    FEDERATION_JSON_FIELD_NUMBER: _ClassVar[int]
+    rounds_done: int
+    newest_checkpoint: str
+    newest_sha256: str
+    newest_saved_unix: float
+    federation_json: str
+    def __init__(self, rounds_done: _Optional[int] = ..., newest_checkpoint: _Optional[str] = ..., newest_sha256: _Optional[str] = ..., newest_saved_unix: _Optional[float] = ..., federation_json: _Optional[str] = ...) -> None: ...

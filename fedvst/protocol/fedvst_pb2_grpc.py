@@ -155,6 +155,11 @@ class ModelRegistryStub:
                 request_serializer=fedvst__pb2.GetModelRequest.SerializeToString,
                 response_deserializer=fedvst__pb2.ModelChunk.FromString,
                 _registered_method=True)
+        self.GetStatus = channel.unary_unary(
+                '/fedvst.v1.ModelRegistry/GetStatus',
+                request_serializer=fedvst__pb2.StatusRequest.SerializeToString,
+                response_deserializer=fedvst__pb2.CloudStatus.FromString,
+                _registered_method=True)
 
 
 class ModelRegistryServicer:
@@ -166,6 +171,13 @@ class ModelRegistryServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetStatus(self, request, context):
+        """Rounds done, the newest checkpoint, and the federation as the cloud last saw it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ModelRegistryServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -173,6 +185,11 @@ def add_ModelRegistryServicer_to_server(servicer, server):
                     servicer.GetModel,
                     request_deserializer=fedvst__pb2.GetModelRequest.FromString,
                     response_serializer=fedvst__pb2.ModelChunk.SerializeToString,
+            ),
+            'GetStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetStatus,
+                    request_deserializer=fedvst__pb2.StatusRequest.FromString,
+                    response_serializer=fedvst__pb2.CloudStatus.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -202,6 +219,33 @@ class ModelRegistry:
             '/fedvst.v1.ModelRegistry/GetModel',
             fedvst__pb2.GetModelRequest.SerializeToString,
             fedvst__pb2.ModelChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fedvst.v1.ModelRegistry/GetStatus',
+            fedvst__pb2.StatusRequest.SerializeToString,
+            fedvst__pb2.CloudStatus.FromString,
             options,
             channel_credentials,
             insecure,

@@ -198,6 +198,14 @@ def test_tls_and_node_authentication_refuse_an_unregistered_edge(tmp_path, small
 
 
 @pytest.mark.slow
+def cloud_status(registry_port: int) -> dict:
+    """``fedvst status --json`` as an operator would run it."""
+    result = subprocess.run([sys.executable, "-m", "fedvst.cli", "status", "--cloud", f"127.0.0.1:{registry_port}",
+                             "--json"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
 def test_the_readme_flow_trains_on_the_frames_phones_share(tmp_path, small_model, photos):
     """README's "Edge servers and the cloud", on 127.0.0.1: edges with empty stores spend no round;
     once a phone shares its key frames through both, a round aggregates both and both hot-swap it."""
@@ -231,6 +239,10 @@ def test_the_readme_flow_trains_on_the_frames_phones_share(tmp_path, small_model
         cloud_says = logs[0].read_text()  # one line says why nothing happens
         assert "waiting: 0 of 2 edges ready, 2 needed (" in cloud_says
         assert "edge0 has no style stored yet (0 new images)" in cloud_says
+        waiting = cloud_status(registry_port)  # fedvst status says the same
+        assert waiting["rounds_done"] == 0 and waiting["federation"]["state"] == "waiting"
+        assert [e["ready"] for e in waiting["federation"]["edges"]] == [False, False]
+        assert "waiting: 0 of 2 edges ready" in waiting["federation"]["line"]
 
         clip = write_clip(tmp_path / "clip.mp4", camera_clip(photos["astronaut"], 24, (3.0, 1.0), (96, 160)))
         Image.fromarray(photos["coffee"]).save(tmp_path / "style.png")
@@ -252,6 +264,9 @@ def test_the_readme_flow_trains_on_the_frames_phones_share(tmp_path, small_model
         wait_for(lambda: history.exists() and history.read_text().strip(), 120, "round 1 in history.jsonl", logs)
         rounds = [json.loads(line)["round"] for line in history.read_text().splitlines()]
         assert rounds == [1]  # history holds aggregated rounds only
+        done = cloud_status(registry_port)
+        assert done["rounds_done"] == 1 and done["newest_checkpoint"]["sha256"] == first["sha256"]
+        assert done["newest_checkpoint"]["name"] == "round_000001.safetensors"
     finally:
         for edge in edges:
             procs.stop(edge)
