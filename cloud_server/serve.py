@@ -24,6 +24,7 @@ from fedvst.processes import (
     DataDirLock,
     check_listenable,
     flower_executable,
+    guard_flower_children,
     run_until_signalled,
     start_child,
     stop_process_group,
@@ -95,8 +96,9 @@ class Cloud:
         return f"{self.settings.host}:{self.settings.port}"
 
     def env(self) -> dict[str, str]:
-        return {**os.environ, "FLWR_HOME": str(self.flwr_home), CLOUD_DIR_ENV: str(self.root),
-                "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1"}
+        return guard_flower_children(self.root, {**os.environ, "FLWR_HOME": str(self.flwr_home),
+                                                 CLOUD_DIR_ENV: str(self.root),
+                                                 "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1"})
 
     def write_connection(self) -> None:
         """The SuperLink connection ``flwr`` uses, in $FLWR_HOME/config.toml."""

@@ -29,6 +29,7 @@ from fedvst.processes import (
     DataDirLock,
     check_listenable,
     flower_executable,
+    guard_flower_children,
     run_until_signalled,
     start_child,
     stop_process_group,
@@ -190,7 +191,8 @@ class EdgeServer:
     def _supervise_supernode(self) -> None:
         """Keep a SuperNode running while the edge runs: restart it (with back-off) when it exits,
         e.g. because the cloud was unreachable or restarting."""
-        env = {**os.environ, "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1"}
+        env = guard_flower_children(self.settings.data_dir,
+                                    {**os.environ, "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1"})
         delay = 1.0
         while not self._stopped.is_set():
             started = time.monotonic()

@@ -38,6 +38,30 @@ def die_with_parent() -> None:
         pass
 
 
+FLOWER_CHILDREN = ("flower-superexec", "flwr-serverapp", "flwr-clientapp")  # what Flower's processes spawn
+
+
+def guard_flower_children(folder: Path, env: dict[str, str]) -> dict[str, str]:
+    """``env`` with ``folder``/bin first on PATH, holding a shim for each of Flower's own child
+    programs that execs the real one through ``python -m fedvst.processes``. So those grandchildren
+    (Flower starts them by name, in sessions of their own) also die the moment their parent does,
+    instead of 15–45 s later through Flower's parent-pid polling and graceful exit. Flower starts
+    each from its main thread, which lives as long as its process (the death signal follows the
+    thread that forked)."""
+    shims = Path(folder) / "bin"
+    shims.mkdir(parents=True, exist_ok=True)
+    for name in FLOWER_CHILDREN:
+        real = flower_executable(name)
+        if Path(real).parent == shims:  # already guarded: never wrap a shim in itself
+            continue
+        shim = shims / name
+        temporary = shim.with_name(f".{name}.tmp")
+        temporary.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m fedvst.processes "{real}" "$@"\n')
+        temporary.chmod(0o755)
+        os.replace(temporary, shim)
+    return {**env, "PATH": os.pathsep.join([str(shims), env.get("PATH", os.defpath)])}
+
+
 def start_child(command: list[str], log: Path, *, env: dict[str, str] | None = None,
                 cwd: Path | None = None) -> subprocess.Popen:
     """Start a helper process (SuperLink, SuperNode) in its own process group that also dies when
@@ -159,7 +183,7 @@ def stop_process_group(process: subprocess.Popen, sig: int = signal.SIGTERM, gra
     for pid in tree:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGTERM)
-    while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() and not _zombie(pid) for pid in tree):
+    while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() and not is_zombie(pid) for pid in tree):
         time.sleep(0.1)
     for pid in tree:
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -167,7 +191,8 @@ def stop_process_group(process: subprocess.Popen, sig: int = signal.SIGTERM, gra
     return process.returncode
 
 
-def _zombie(pid: int) -> bool:
+def is_zombie(pid: int) -> bool:
+    """Whether ``pid`` has exited (a zombie not yet reaped, or gone)."""
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
     except OSError:

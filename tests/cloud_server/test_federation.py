@@ -267,6 +267,10 @@ def test_the_readme_flow_trains_on_the_frames_phones_share(tmp_path, small_model
         done = cloud_status(registry_port)
         assert done["rounds_done"] == 1 and done["newest_checkpoint"]["sha256"] == first["sha256"]
         assert done["newest_checkpoint"]["name"] == "round_000001.safetensors"
+        # an edge or the cloud killed alone takes its Flower helpers (SuperNode or SuperLink, and the
+        # SuperExec below them, which Flower starts in sessions of their own) with it
+        assert procs.kill_leader_only(edges[0]) == []
+        assert procs.kill_leader_only(cloud) == []
     finally:
         for edge in edges:
             procs.stop(edge)
