@@ -112,6 +112,28 @@ def ensure_model(settings: EdgeSettings, token: str | None) -> str:
                           "or --initial-checkpoint to start from a file")
 
 
+REFUSED_RETRY_S = 5.0  # how often a SuperNode the cloud refused is tried again
+ACTIVATION_REFUSED = "Failed to activate SuperNode"  # Flower's words for a refused node key
+
+
+def supernode_refusal(supernode_log: Path, offset: int, authenticated: bool) -> str:
+    """Why the cloud refused the SuperNode whose output began at ``offset`` of ``supernode_log``, in
+    words for an operator ("" if it was not refused)."""
+    try:
+        with supernode_log.open("rb") as handle:
+            handle.seek(offset)
+            text = handle.read(1 << 20).decode(errors="replace")
+    except OSError:
+        return ""
+    if ACTIVATION_REFUSED not in text:
+        return ""
+    if not authenticated:
+        return "the cloud refused this SuperNode (Failed to activate SuperNode)"
+    return ("the cloud refused this edge's node key: either it is not registered there (fedvst cloud serve "
+            "--node-key KEY.pub), or the cloud still counts this edge's previous SuperNode as online because it "
+            "was killed without signing off; Flower frees it 60 s after its last heartbeat")
+
+
 class EdgeServer:
     """The running edge: gRPC server + optional SuperNode process."""
 
@@ -194,19 +216,23 @@ class EdgeServer:
         env = guard_flower_children(self.settings.data_dir,
                                     {**os.environ, "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1"})
         delay = 1.0
+        supernode_log = self.settings.data_dir / "supernode.log"
         while not self._stopped.is_set():
             started = time.monotonic()
+            offset = supernode_log.stat().st_size if supernode_log.exists() else 0
             with self._supernode_lock:
                 if self._stopped.is_set():
                     return
-                self.supernode = start_child(self.supernode_command(), self.settings.data_dir / "supernode.log",
-                                             env=env)
+                self.supernode = start_child(self.supernode_command(), supernode_log, env=env)
             code = self.supernode.wait()
             if self._stopped.is_set():
                 return
             delay = 1.0 if time.monotonic() - started > 60 else min(delay * 2, 30.0)
-            log.warning("SuperNode exited with %s; restarting in %.0f s (see %s)", code, delay,
-                        self.settings.data_dir / "supernode.log")
+            why = supernode_refusal(supernode_log, offset, bool(self.settings.node_private_key))
+            if why:  # retried often: the refusal ends when the cloud's view of this edge expires
+                delay = min(delay, REFUSED_RETRY_S)
+            log.warning("SuperNode exited with %s%s; restarting in %.0f s (see %s)", code,
+                        f": {why}" if why else "", delay, supernode_log)
             self._stopped.wait(delay)
 
     def stop(self, grace_s: float = 5.0) -> None:

@@ -215,3 +215,20 @@ def test_odd_requests_get_one_clear_answer(tmp_path, checkpoint, photos, caplog)
         assert phone.stored == 1 and len(edge.store.frames()) == 1
     finally:
         edge.stop()
+
+
+def test_a_refused_supernode_is_explained_and_only_its_own_output_is_read(tmp_path):
+    from edge_client.server import supernode_refusal
+
+    log = tmp_path / "supernode.log"
+    log.write_text("ERROR : Failed to activate SuperNode.\n")  # an earlier start's refusal
+    offset = log.stat().st_size
+    with log.open("a") as handle:
+        handle.write("INFO : Starting Flower SuperNode\nINFO : connected\n")
+    assert supernode_refusal(log, offset, authenticated=True) == ""  # this start was not refused
+    with log.open("a") as handle:
+        handle.write("grpc._channel._InactiveRpcError: FAILED_PRECONDITION: Failed to activate SuperNode.\n")
+    why = supernode_refusal(log, offset, authenticated=True)
+    assert "not registered there (fedvst cloud serve --node-key KEY.pub)" in why
+    assert "60 s after its last heartbeat" in why
+    assert supernode_refusal(tmp_path / "missing.log", 0, authenticated=True) == ""
