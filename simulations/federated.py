@@ -307,6 +307,13 @@ def stop_ray() -> None:
         ray.shutdown()
 
 
+def images_per_edge(round_number: int, images_per_sync: int, sampled: int, edges: int) -> float | int:
+    """Images each edge has trained on after ``round_number`` rounds, on average: with K of N edges
+    sampled per round, an edge trains in K/N of them (a whole number when every edge trains)."""
+    images = round_number * images_per_sync * sampled / edges
+    return int(images) if images.is_integer() else round(images, 3)
+
+
 @dataclass
 class RunResult:
     """One (seed, N) run: its CSV rows and what it cost."""
@@ -364,7 +371,8 @@ def run_one(edges: int, out: Path, profile: Profile, initial: Path, heldout: Pat
         if "heldout_total" not in metrics:
             continue
         rows.append({"seed": seed, "edges": edges, "round": entry["round"],
-                     "images_per_edge": entry["round"] * profile.images_per_sync,
+                     "images_per_edge": images_per_edge(entry["round"], profile.images_per_sync, sampled or edges,
+                                                        edges),
                      "total": metrics["heldout_total"], "content": metrics["heldout_content"],
                      "style": metrics["heldout_style"], "wall_seconds": entry["wall_seconds"],
                      "event": "; ".join(marks.get(entry["round"], [])), "nodes": len(entry["nodes"])})

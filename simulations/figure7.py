@@ -112,7 +112,7 @@ def plot(rows: list[dict], path: Path, window: int = 3, target: float | None = N
             ax.axhline(target, color="grey", linestyle="--", linewidth=1, label=f"target {target:.3f}")
         over = f"mean of {len(seeds)} seeds, band min–max" if len(seeds) > 1 else f"seed {seeds[0]}"
         ax.set_title(f"{key} loss (held-out, {window}-round mean)\n{over}", fontsize=9)
-        ax.set_xlabel("images trained per edge")
+        ax.set_xlabel("images trained per edge (mean over the edges)")
         ax.grid(alpha=0.3)
     axes[0].legend()
     fig.tight_layout()

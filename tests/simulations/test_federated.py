@@ -12,6 +12,7 @@ from simulations.federated import (
     SLICES,
     edge_seed,
     edge_slices,
+    images_per_edge,
     main,
     sampled_edges,
     server_learning_rate,
@@ -97,6 +98,12 @@ def test_seeds_give_a_mean_curve_a_min_max_band_and_spread_of_images_to_target(t
     assert final_loss(rows, window=1)["2"] == {"mean": pytest.approx(5 / 3), "min": 1, "max": 2}
     plot(rows, tmp_path / "figure7.png", window=1, target=3)
     assert (tmp_path / "figure7.png").stat().st_size > 10_000
+
+
+def test_with_sampling_the_images_per_edge_are_the_mean_over_all_edges():
+    assert images_per_edge(3, 16, 4, 4) == 48  # every edge trains every round
+    assert images_per_edge(4, 8, 4, 100) == 1.28  # each of 100 edges trains in 4 % of the rounds
+    assert images_per_edge(5, 8, 4, 16) == 10
 
 
 def test_sample_is_a_count_capped_at_n_or_a_fraction_of_it():
