@@ -243,11 +243,13 @@ def make_server_app(settings: dict) -> ServerApp:
 RAY_CONNECT_S = 10.0  # per check of a --ray-address; the whole refusal stays well under 30 s
 
 
-def check_ray_address(address: str, timeout_s: float = RAY_CONNECT_S) -> None:
+def check_ray_address(address: str, timeout_s: float | None = None) -> None:
     """RuntimeError (one line, naming ``address``) unless a gRPC server (a Ray head's GCS) answers
-    at HOST:PORT. ``ray.init`` itself retries an unreachable address for minutes."""
+    at HOST:PORT within ``timeout_s`` (default RAY_CONNECT_S) for each of the TCP connection and the
+    gRPC handshake. ``ray.init`` itself retries an unreachable address for minutes."""
     import grpc
 
+    timeout_s = RAY_CONNECT_S if timeout_s is None else timeout_s
     host, sep, port = address.rpartition(":")
     if not sep or not host or not port.isdigit():
         raise ValueError(f"--ray-address takes the head's HOST:PORT (its GCS port, 6379 by default), got {address!r}")

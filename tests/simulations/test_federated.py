@@ -150,7 +150,8 @@ def test_a_request_the_run_could_not_honour_is_refused_before_anything_runs(tmp_
     assert not out.exists()
 
 
-def test_an_unreachable_ray_address_is_refused_in_one_line_naming_it(tmp_path, capsys):
+def test_an_unreachable_ray_address_is_refused_in_one_line_naming_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("simulations.federated.RAY_CONNECT_S", 2.0)  # the silent listener is waited for this long
     closed = free_port()
     with socket.socket() as silent:  # accepts connections but is not a Ray head: it never answers
         silent.bind(("127.0.0.1", 0))
