@@ -1,6 +1,8 @@
 """Addresses and ports a server or client is handed, and a server's hold on its data folder."""
 
+import signal
 import socket
+import sys
 
 import pytest
 
@@ -68,3 +70,26 @@ def test_a_tls_mismatch_is_named_as_one(tmp_path):
     finally:
         tls_server.stop(0)
         plain_server.stop(0)
+
+
+def test_flowers_own_children_are_started_through_shims_that_exec_the_real_program(tmp_path):
+    import os
+    import subprocess
+
+    from fedvst.processes import FLOWER_CHILDREN, flower_executable, guard_flower_children
+
+    env = guard_flower_children(tmp_path, {"PATH": os.environ["PATH"]})
+    again = guard_flower_children(tmp_path, env)  # a second start finds its own shims on PATH
+    shims = tmp_path / "bin"
+    assert env["PATH"].split(os.pathsep)[0] == str(shims)
+    for name in FLOWER_CHILDREN:
+        text = (shims / name).read_text()
+        assert f'-m fedvst.processes "{flower_executable(name)}"' in text and str(shims) not in text
+        assert os.access(shims / name, os.X_OK)
+    assert again["PATH"].split(os.pathsep)[:2] == [str(shims), str(shims)]
+    # what a shim execs through runs with the parent-death signal set to SIGKILL (prctl PR_GET_PDEATHSIG)
+    ask = ("import ctypes; v = ctypes.c_int(); ctypes.CDLL(None).prctl(2, ctypes.byref(v), 0, 0, 0); "
+           "print(v.value)")
+    told = subprocess.run([sys.executable, "-m", "fedvst.processes", sys.executable, "-c", ask], capture_output=True,
+                          text=True, timeout=60)
+    assert told.stdout.strip() == str(int(signal.SIGKILL))
