@@ -179,7 +179,7 @@ def test_kill_9_during_uploads_loses_no_acknowledged_frame(tmp_path, checkpoint,
     try:
         with sqlite3.connect(data_dir / "index.sqlite3") as db:
             assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        store = FrameStore(data_dir)
+        store = FrameStore(data_dir, readonly=True)  # the restarted edge is the writer
         stored = {f.sha256 for f in store.frames()}
         assert set(acknowledged) <= stored
         for image in store.frames():
