@@ -156,11 +156,12 @@ def test_tls_and_node_authentication_refuse_an_unregistered_edge(tmp_path, small
     cloud_dir = tmp_path / "cloud"
     port, registry_port = procs.free_port(), procs.free_port()
     logs = [tmp_path / "cloud.log", cloud_dir / "logs" / "superlink.log"]
+    (tmp_path / "token").write_text("deploy-token-0123456789abcdef\n")
     # relative paths, as docs/deploy.md writes them: the SuperLink runs in another working directory
     cloud_args = ["cloud", "serve", "--data-dir", "cloud", "--port", str(port), "--registry-port", str(registry_port),
                   "--rounds", "1", "--images-per-round", "4", "--initial-checkpoint", str(initial), "--run-config",
                   "base-size=32", "--run-config", "eval-images=2", "--tls-cert", "certs/server.crt", "--tls-key",
-                  "certs/server.key", "--tls-ca", "certs/ca.crt", "--node-key",
+                  "certs/server.key", "--tls-ca", "certs/ca.crt", "--token-file", "token", "--node-key",
                   str(keys[0][1].relative_to(tmp_path))]
     cloud = procs.start(cloud_args, logs[0], cwd=tmp_path)
     edges = []
@@ -174,15 +175,20 @@ def test_tls_and_node_authentication_refuse_an_unregistered_edge(tmp_path, small
             edges.append(procs.start(["edge", "serve", "--port", str(procs.free_port()), "--supernode-port",
                                       str(procs.free_port()), "--data-dir", str(data_dir), "--cloud",
                                       f"127.0.0.1:{port}", "--registry", f"127.0.0.1:{registry_port}",
-                                      "--tls-ca", str(certs / "ca.crt"), "--node-key", str(keys[i][0])], log))
+                                      "--tls-ca", str(certs / "ca.crt"), "--node-key", str(keys[i][0]),
+                                      "--token-file", str(tmp_path / "token")], log))
         wait_for(lambda: (cloud_dir / "checkpoints" / "round_000001.json").exists(), 300, "round 1", logs)
         assert len(round_meta(cloud_dir, 1)["nodes"]) == 1  # only the registered edge took part
         superlink_log = logs[1].read_text()
         assert "No SuperNode found with the given public key" in superlink_log
         refused = (tmp_path / "edge1" / "supernode.log").read_text()  # Flower words it either way
         assert "Connection attempt failed" in refused or "Failed to activate SuperNode" in refused
-        # both edges restored their first model from the registry over TLS
+        # both edges restored their first model from the registry over TLS, with the token
         assert all("restored round 0" in (tmp_path / f"edge{i}.log").read_text() for i in range(2))
+        told = subprocess.run([sys.executable, "-m", "fedvst.cli", "status", "--cloud", f"127.0.0.1:{registry_port}",
+                               "--ca", "certs/ca.crt", "--token-file", "token", "--json"], capture_output=True,
+                              text=True, timeout=120, cwd=tmp_path)
+        assert told.returncode == 0 and json.loads(told.stdout)["rounds_done"] == 1, told.stderr
         # killed, the cloud restarts with its own command: the node key is registered already
         procs.stop(cloud, signal.SIGKILL)
         wait_for(lambda: not port_open(port) and not port_open(registry_port), 30, "the killed cloud to go away",
