@@ -296,7 +296,8 @@ def start_ray(cpus: int, attempts: int = 3, address: str | None = None) -> None:
                     os.kill(pid, signal.SIGKILL)
             if attempt == attempts or address is not None:
                 where = f"at {address}" if address is not None else f"in {attempts} tries"
-                raise RuntimeError(f"Ray did not start {where}: {exc}") from exc
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise RuntimeError(f"Ray did not start {where}: {first}") from exc
             log.warning("Ray did not start (%s); trying again", exc)
             time.sleep(2.0 * attempt)
 
