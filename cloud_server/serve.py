@@ -96,9 +96,8 @@ class Cloud:
         return f"{self.settings.host}:{self.settings.port}"
 
     def env(self) -> dict[str, str]:
-        return guard_flower_children(self.root, {**os.environ, "FLWR_HOME": str(self.flwr_home),
-                                                 CLOUD_DIR_ENV: str(self.root),
-                                                 "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1"})
+        return {**os.environ, "FLWR_HOME": str(self.flwr_home), CLOUD_DIR_ENV: str(self.root),
+                "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1"}
 
     def write_connection(self) -> None:
         """The SuperLink connection ``flwr`` uses, in $FLWR_HOME/config.toml."""
@@ -168,7 +167,8 @@ class Cloud:
         # the initial model is round 0 before anything listens, so a restoring edge always finds one
         starting_point(CheckpointStore(self.root / "checkpoints"), str(s.run_config.get("initial-checkpoint", "")),
                        fresh=s.fresh)
-        self.superlink = start_child(self.superlink_command(), self.root / "logs" / "superlink.log", env=self.env(),
+        self.superlink = start_child(self.superlink_command(), self.root / "logs" / "superlink.log",
+                                     env=guard_flower_children(self.root, self.env()),  # its SuperExec, ServerApps
                                      cwd=self.root)
         wait_for_port(s.port, self.superlink, host=s.host, timeout_s=60)
         for key in s.node_public_keys:

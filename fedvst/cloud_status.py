@@ -10,8 +10,7 @@ from typing import Any
 import grpc
 
 from fedvst.protocol import fedvst_pb2, fedvst_pb2_grpc
-from fedvst.protocol.security import call_metadata, open_channel
-from fedvst.remote import tls_hint
+from fedvst.protocol.security import call_metadata, open_channel, tls_hint
 
 
 def fetch_status(address: str, *, token: str | None = None, ca: Path | None = None,

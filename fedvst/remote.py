@@ -12,7 +12,7 @@ from PIL import Image
 from fedvst.backends import BackendBusyError, KeyFrameJob, KeyResult
 from fedvst.protocol import fedvst_pb2, fedvst_pb2_grpc
 from fedvst.protocol.fields import read_field
-from fedvst.protocol.security import RETRY_PUSHBACK, call_metadata, open_channel
+from fedvst.protocol.security import RETRY_PUSHBACK, call_metadata, open_channel, tls_hint
 from stylizer.field import FieldError
 from stylizer.images import decode_image_bytes
 
@@ -43,20 +43,6 @@ def encode_png(image: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
-
-
-def tls_hint(exc: grpc.RpcError, tls: bool, ca_flag: str = "--edge-ca", peer: str = "the edge") -> str:
-    """What a TLS mismatch looks like from a client of ``peer``, said in words ("" when it does not
-    look like one); ``ca_flag`` is the option that names the peer's CA certificate."""
-    if exc.code() != grpc.StatusCode.UNAVAILABLE:
-        return ""
-    details = (exc.details() or "").lower()
-    if not tls and "socket closed" in details:
-        return f" ({peer} closed the connection at once: if it serves TLS, pass {ca_flag} with its CA certificate)"
-    if tls and "handshake failed" in details:
-        return (f" (TLS handshake failed: {peer} may not serve TLS, or its certificate is not signed by the "
-                f"{ca_flag} given)")
-    return ""
 
 
 class RemoteBackend:

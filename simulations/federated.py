@@ -47,6 +47,7 @@ from edge_client.frame_store import FrameStore
 from edge_client.model_slot import slot_path
 from edge_client.server import EdgeSettings, ensure_model
 from fedvst.processes import descendants
+from fedvst.protocol.security import check_address
 from fedvst.samples import sample_photo, sample_video
 from fedvst.video.io import read_frames
 from simulations import figure7
@@ -250,9 +251,11 @@ def check_ray_address(address: str, timeout_s: float | None = None) -> None:
     import grpc
 
     timeout_s = RAY_CONNECT_S if timeout_s is None else timeout_s
-    host, sep, port = address.rpartition(":")
-    if not sep or not host or not port.isdigit():
-        raise ValueError(f"--ray-address takes the head's HOST:PORT (its GCS port, 6379 by default), got {address!r}")
+    try:
+        check_address(address)
+    except ValueError as exc:
+        raise ValueError(f"--ray-address takes the head's HOST:PORT (its GCS port, 6379 by default): {exc}") from None
+    host, _, port = address.rpartition(":")
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
     except OSError as exc:

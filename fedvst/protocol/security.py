@@ -120,6 +120,20 @@ def open_channel(address: str, *, ca: Path | None = None, cert: Path | None = No
     return grpc.secure_channel(address, credentials, options=options)
 
 
+def tls_hint(exc: grpc.RpcError, tls: bool, ca_flag: str = "--edge-ca", peer: str = "the edge") -> str:
+    """What a TLS mismatch looks like from a client of ``peer``, said in words ("" when it does not
+    look like one); ``ca_flag`` is the option that names the peer's CA certificate."""
+    if exc.code() != grpc.StatusCode.UNAVAILABLE:
+        return ""
+    details = (exc.details() or "").lower()
+    if not tls and "socket closed" in details:
+        return f" ({peer} closed the connection at once: if it serves TLS, pass {ca_flag} with its CA certificate)"
+    if tls and "handshake failed" in details:
+        return (f" (TLS handshake failed: {peer} may not serve TLS, or its certificate is not signed by the "
+                f"{ca_flag} given)")
+    return ""
+
+
 def call_metadata(token: str | None) -> tuple[tuple[str, str], ...]:
     """gRPC metadata carrying the bearer token (empty without one)."""
     return ((AUTH_KEY, f"Bearer {token}"),) if token else ()
