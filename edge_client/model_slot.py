@@ -74,6 +74,16 @@ def recover_previous(slot: Path, reason: str) -> bool:
     return True
 
 
+def pair_signature(path: Path) -> tuple[tuple[int, int, int], ...] | None:
+    """Identity of the checkpoint pair on disk now: (inode, mtime ns, size) of the metadata and
+    tensor files; every atomic write changes it. None if either file is missing."""
+    try:
+        stats = [metadata_path(path).stat(), Path(path).stat()]
+    except OSError:
+        return None
+    return tuple((s.st_ino, s.st_mtime_ns, s.st_size) for s in stats)
+
+
 def recorded_sha256(path: Path) -> str | None:
     """The hash the slot's metadata claims (cheap: no tensor read), or None."""
     try:
@@ -96,7 +106,7 @@ class ModelSlot:
         self.sha256: str | None = None
         self.round: int | None = None
         self.swaps = 0
-        self._rejected: str | None = None
+        self._rejected: tuple[tuple[int, int, int], ...] | None = None  # the pair that failed to load
 
     def load(self) -> Stylizer:
         """(Re)load the slot file now; CheckpointError if it is missing or fails verification."""
@@ -118,14 +128,28 @@ class ModelSlot:
     def current_with_hash(self) -> tuple[Stylizer, str]:
         """The stylizer for one request and the sha256 of the model it holds, read together."""
         claimed = recorded_sha256(self.path)
-        if claimed is not None and claimed not in (self.sha256, self._rejected):
-            try:
-                self.load()
-                log.info("model slot: now serving round %s (%s…)", self.round, (self.sha256 or "")[:12])
-            except (CheckpointError, OSError) as exc:
-                self._rejected = claimed
-                log.warning("model slot: new model is unusable (%s); still serving the old one", exc)
+        if claimed is not None and claimed != self.sha256:
+            self._try_swap()
         with self._lock:
             if self._stylizer is None:
                 raise CheckpointError(f"no model loaded from {self.path}")
             return self._stylizer, self.sha256 or ""
+
+    def _try_swap(self, attempts: int = 3) -> None:
+        """Load the slot's newer model. A load that fails while a writer replaces the pair (its
+        signature changed during the read) is retried; one that fails on an unchanged pair is
+        logged once and that pair, not its hash, is skipped until either file is written again."""
+        for _ in range(attempts):
+            before = pair_signature(self.path)
+            if before is None or before == self._rejected:
+                return
+            try:
+                self.load()
+            except (CheckpointError, OSError) as exc:
+                if pair_signature(self.path) != before:
+                    continue  # read during a write: the pair moved under us, so try the new one
+                self._rejected = before
+                log.warning("model slot: new model is unusable (%s); still serving the old one", exc)
+                return
+            log.info("model slot: now serving round %s (%s…)", self.round, (self.sha256 or "")[:12])
+            return

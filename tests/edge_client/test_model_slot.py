@@ -62,3 +62,27 @@ def test_swaps_during_requests_give_whole_answers_from_one_model(tmp_path, encod
         thread.join()
     assert not failures, failures[:3]
     assert set(results) == {0, 1} and slot.swaps >= 2
+
+
+def test_a_pair_read_mid_write_is_not_refused_for_good(tmp_path, encoder_weights, photos):
+    """A load that fails on a half-written pair skips that pair only: once the writer finishes,
+    the same model (same sha256 in its metadata) is served."""
+    from stylizer.checkpoint import metadata_path, write_checkpoint_bytes
+
+    paths = [tmp_path / f"m{seed}.safetensors" for seed in (1, 2)]
+    for seed, path in zip((1, 2), paths, strict=True):
+        torch.manual_seed(seed)
+        save_model(path, build_model(StylizerConfig(decoder_width=0.25, matrix_dim=8), encoder_weights))
+    staging = [load_checkpoint(path) for path in paths]
+    slot_file = tmp_path / "slot" / "current.safetensors"
+    slot_file.parent.mkdir()
+    write_checkpoint_bytes(slot_file, paths[0].read_bytes(), staging[0].metadata)
+    slot = ModelSlot(slot_file, device="cpu", precision="fp32")
+    slot.load()
+    first = slot.sha256
+    # model 2's metadata beside model 1's tensors: what a reader can see while a writer is mid-pair
+    metadata_path(slot_file).write_text(metadata_path(paths[1]).read_text())
+    assert slot.current_with_hash()[1] == first
+    assert slot.current_with_hash()[1] == first  # the bad pair is skipped, not re-read per request
+    write_checkpoint_bytes(slot_file, paths[1].read_bytes(), staging[1].metadata)
+    assert slot.current_with_hash()[1] == staging[1].sha256 != first
