@@ -31,7 +31,7 @@ from cloud_server.server_optimizer import MOMENTUM_FILE, ServerOptimizer
 from cloud_server.status import status_path, write_status
 from cloud_server.store import QUARANTINE, CheckpointStore
 from cloud_server.strategy import AGGREGATORS, FedVstStrategy, RoundLog, make_aggregator
-from stylizer.checkpoint import CheckpointError, load_checkpoint
+from stylizer.checkpoint import CheckpointError, load_checkpoint, state_sha256
 from stylizer.factory import builtin_checkpoint_path
 
 log = logging.getLogger(__name__)
@@ -176,8 +176,9 @@ def run_server(grid: Grid, settings: dict[str, Any]) -> FedVstStrategy | None:
         write_status(status, "waiting", done + 1, min_nodes, line, states)
 
     while not cap or done < cap:
-        ready = wait_until_ready(grid, min_nodes, int(settings["images-per-round"]),
-                                 poll_s=float(settings["ready-poll-s"]), on_poll=waiting)
+        query_config = {k: settings[k] for k in TRAIN_KEYS if k != "eval-images"} | {
+            "global-sha256": state_sha256(current.to_torch_state_dict())}
+        ready = wait_until_ready(grid, min_nodes, query_config, poll_s=float(settings["ready-poll-s"]), on_poll=waiting)
         write_status(status, "training", done + 1, min_nodes,
                      f"training round {done + 1} on {len(ready)} ready edges (nodes {', '.join(map(str, ready))})",
                      [EdgeState(node, True, "ready") for node in ready])

@@ -9,6 +9,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from flwr.app import ConfigRecord, Message, MessageType, RecordDict
 from flwr.serverapp import Grid
@@ -25,13 +26,14 @@ class EdgeState:
     reason: str
 
 
-def query_edges(grid: Grid, needed: int, timeout_s: float = 60.0) -> list[EdgeState]:
-    """Ask every connected edge whether it has ``needed`` new images; edges that fail to answer are
-    reported as not ready."""
+def query_edges(grid: Grid, config: dict[str, Any], timeout_s: float = 60.0) -> list[EdgeState]:
+    """Ask every connected edge whether it is ready: ``config`` carries ``images-per-round``, the
+    other training settings (edges train between syncs with them) and ``global-sha256``, the model
+    their training must have started from. Edges that fail to answer are reported as not ready."""
     nodes = list(grid.get_node_ids())
     if not nodes:
         return []
-    messages = [Message(content=RecordDict({"config": ConfigRecord({"images-per-round": needed})}),
+    messages = [Message(content=RecordDict({"config": ConfigRecord(dict(config))}),
                         dst_node_id=node, message_type=MessageType.QUERY) for node in nodes]
     states = {node: EdgeState(node, False, f"node {node} did not answer") for node in nodes}
     for reply in grid.send_and_receive(messages, timeout=timeout_s):
@@ -55,13 +57,13 @@ def waiting_line(states: list[EdgeState], min_nodes: int) -> str:
     return f"waiting: {ready} of {len(states)} edges ready, {min_nodes} needed ({details})"
 
 
-def wait_until_ready(grid: Grid, min_nodes: int, needed: int, *, poll_s: float,
+def wait_until_ready(grid: Grid, min_nodes: int, config: dict[str, Any], *, poll_s: float,
                      on_poll: Callable[[list[EdgeState], str], None] | None = None) -> list[int]:
     """Block until at least ``min_nodes`` edges are ready; returns their node ids (all ready ones).
     ``on_poll(states, line)`` hears every answer while it waits (line: why no round starts)."""
     last_line, last_logged = "", 0.0
     while True:
-        states = query_edges(grid, needed)
+        states = query_edges(grid, config)
         ready = [s.node for s in states if s.ready]
         if len(ready) >= min_nodes:
             log.info("%d of %d edges ready: starting a round", len(ready), len(states))

@@ -1,15 +1,19 @@
 """Flower ClientApp of an edge (``edge_client.app:app``): Algorithm 2, client side.
 
-query: say whether this edge is ready to sync (``readiness.py``: enough new frames since the
-last sync). train: load the global arrays, train on a sample of the frames phones left here
-(paired with the styles they used), reply with the new arrays, ``num-examples`` and the Eq. 5
-losses; an edge with nothing to train on replies with a Flower error that says why.
+query: say whether this edge is ready to sync (``readiness.py``): its background trainer
+(``local_training.py``) has trained the cloud's current global model on ``images-per-round`` new
+images, or, where no trainer runs (simulations, an edge serving another model), that many new
+frames were kept since the last sync. train: reply with that locally trained model as it is; else
+load the global arrays, train on a sample of the frames phones left here (paired with the styles
+they used), and reply with the new arrays. Either way with ``num-examples`` and the Eq. 5 losses;
+an edge with nothing to train on replies with a Flower error that says why.
 evaluate: put the global model in the edge's model slot so the service serves it (every
 connected edge, whether it trained in the round or not), then report the same losses of it on
 held-out stored frames.
 
 Node config: ``data-dir`` (the edge's data folder), optional ``vgg-weights``,
-``train-threads``. In simulations, ``data-root`` + ``partition-id`` pick the folder.
+``train-threads``, ``local-training`` (set by ``fedvst edge serve``: a background trainer runs).
+In simulations, ``data-root`` + ``partition-id`` pick the folder.
 """
 
 from __future__ import annotations
@@ -24,25 +28,24 @@ import numpy as np
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context, Error, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
-from safetensors.torch import load as load_safetensors
 
-from edge_client.frame_store import FrameStore, is_held_out, load_images
+from edge_client.frame_store import FrameStore
 from edge_client.load_signal import LoadSignal, lower_priority
-from edge_client.model_slot import install_model, slot_path
+from edge_client.local_training import (
+    local_reply,
+    read_local,
+    restore_optimizer,
+    save_optimizer,
+    save_settings,
+    stored_pairs,
+)
+from edge_client.model_slot import install_model, recorded_sha256, slot_path
 from edge_client.readiness import commit_sync, propose_sync, readiness
-from stylizer.atomic_io import atomic_write_bytes
-from stylizer.checkpoint import tensor_bytes
+from stylizer.checkpoint import state_sha256
 from stylizer.device import pick_device
 from stylizer.factory import model_from_description
 from stylizer.model import StylizerNet
-from stylizer.training import (
-    PairSampler,
-    evaluate,
-    load_optimizer_state,
-    make_optimizer,
-    optimizer_state_tensors,
-    train_step,
-)
+from stylizer.training import PairSampler, evaluate, make_optimizer, train_step
 
 log = logging.getLogger(__name__)
 app = ClientApp()
@@ -68,44 +71,6 @@ def global_model(msg: Message, context: Context) -> StylizerNet:
                                   allow_download=False)
 
 
-def stored_pairs(store: FrameStore, held_out: bool) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Decoded (contents, styles) of the training or the held-out split."""
-    everything = store.frames()
-    frames = [f for f in everything if is_held_out(f) == held_out]
-    if held_out and not frames:
-        log.warning("no held-out frames on this edge yet: evaluating on all %d stored frames", len(everything))
-        frames = everything
-    styles = store.styles()
-    if not frames or not styles:
-        split = "held-out" if held_out else "training"
-        raise ValueError(f"edge has no {split} frames or no styles stored yet ({len(frames)} frames, "
-                         f"{len(styles)} styles)")
-    return load_images(frames), load_images(styles)
-
-
-def optimizer_path(data_dir: Path) -> Path:
-    """Where an edge keeps its Adam moments between rounds (edges are long-lived servers)."""
-    return data_dir / "model" / "optimizer.safetensors"
-
-
-def restore_optimizer(optimizer: torch.optim.Optimizer, data_dir: Path) -> None:
-    """Continue from this edge's Adam moments of the last round, if they fit."""
-    path = optimizer_path(data_dir)
-    if not path.is_file():
-        return
-    try:
-        restored = load_optimizer_state(optimizer, load_safetensors(path.read_bytes()))
-    except Exception as exc:
-        log.warning("ignoring unreadable optimizer state %s: %s", path, exc)
-        return
-    if not restored:
-        log.warning("optimizer state %s does not fit this model; starting Adam afresh", path)
-
-
-def save_optimizer(optimizer: torch.optim.Optimizer, data_dir: Path) -> None:
-    atomic_write_bytes(optimizer_path(data_dir), tensor_bytes(optimizer_state_tensors(optimizer)))
-
-
 NOT_READY = 4001  # Flower error code of a train reply from an edge with nothing to train on
 
 
@@ -114,14 +79,30 @@ def _not_ready(msg: Message, reason: str) -> Message:
     return Message(Error(NOT_READY, f"not ready: {reason}"), reply_to=msg)
 
 
+def trained_since_sync(context: Context, data_dir: Path, global_sha256: str) -> int | None:
+    """Images this edge's background trainer has trained on since the last sync, when it trains the
+    cloud's current global model (its slot serves it); None where no trainer runs (simulations) or
+    the edge serves another model: then readiness counts new frames and the train message trains."""
+    if not context.node_config.get("local-training") or not global_sha256:
+        return None
+    if recorded_sha256(slot_path(data_dir)) != global_sha256:
+        return None
+    local = read_local(data_dir)
+    return local.images_trained if local is not None and local.base_sha256 == global_sha256 else 0
+
+
 @app.query()
 def query(msg: Message, context: Context) -> Message:
-    """Readiness: new training frames since the last sync, against the images a sync needs."""
+    """Readiness: images trained on (or, without a trainer, new frames) since the last sync, against
+    the images a sync needs. Keeps the cloud's training settings for the trainer."""
     data_dir = edge_dir(context)
-    needed = int(msg.content["config"].get("images-per-round", 64))
+    config = msg.content["config"]
+    needed = int(config.get("images-per-round", 64))
+    save_settings(data_dir, dict(config))
+    trained = trained_since_sync(context, data_dir, str(config.get("global-sha256", "")))
     store = FrameStore(data_dir, readonly=True)
     try:
-        state = readiness(store, data_dir, needed)
+        state = readiness(store, data_dir, needed, trained=trained)
     finally:
         store.close()
     return Message(content=RecordDict({
@@ -137,13 +118,31 @@ def _reply(msg: Message, arrays: ArrayRecord | None, metrics: dict[str, float]) 
     return Message(content=content, reply_to=msg)
 
 
+def reply_with_local(msg: Message, data_dir: Path, round_number: int) -> Message | None:
+    """The train reply from what the background trainer learned on the global model the message
+    carries, as it is now; None if it has nothing for that model."""
+    found = local_reply(data_dir, state_sha256(msg.content["arrays"].to_torch_state_dict()))
+    if found is None:
+        return None
+    checkpoint, local = found
+    log.info("edge %s round %d: replying with what it trained between syncs (%d images, loss %.4f)", data_dir.name,
+             round_number, local.images_trained, local.losses.get("train_total", float("nan")))
+    propose_sync(data_dir, local.frames_until, round_number)
+    return _reply(msg, ArrayRecord(checkpoint.state), {"num-examples": local.images_trained, **local.losses})
+
+
 @app.train()
 def train(msg: Message, context: Context) -> Message:
-    """Retrain the global model on this edge's stored frames."""
-    torch.set_num_threads(int(context.node_config.get("train-threads", 1)))
-    lower_priority(int(context.node_config.get("train-nice", 10)))
+    """Reply with the model trained between syncs, else retrain the global model on this edge's
+    stored frames now."""
     config = msg.content["config"]
     data_dir = edge_dir(context)
+    round_number = int(config.get("global-round", config.get("server-round", 0)))
+    replied = reply_with_local(msg, data_dir, round_number)
+    if replied is not None:
+        return replied
+    torch.set_num_threads(int(context.node_config.get("train-threads", 1)))
+    lower_priority(int(context.node_config.get("train-nice", 10)))
     training_began = time.time()
     store = FrameStore(data_dir, readonly=True)
     try:
@@ -156,7 +155,6 @@ def train(msg: Message, context: Context) -> Message:
     batch_size = int(config.get("batch-size", 2))
     images = int(config.get("images-per-round", 64))
     steps = max(1, images // batch_size)
-    round_number = int(config.get("global-round", config.get("server-round", 0)))
     seed = int(context.node_config.get("seed", 0)) * 100_003 + round_number
     sampler = PairSampler(contents, styles, base_size=int(config.get("base-size", 64)), seed=seed)
     optimizer = make_optimizer(model, lr=float(config.get("learning-rate", 1e-4)))

@@ -58,12 +58,14 @@ def image_suffix(data: bytes) -> str:
 
 @dataclass(frozen=True)
 class StoredImage:
-    """An indexed image: row id, content hash, file path, size on disk."""
+    """An indexed image: row id, content hash, file path, size on disk, when it was kept (epoch s;
+    0 where the caller did not read it)."""
 
     id: int
     sha256: str
     path: Path
     bytes: int
+    created: float = 0.0
 
 
 @dataclass
@@ -308,9 +310,9 @@ class FrameStore:
     def _list(self, table: str, created_after: float | None = None) -> list[StoredImage]:
         where, params = ("WHERE created > ?", (created_after,)) if created_after is not None else ("", ())
         with self._lock:
-            rows = self._db.execute(f"SELECT id, sha256, path, bytes FROM {table} {where} ORDER BY id",
+            rows = self._db.execute(f"SELECT id, sha256, path, bytes, created FROM {table} {where} ORDER BY id",
                                     params).fetchall()
-        return [StoredImage(r[0], r[1], self.root / r[2], r[3]) for r in rows]
+        return [StoredImage(r[0], r[1], self.root / r[2], r[3], float(r[4])) for r in rows]
 
     def frames(self) -> list[StoredImage]:
         """Every indexed frame, oldest first."""

@@ -288,6 +288,9 @@ def edge_serve(
         min=1, help="close a Stylize stream that sends nothing for this long (s)")] = 30.0,
     initial_checkpoint: Annotated[Path | None, typer.Option(help="model to start with if none is local")] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:N (default: auto)")] = None,
+    train_between_syncs: Annotated[bool, typer.Option(
+        help="with --cloud: train on new frames as they arrive, at idle priority, so a sync sends what was "
+             "learned (off: each train message trains)")] = True,
 ) -> None:
     """Start an edge server (stops cleanly on SIGTERM)."""
     from edge_client.server import EdgeSettings, serve
@@ -310,6 +313,7 @@ def edge_serve(
                            tls_key=tls_key, tls_ca=tls_ca, token_file=token_file, node_private_key=node_key,
                            quota_bytes=int(quota_gb * (1 << 30)), device=device,
                            initial_checkpoint=initial_checkpoint, supernode_port=supernode_port,
+                           local_training=train_between_syncs,
                            limits=Limits(capacity=capacity, streams_per_peer=streams_per_peer,
                                          stream_idle_s=stream_idle_s)))
     except (ValueError, OSError) as exc:
@@ -328,7 +332,8 @@ def cloud_serve(
     min_nodes: Annotated[int, typer.Option(
         min=1, help="edges that must be ready for a round to start, and valid replies for it to count")] = 1,
     images_per_round: Annotated[int, typer.Option(
-        min=1, help="new images an edge needs since its last sync to be ready; it trains on this many")] = 64,
+        min=1, help="images an edge must have trained on since its last sync (one per new frame) to be ready")]
+    = 64,
     aggregator: Annotated[str, typer.Option(help="fedavg, trimmed-mean or krum")] = "fedavg",
     server_lr: Annotated[float, typer.Option(help="FedAvgM server learning rate η (1 = plain average)")] = 1.0,
     server_momentum: Annotated[float, typer.Option(help="FedAvgM momentum β in [0, 1)")] = 0.0,

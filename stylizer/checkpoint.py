@@ -52,6 +52,11 @@ def tensor_bytes(state: dict[str, torch.Tensor]) -> bytes:
     return save_safetensors({k: v.detach().to("cpu").contiguous() for k, v in sorted(state.items())})
 
 
+def state_sha256(state: dict[str, torch.Tensor]) -> str:
+    """sha256 of ``state``'s canonical tensor bytes: what a checkpoint of it records as its sha256."""
+    return hashlib.sha256(tensor_bytes(state)).hexdigest()
+
+
 def save_checkpoint(path: Path, state: dict[str, torch.Tensor], metadata: dict[str, Any]) -> str:
     """Write ``state`` + ``metadata`` atomically at ``path`` (.safetensors); returns the sha256."""
     path = Path(path)
@@ -61,7 +66,7 @@ def save_checkpoint(path: Path, state: dict[str, torch.Tensor], metadata: dict[s
         if value.dtype.is_floating_point and not torch.isfinite(value).all():
             raise CheckpointError(f"refusing to save checkpoint: tensor {key} contains NaN or Inf")
     data = tensor_bytes(state)
-    digest = hashlib.sha256(data).hexdigest()
+    digest = hashlib.sha256(data).hexdigest()  # = state_sha256(state), without serializing twice
     record = dict(metadata)
     record.update({
         "format_version": FORMAT_VERSION,
