@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
+import sys
 import threading
 import time
 from concurrent import futures
@@ -25,6 +26,7 @@ from edge_client.load_signal import LoadSignal
 from edge_client.model_slot import ModelSlot, recover_previous, slot_path
 from edge_client.restore import RegistryUnavailableError, fetch_model
 from edge_client.service import SERVICE, Limits, StylizerService
+from edge_client.supernode_signoff import last_node_id, sign_off
 from fedvst.processes import (
     DataDirLock,
     check_listenable,
@@ -68,6 +70,7 @@ class EdgeSettings:
     limits: Limits | None = None
     initial_checkpoint: Path | None = None
     restore_wait_s: float = 30.0  # how long to wait for an unreachable or empty registry
+    local_training: bool = True  # with a cloud: train between syncs in a background process
 
     def __post_init__(self) -> None:
         # the SuperNode and the ClientApp run in other working directories: every path is absolute
@@ -182,7 +185,8 @@ class EdgeServer:
                 raise OSError(f"SuperNode port: {exc}") from None
             self.supernode_command()  # a missing key half is refused now, not in the supervisor thread
         self.supernode: subprocess.Popen | None = None
-        self._supernode_lock = threading.Lock()
+        self.trainer: subprocess.Popen | None = None
+        self._children_lock = threading.Lock()
         self._stopped = threading.Event()
 
     @property
@@ -192,8 +196,10 @@ class EdgeServer:
 
     def supernode_command(self) -> list[str]:
         settings = self.settings
+        node_config = f"data-dir='{settings.data_dir.resolve()}'" + (" local-training=true" if self.trains_locally
+                                                                      else "")
         command = [flower_executable("flower-supernode"), "--superlink", str(settings.cloud), "--node-config",
-                    f"data-dir='{settings.data_dir.resolve()}'",
+                   node_config,
                     "--port", str(self.supernode_port)]
         command += ["--root-certificates", str(settings.tls_ca)] if settings.tls_ca else ["--insecure"]
         if settings.node_private_key:
@@ -205,10 +211,39 @@ class EdgeServer:
                         "--auth-supernode-public-key", str(public)]
         return command
 
+    @property
+    def trains_locally(self) -> bool:
+        """Whether a background trainer trains between syncs (only an edge that syncs with a cloud)."""
+        return bool(self.settings.cloud) and self.settings.local_training
+
+    def trainer_command(self) -> list[str]:
+        command = [sys.executable, "-m", "edge_client.local_training", "--data-dir", str(self.settings.data_dir)]
+        return command + (["--device", self.settings.device] if self.settings.device else [])
+
     def start(self) -> None:
         self.server.start()
         if self.settings.cloud:
             threading.Thread(target=self._supervise_supernode, daemon=True, name="supernode").start()
+        if self.trains_locally:
+            threading.Thread(target=self._supervise_trainer, daemon=True, name="trainer").start()
+
+    def _supervise_trainer(self) -> None:
+        """Keep the background trainer (``edge_client.local_training``) running while the edge runs;
+        restart it, with back-off, if it dies. It saves its work on SIGTERM and every 30 s."""
+        delay = 1.0
+        trainer_log = self.settings.data_dir / "trainer.log"
+        while not self._stopped.is_set():
+            started = time.monotonic()
+            with self._children_lock:
+                if self._stopped.is_set():
+                    return
+                self.trainer = start_child(self.trainer_command(), trainer_log)
+            code = self.trainer.wait()
+            if self._stopped.is_set():
+                return
+            delay = 1.0 if time.monotonic() - started > 60 else min(delay * 2, 60.0)
+            log.warning("local trainer exited with %s; restarting in %.0f s (see %s)", code, delay, trainer_log)
+            self._stopped.wait(delay)
 
     def _supervise_supernode(self) -> None:
         """Keep a SuperNode running while the edge runs: restart it (with back-off) when it exits,
@@ -220,7 +255,8 @@ class EdgeServer:
         while not self._stopped.is_set():
             started = time.monotonic()
             offset = supernode_log.stat().st_size if supernode_log.exists() else 0
-            with self._supernode_lock:
+            self._sign_off_previous(supernode_log)
+            with self._children_lock:
                 if self._stopped.is_set():
                     return
                 self.supernode = start_child(self.supernode_command(), supernode_log, env=env)
@@ -235,14 +271,25 @@ class EdgeServer:
                         f": {why}" if why else "", delay, supernode_log)
             self._stopped.wait(delay)
 
+    def _sign_off_previous(self, supernode_log: Path) -> None:
+        """With node authentication: free this edge's node id on the cloud if its last SuperNode died
+        without signing off, so the next one is activated now, not up to 60 s later."""
+        settings = self.settings
+        node_id = last_node_id(supernode_log) if settings.node_private_key else None
+        if node_id is None or settings.cloud is None or settings.node_private_key is None:
+            return
+        taken, outcome = sign_off(settings.cloud, node_id, settings.node_private_key, settings.tls_ca)
+        log.log(logging.INFO if taken else logging.DEBUG, "SuperNode: %s", outcome)
+
     def stop(self, grace_s: float = 5.0) -> None:
         if self._stopped.is_set():
             return
         self._stopped.set()
         self.health.enter_graceful_shutdown()
-        with self._supernode_lock:
-            if self.supernode is not None:
-                stop_process_group(self.supernode, grace_s=grace_s)
+        with self._children_lock:
+            for child in (self.supernode, self.trainer):
+                if child is not None:
+                    stop_process_group(child, grace_s=grace_s)
         self.server.stop(grace_s).wait()
         self.service.streams.stop()
         self.store.close()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -260,7 +262,14 @@ def test_the_readme_flow_trains_on_the_frames_phones_share(tmp_path, small_model
         assert phone.returncode == 0, phone.stderr
         wait_for(lambda: (checkpoints / "round_000001.json").exists(), 300, "round 1 on the shared frames", logs)
         first = round_meta(cloud_dir, 1)
-        assert len(first["nodes"]) == 2 and sorted(first["examples"].values()) == [4, 4]
+        # each edge trained between syncs, one image per frame the phone left, and its reply sent that
+        # (a train message training itself would have sent exactly --images-per-round)
+        trained = [{int(n) for n in re.findall(r"round 0: (\d+) images trained since the last sync",
+                                               (tmp_path / f"edge{i}" / "trainer.log").read_text())}
+                   for i in range(2)]
+        examples = sorted(first["examples"].values())
+        assert len(first["nodes"]) == 2 and min(examples) >= 4
+        assert examples in [sorted(pair) for pair in itertools.product(*trained)], (examples, trained)
         for i, edge_port in enumerate(edge_ports):  # both edges hot-swap round 1's model
             slot = tmp_path / f"edge{i}" / "model" / "current.json"
             wait_for(lambda slot=slot: slot.exists() and json.loads(slot.read_text())["sha256"] == first["sha256"],
