@@ -126,3 +126,10 @@ def test_an_edge_trains_between_syncs_and_its_sync_sends_what_it_learned(tmp_pat
     # a restarted trainer resumes what was saved rather than starting over
     resumed = LocalTrainer(data_dir, device="cpu")
     assert resumed.run_pass() == 0 and resumed.images_trained == trainer.images_trained
+
+    # a damaged local model is never sent (the message trains itself), and the trainer starts afresh
+    local_path(data_dir).write_bytes(b"damaged")
+    fallback = train(message(MessageType.TRAIN, round_4, description, 5), context)
+    assert fallback.content["metrics"]["num-examples"] == SETTINGS["images-per-round"]
+    afresh = LocalTrainer(data_dir, device="cpu")
+    assert afresh.run_pass() == more - more % 2 and read_local(data_dir).images_trained == more - more % 2
