@@ -138,9 +138,10 @@ def train(msg: Message, context: Context) -> Message:
     config = msg.content["config"]
     data_dir = edge_dir(context)
     round_number = int(config.get("global-round", config.get("server-round", 0)))
-    replied = reply_with_local(msg, data_dir, round_number)
-    if replied is not None:
-        return replied
+    if context.node_config.get("local-training"):  # else (simulations, --no-train-between-syncs) train here
+        replied = reply_with_local(msg, data_dir, round_number)
+        if replied is not None:
+            return replied
     torch.set_num_threads(int(context.node_config.get("train-threads", 1)))
     lower_priority(int(context.node_config.get("train-nice", 10)))
     training_began = time.time()

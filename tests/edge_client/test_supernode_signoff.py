@@ -9,8 +9,8 @@ from fedvst.processes import free_port
 def test_the_last_logged_node_id_is_the_one_signed_off(tmp_path):
     log = tmp_path / "supernode.log"
     assert last_node_id(log) is None  # no SuperNode ever ran here
-    log.write_bytes(b"\x1b[92mINFO \x1b[0m:      SuperNode ID: 11\nrestarting\n\x1b[92mINFO \x1b[0m:      SuperNode ID: "
-                    b"13261745126345029801\n\xff\xfe not text\n")
+    log.write_bytes(b"\x1b[92mINFO \x1b[0m:      SuperNode ID: 11\nrestarting\n"
+                    b"\x1b[92mINFO \x1b[0m:      SuperNode ID: 13261745126345029801\n\xff\xfe not text\n")
     assert last_node_id(log) == 13261745126345029801
 
 
