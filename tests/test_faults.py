@@ -339,7 +339,9 @@ def test_kill_9_of_an_edge_in_the_middle_of_a_round(tmp_path, checkpoint, photos
                          str(registry_port), "--rounds", "4", "--min-nodes", "1", "--images-per-round", "16",
                          "--initial-checkpoint", str(checkpoint), "--run-config", "base-size=32",
                          "--run-config", "eval-images=2", "--run-config", "ready-poll-s=2"], cloud_log)
-    edge_args = ["--cloud", f"127.0.0.1:{port}", "--registry", f"127.0.0.1:{registry_port}"]
+    # the round's train message trains (no background trainer), so the kill lands in the ClientApp's training
+    edge_args = ["--cloud", f"127.0.0.1:{port}", "--registry", f"127.0.0.1:{registry_port}",
+                 "--no-train-between-syncs"]
     logs = [cloud_log, tmp_path / "edge.log", data_dir / "supernode.log", cloud_dir / "logs" / "superlink.log"]
     edge = None
     try:

@@ -113,8 +113,8 @@ def test_two_edges_two_rounds_then_the_cloud_dies_and_resumes(tmp_path, small_mo
             log = tmp_path / f"edge{i}.log"
             logs += [log, data_dir / "supernode.log"]
             edges.append(procs.start(["edge", "serve", "--port", str(edge_port), "--data-dir", str(data_dir),
-                                      "--cloud", f"127.0.0.1:{port}", "--registry", f"127.0.0.1:{registry_port}"],
-                                     log))
+                                      "--cloud", f"127.0.0.1:{port}", "--registry", f"127.0.0.1:{registry_port}",
+                                      "--no-train-between-syncs"], log))  # static stores: each round trains
         checkpoints = cloud_dir / "checkpoints"
         wait_for(lambda: (checkpoints / "round_000002.json").exists(), 300, "round 2", logs)
         first, second = round_meta(cloud_dir, 1), round_meta(cloud_dir, 2)
@@ -146,8 +146,11 @@ def test_two_edges_two_rounds_then_the_cloud_dies_and_resumes(tmp_path, small_mo
 
 
 @pytest.mark.slow
-def test_tls_and_node_authentication_refuse_an_unregistered_edge(tmp_path, small_model):
+def test_tls_and_node_authentication_refuse_an_unregistered_edge(tmp_path, small_model, photos):
+    """docs/deploy.md's configuration: a phone shares frames with the registered edge over TLS with
+    the token; that edge trains on them and syncs, the unregistered one is refused."""
     from cloud_server.make_certs import make_ca_and_server, make_node_keys
+    from tests.fedvst.clips import camera_clip, write_clip
 
     certs = tmp_path / "certs"
     certs.mkdir()
@@ -169,18 +172,35 @@ def test_tls_and_node_authentication_refuse_an_unregistered_edge(tmp_path, small
     edges, edge_args = [], []
     try:
         procs.wait_port(registry_port, cloud, log=logs[0])
+        phone_port = procs.free_port()
         for i, names in enumerate(EDGE_PHOTOS):
             data_dir = tmp_path / f"edge{i}"
-            fill_edge(data_dir, names)
+            if i:  # the unregistered edge has frames of its own: it is refused for its key, not idle
+                fill_edge(data_dir, names)
             log = tmp_path / f"edge{i}.log"
             logs += [log, data_dir / "supernode.log"]
-            edge_args.append(["edge", "serve", "--port", str(procs.free_port()), "--supernode-port",
-                              str(procs.free_port()), "--data-dir", str(data_dir), "--cloud", f"127.0.0.1:{port}",
-                              "--registry", f"127.0.0.1:{registry_port}", "--tls-ca", str(certs / "ca.crt"),
-                              "--node-key", str(keys[i][0]), "--token-file", str(tmp_path / "token")])
+            edge_args.append(["edge", "serve", "--port", str(phone_port if i == 0 else procs.free_port()),
+                              "--supernode-port", str(procs.free_port()), "--data-dir", str(data_dir), "--cloud",
+                              f"127.0.0.1:{port}", "--registry", f"127.0.0.1:{registry_port}", "--tls-ca",
+                              str(certs / "ca.crt"), "--node-key", str(keys[i][0]), "--token-file",
+                              str(tmp_path / "token")]
+                             + (["--tls-cert", str(certs / "server.crt"), "--tls-key", str(certs / "server.key")]
+                                if i == 0 else []))
             edges.append(procs.start(edge_args[-1], log))
+        procs.wait_port(phone_port, edges[0], log=logs[2])
+        write_clip(tmp_path / "clip.mp4", camera_clip(photos["astronaut"], 16, (3.0, 1.0), (96, 160)))
+        Image.fromarray(photos["coffee"]).save(tmp_path / "style.png")
+        phone = subprocess.run([sys.executable, "-m", "fedvst.cli", "stylize", "clip.mp4", "--style", "style.png",
+                                "-o", "out.mp4", "--edge", f"127.0.0.1:{phone_port}", "--edge-ca", "certs/ca.crt",
+                                "--edge-token-file", "token", "--share-frames", "--keyframes", "interval",
+                                "--interval", "1"], capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                               env={**os.environ, "FEDVST_OFFLINE": "1"})
+        assert phone.returncode == 0, phone.stderr
         wait_for(lambda: (cloud_dir / "checkpoints" / "round_000001.json").exists(), 300, "round 1", logs)
-        assert len(round_meta(cloud_dir, 1)["nodes"]) == 1  # only the registered edge took part
+        first = round_meta(cloud_dir, 1)
+        assert len(first["nodes"]) == 1  # only the registered edge took part, on what the phone shared
+        assert min(first["examples"].values()) >= 4
+        assert "images trained since the last sync" in (tmp_path / "edge0" / "trainer.log").read_text()
         superlink_log = logs[1].read_text()
         assert "No SuperNode found with the given public key" in superlink_log
         refused = (tmp_path / "edge1" / "supernode.log").read_text()  # Flower words it either way
