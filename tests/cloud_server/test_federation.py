@@ -165,7 +165,8 @@ def test_tls_and_node_authentication_refuse_an_unregistered_edge(tmp_path, small
     # relative paths, as docs/deploy.md writes them: the SuperLink runs in another working directory
     cloud_args = ["cloud", "serve", "--data-dir", "cloud", "--port", str(port), "--registry-port", str(registry_port),
                   "--rounds", "1", "--images-per-round", "4", "--initial-checkpoint", str(initial), "--run-config",
-                  "base-size=32", "--run-config", "eval-images=2", "--tls-cert", "certs/server.crt", "--tls-key",
+                  "base-size=32", "--run-config", "eval-images=2", "--run-config", "ready-poll-s=2",
+                  "--tls-cert", "certs/server.crt", "--tls-key",
                   "certs/server.key", "--tls-ca", "certs/ca.crt", "--token-file", "token", "--node-key",
                   str(keys[0][1].relative_to(tmp_path))]
     cloud = procs.start(cloud_args, logs[0], cwd=tmp_path)
