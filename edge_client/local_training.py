@@ -204,22 +204,25 @@ class LocalTrainer:
             return False
         self.base = base
         self.images_trained, self.frames_until, self.loss_sums, self.steps = 0, 0.0, np.zeros(3), 0
-        model = model_from_checkpoint(base, vgg_weights=self.vgg_weights, allow_download=False)
+        model = None
         local = read_local(self.data_dir)
         if local is not None and local.base_sha256 == base.sha256:
             try:
                 checkpoint = load_checkpoint(local_path(self.data_dir))
+                saved = read_local_from(checkpoint.metadata)
                 model = model_from_description(base.metadata, checkpoint.state, vgg_weights=self.vgg_weights,
                                                allow_download=False)
-                saved = read_local_from(checkpoint.metadata)
+            except (CheckpointError, OSError, KeyError, ValueError, RuntimeError) as exc:
+                log.warning("starting local training afresh: %s is unusable (%s)", local_path(self.data_dir), exc)
+            else:
                 self.images_trained, self.frames_until = saved.images_trained, saved.frames_until
                 self.steps = int(checkpoint.metadata.get("steps", 0))
                 self.loss_sums = np.array([saved.losses.get(k, 0.0) for k in ("train_total", "train_content",
                                                                                  "train_style")]) * self.steps
                 log.info("resuming local training on round %s: %d images trained", base.metadata.get("round"),
                          self.images_trained)
-            except (CheckpointError, OSError, KeyError, ValueError, RuntimeError) as exc:
-                log.warning("starting local training afresh: %s is unusable (%s)", local_path(self.data_dir), exc)
+        if model is None:  # nothing to resume: the served model itself
+            model = model_from_checkpoint(base, vgg_weights=self.vgg_weights, allow_download=False)
         self.model = model.to(self.device)
         self.optimizer = make_optimizer(self.model, lr=learning_rate)
         restore_optimizer(self.optimizer, self.data_dir)

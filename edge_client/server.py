@@ -275,8 +275,10 @@ class EdgeServer:
         """With node authentication: free this edge's node id on the cloud if its last SuperNode died
         without signing off, so the next one is activated now, not up to 60 s later."""
         settings = self.settings
-        node_id = last_node_id(supernode_log) if settings.node_private_key else None
-        if node_id is None or settings.cloud is None or settings.node_private_key is None:
+        if settings.cloud is None or settings.node_private_key is None:
+            return
+        node_id = last_node_id(supernode_log)
+        if node_id is None:  # no SuperNode of this edge was ever activated
             return
         taken, outcome = sign_off(settings.cloud, node_id, settings.node_private_key, settings.tls_ca)
         log.log(logging.INFO if taken else logging.DEBUG, "SuperNode: %s", outcome)
