@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stylizer.atomic_io import atomic_write_bytes, fsync_directory, is_temp_file
+from stylizer.atomic_io import atomic_write_bytes, file_sha256, fsync_directory, is_temp_file, move_aside
 from stylizer.crash_points import crash_point
 from stylizer.images import ImageError, decode_image_bytes
 
@@ -99,15 +99,6 @@ class Reconciled:
         return f"frame store {root}: " + "; ".join(parts)
 
 
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file's bytes, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def read_verified(path: Path, digest: str) -> bytes:
     """A stored file's bytes, read once; ImageError if they do not hash to ``digest`` (its name)."""
     data = path.read_bytes()
@@ -173,12 +164,12 @@ class FrameStore:
         self._db.executescript(SCHEMA)
 
     def _quarantine_index(self, index: Path) -> Path:
-        target = self.root / QUARANTINE / f"{index.name}.{time.strftime('%Y%m%dT%H%M%S')}"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        for suffix in ("", "-wal", "-shm"):
+        target = move_aside(index, self.root / QUARANTINE)
+        for suffix in ("-wal", "-shm"):  # its journal files follow it under its unique name
             source = Path(f"{index}{suffix}")
             if source.exists():
-                os.replace(source, Path(f"{target}{suffix}"))
+                os.link(source, f"{target}{suffix}")
+                source.unlink()
         fsync_directory(self.root)
         return target
 
@@ -187,9 +178,7 @@ class FrameStore:
             self._db.close()
 
     def _quarantine(self, path: Path, report: Reconciled) -> None:
-        target = self.root / QUARANTINE / path.relative_to(self.root)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(path, target)
+        move_aside(path, (self.root / QUARANTINE / path.relative_to(self.root)).parent)
         report.quarantined.append(str(path.relative_to(self.root)))
 
     def reconcile(self, index_rebuilt: str = "") -> Reconciled:

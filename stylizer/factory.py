@@ -29,7 +29,7 @@ def image_head_checkpoint_path() -> Path:
 
 def build_encoder(layer: str, weights: EncoderWeights) -> VGGEncoder:
     """A frozen encoder for ``layer`` from ``weights`` (fresh module, shared tensors are copied)."""
-    return VGGEncoder(layer, weights.state, weights.identity)
+    return VGGEncoder(layer, weights.state, weights.identity, weights.convention)
 
 
 def build_model(config: StylizerConfig | None = None, weights: EncoderWeights | None = None,
@@ -37,7 +37,7 @@ def build_model(config: StylizerConfig | None = None, weights: EncoderWeights | 
     """A freshly initialised network; weights default to ``resolve_weights``."""
     config = config or StylizerConfig()
     weights = weights or resolve_weights(vgg_weights, allow_download=allow_download)
-    return StylizerNet(config, build_encoder(config.encoder_layer, weights))
+    return StylizerNet(config, build_encoder(config.encoder_depth, weights))
 
 
 def model_metadata(model: StylizerNet, **fields: Any) -> dict[str, Any]:
@@ -71,7 +71,7 @@ def model_from_description(description: dict[str, Any], state: dict[str, torch.T
         weights = weights_for_identity(identity, vgg_weights, allow_download=allow_download)
     except ValueError as exc:
         raise CheckpointError(str(exc)) from None
-    encoder = build_encoder(config.encoder_layer, weights)
+    encoder = build_encoder(config.encoder_depth, weights)
     if encoder.weights_sha256 != encoder_meta.get("weights_sha256"):
         raise CheckpointError(f"encoder {identity} rebuilt here differs from the one the checkpoint was trained "
                               "against (weights hash mismatch)")
