@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,11 +20,12 @@ from typing import Any
 
 import torch
 
-from stylizer.atomic_io import atomic_write_bytes, fsync_directory
+from stylizer.atomic_io import atomic_write_bytes, move_aside
 from stylizer.checkpoint import Checkpoint, CheckpointError, load_checkpoint, metadata_path, save_checkpoint
 
 log = logging.getLogger(__name__)
 _NAME = re.compile(r"^round_(\d{6})\.json$")
+_QUARANTINED = re.compile(r"^round_(\d{6})\.json\.")  # + move_aside's unique suffix
 MANIFEST = "manifest.json"
 QUARANTINE = "quarantine"
 
@@ -104,14 +104,13 @@ class CheckpointStore:
         return None
 
     def quarantine(self, round_number: int) -> Path:
-        """Move a round's files (metadata first: it is the commit record) to ``quarantine/``."""
+        """Move a round's files (metadata first: it is the commit record) to ``quarantine/``, each under
+        a name of its own (``move_aside``): a later damaged round of the same number never replaces it."""
         target = self.folder / QUARANTINE
-        target.mkdir(exist_ok=True)
         tensor = round_path(self.folder, round_number)
         for path in (metadata_path(tensor), tensor):
             if path.exists():
-                os.replace(path, target / path.name)
-        fsync_directory(self.folder)
+                move_aside(path, target)
         self.write_manifest()
         return target
 
@@ -120,7 +119,7 @@ class CheckpointStore:
         folder = self.folder / QUARANTINE
         if not folder.is_dir():
             return []
-        return sorted(int(m.group(1)) for p in folder.iterdir() if (m := _NAME.match(p.name)))
+        return sorted({int(m.group(1)) for p in folder.iterdir() if (m := _QUARANTINED.match(p.name))})
 
     def _loss(self, round_number: int) -> float | None:
         try:

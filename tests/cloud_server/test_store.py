@@ -68,6 +68,21 @@ def test_damaged_rounds_are_quarantined_and_never_hold_a_kept_slot(tmp_path, cap
     assert store.rounds() == [1, 4]
 
 
+def test_a_second_damaged_round_of_the_same_number_never_replaces_the_first_in_quarantine(tmp_path):
+    """Issue 26: quarantine renamed to a fixed name, so the second damaged round 3 replaced the first."""
+    store = CheckpointStore(tmp_path)
+    store.save(1, state(1.0), {})
+    kept = []
+    for value in (3.0, 4.0):
+        store.save(3, state(value), {})
+        _corrupt_every_round(tmp_path, (3,))
+        kept.append(round_path(tmp_path, 3).read_bytes())
+        assert store.latest(quarantine=True).round == 1
+    moved = sorted((tmp_path / "quarantine").iterdir())
+    assert len(moved) == 4 and store.quarantined_rounds() == [3]
+    assert sorted(p.read_bytes() for p in moved if ".safetensors." in p.name) == sorted(kept)
+
+
 def test_a_reader_only_skips_damaged_rounds(tmp_path):
     store = CheckpointStore(tmp_path)
     for r in (1, 2):

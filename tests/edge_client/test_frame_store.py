@@ -114,7 +114,8 @@ def test_rows_whose_files_are_missing_or_corrupt_are_dropped_and_reported_on_ope
     assert [f.sha256 for f in reopened.frames()] == [good.sha256]
     assert reopened.total_bytes() == good.bytes
     assert reopened.last_reconcile.missing_dropped == 1 and len(reopened.last_reconcile.quarantined) == 1
-    assert (tmp_path / "quarantine" / corrupt.path.relative_to(tmp_path)).is_file()
+    moved = tmp_path / "quarantine" / corrupt.path.relative_to(tmp_path)
+    assert [p.read_bytes() for p in moved.parent.glob(moved.name + ".*")] == [b"\x89PNG\r\n\x1a\n" + b"rot" * 50]
     assert "dropped 1 row(s) whose file is missing" in caplog.text and "quarantined 1 damaged file" in caplog.text
 
 
@@ -153,3 +154,17 @@ def test_a_reader_sees_committed_frames_and_never_cleans_up(tmp_path):
         reader.add_frame(png(7))
     reader.close()
     writer.close()
+
+
+def test_a_file_damaged_twice_keeps_both_damaged_copies_in_quarantine(tmp_path):
+    """Issue 26: the frame store quarantined to a fixed name, so the second damage replaced the first."""
+    damaged = []
+    for garbage in (b"first damage", b"second damage"):
+        store = FrameStore(tmp_path)
+        frame = store.add_frame(png(21))
+        store.close()
+        frame.path.write_bytes(b"\x89PNG\r\n\x1a\n" + garbage)
+        damaged.append(frame.path.read_bytes())
+        FrameStore(tmp_path).close()
+    moved = tmp_path / "quarantine" / frame.path.relative_to(tmp_path)
+    assert sorted(p.read_bytes() for p in moved.parent.glob(moved.name + ".*")) == sorted(damaged)
