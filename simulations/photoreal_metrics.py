@@ -5,6 +5,8 @@
 * ``colour_distance``: ‖s(out) − s(style)‖ / ‖s(content) − s(style)‖, s = per-channel means and
   standard deviations of OpenCV's 8-bit Lab (6 numbers). 0: the style's colour; 1: no change.
 * ``reinhard``: Reinhard et al. 2001 colour transfer (per-channel mean/std in Lab), a baseline.
+* ``Eq5Scorer``: Eq. 5's content and style terms (``stylizer.losses.perceptual_loss``) with the
+  ImageNet VGG-16 down to relu4_1, on images scaled to ``EQ5_SIDE`` px on their longer side.
 All images are (H, W, 3) uint8 RGB.
 """
 
@@ -57,3 +59,37 @@ def reinhard(content: np.ndarray, style: np.ndarray) -> np.ndarray:
     scale = lab_s.std(0) / np.maximum(flat.std(0), 1e-6)
     out = (lab_c - flat.mean(0)) * scale + lab_s.mean(0)
     return cv2.cvtColor(np.clip(out + 0.5, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
+
+
+EQ5_SIDE = 384
+EQ5_LAYER = "relu4_1"
+
+
+class Eq5Scorer:
+    """Eq. 5 terms of an output against its content and style, with a fixed real encoder (the yardstick)."""
+
+    def __init__(self) -> None:
+        import torch
+
+        from stylizer.encoder_weights import keras_weights
+        from stylizer.factory import build_encoder
+
+        self.torch = torch
+        self.encoder = build_encoder(EQ5_LAYER, keras_weights())
+
+    def _tensor(self, image: np.ndarray):
+        from stylizer.images import to_tensor
+
+        height, width = image.shape[:2]
+        scale = EQ5_SIDE / max(height, width)
+        size = (max(16, round(width * scale)), max(16, round(height * scale)))
+        resized = cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        return to_tensor(resized)
+
+    def __call__(self, output: np.ndarray, content: np.ndarray, style: np.ndarray) -> dict[str, float]:
+        """{"content": feature MSE at relu4_1, "style": Σ over relu1_1…relu4_1 of mean and std MSEs}."""
+        from stylizer.losses import perceptual_loss
+
+        with self.torch.no_grad():
+            terms = perceptual_loss(self.encoder, self._tensor(output), self._tensor(content), self._tensor(style))
+        return {"content": float(terms.content), "style": float(terms.style)}
