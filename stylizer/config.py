@@ -8,11 +8,15 @@ from typing import Any
 ENCODER_LAYERS = ("relu3_1", "relu4_1")
 COLORIZATIONS = ("linear", "wct")
 HEADS = ("affine", "image")
+CONTENT_REFERENCES = ("prior", "content")
 LEGACY_HEAD = "image"  # what a checkpoint written before heads existed holds
+# What a checkpoint written before these keys existed was trained and runs with.
+LEGACY_VALUES = {"loss_layer": "", "content_reference": "prior", "flat_contrast": 0.0, "colour_match": False}
 MAX_MATRIX_DIM = 256
 MAX_CHANNELS = 512
 MAX_KERNEL = 15
 MAX_GRID_DEPTH = 16
+MAX_LOSS_WEIGHT = 1e9  # loss weights are in the raw units of the encoder's features (ImageNet VGG: ~1e4–1e5)
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,16 @@ class StylizerConfig:
     grid_stride: content pixels per field cell at the network's working size (affine head).
     smoothness_weight: weight of the edge-aware smoothness term on the field (affine head).
     colour_weight: weight of the CIELAB mean/std term of the style distance (affine head).
+    loss_layer: deepest VGG tap of the training loss (Eq. 5's D), "" for ``encoder_layer``; the
+        encoder is built down to the deeper of the two, the network reads ``encoder_layer``.
+    content_reference: what the affine head's content term compares the output with: "prior"
+        (the content as the closed-form prior recolours it) or "content" (Eq. 5 as written).
+    flat_contrast: local luma contrast (standard deviation, [0, 1] units) below which the
+        affine head's learned residual fades out, so flat and dark regions keep the prior's
+        single transform (0: no fading; see ``stylizer.flat_gate``).
+    colour_match: the affine head's field ends with the global MKL map that brings its output's RGB
+        mean and covariance back onto the style's, so the learned residual changes local contrast
+        and texture, never the global colour the closed-form transfer already matched.
     """
 
     encoder_layer: str = "relu3_1"
@@ -44,6 +58,10 @@ class StylizerConfig:
     grid_stride: int = 8
     smoothness_weight: float = 0.1
     colour_weight: float = 100.0
+    loss_layer: str = ""
+    content_reference: str = "prior"
+    flat_contrast: float = 0.0
+    colour_match: bool = False
 
     def __post_init__(self) -> None:
         for name in ("matrix_dim", "upsample_channels", "kernel_size", "grid_depth", "grid_stride"):
@@ -62,10 +80,18 @@ class StylizerConfig:
             raise ValueError(f"grid_stride must be 4, 8, 16 or 32, got {self.grid_stride}")
         for name in ("smoothness_weight", "colour_weight"):
             value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and 0.0 <= value < 1e6):
+            if not (isinstance(value, (int, float)) and 0.0 <= value < MAX_LOSS_WEIGHT):
                 raise ValueError(f"{name} must be a finite number ≥ 0, got {value!r}")
         if self.encoder_layer not in ENCODER_LAYERS:
             raise ValueError(f"encoder_layer must be one of {ENCODER_LAYERS}, got {self.encoder_layer!r}")
+        if self.loss_layer not in ("", *ENCODER_LAYERS):
+            raise ValueError(f"loss_layer must be one of {ENCODER_LAYERS} or empty, got {self.loss_layer!r}")
+        if self.content_reference not in CONTENT_REFERENCES:
+            raise ValueError(f"content_reference must be one of {CONTENT_REFERENCES}, got {self.content_reference!r}")
+        if not isinstance(self.colour_match, bool):
+            raise ValueError(f"colour_match must be true or false, got {self.colour_match!r}")
+        if not (isinstance(self.flat_contrast, (int, float)) and 0.0 <= self.flat_contrast <= 1.0):
+            raise ValueError(f"flat_contrast must be a number in [0, 1], got {self.flat_contrast!r}")
         if not 0.0 < self.decoder_width <= 1.0:
             raise ValueError(f"decoder_width must be in (0, 1], got {self.decoder_width}")
         if self.colorization not in COLORIZATIONS:
@@ -75,6 +101,16 @@ class StylizerConfig:
         if self.kernel_size < 1 or self.kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be a positive odd number, got {self.kernel_size}")
 
+    @property
+    def loss_tap(self) -> str:
+        """The deepest tap of the training loss."""
+        return self.loss_layer or self.encoder_layer
+
+    @property
+    def encoder_depth(self) -> str:
+        """How deep the frozen encoder is built: the deeper of ``encoder_layer`` and ``loss_tap``."""
+        return max(self.encoder_layer, self.loss_tap, key=ENCODER_LAYERS.index)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict of every field."""
         return asdict(self)
@@ -83,7 +119,8 @@ class StylizerConfig:
     def from_dict(cls, values: dict[str, Any]) -> StylizerConfig:
         """Inverse of to_dict; unknown keys are an error (a newer format we cannot honour).
 
-        A config without ``head`` was written before heads existed: it is the paper's image head.
+        A config without ``head`` was written before heads existed: it is the paper's image head; one
+        without a key of ``LEGACY_VALUES`` gets the value every model had before that key existed.
         """
         known = {f.name for f in fields(cls)}
         unknown = set(values) - known
@@ -91,4 +128,6 @@ class StylizerConfig:
             raise ValueError(f"unknown stylizer config keys: {sorted(unknown)}")
         values = dict(values)
         values.setdefault("head", LEGACY_HEAD)
+        for key, legacy in LEGACY_VALUES.items():
+            values.setdefault(key, legacy)
         return cls(**values)

@@ -56,9 +56,10 @@ def _mean_std(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def perceptual_loss(encoder: VGGEncoder, output: torch.Tensor, content_target: torch.Tensor,
                     style_target: torch.Tensor, style_weight: float = 1.0) -> LossTerms:
-    """Eq. 5 for (N, 3, H, W) tensors of one size: output vs R^r(I_c) and R^r(I_s)."""
-    if output.shape != content_target.shape or output.shape != style_target.shape:
-        raise ValueError(f"loss needs one size: output {tuple(output.shape)}, content "
+    """Eq. 5: (N, 3, H, W) output vs R^r(I_c) of the same size, and vs the style's feature statistics
+    (``style_target`` (N, 3, H_s, W_s) may have any size: only per-channel means and deviations count)."""
+    if output.shape != content_target.shape or output.shape[:2] != style_target.shape[:2]:
+        raise ValueError(f"loss needs the output's size for the content: output {tuple(output.shape)}, content "
                          f"{tuple(content_target.shape)}, style {tuple(style_target.shape)}")
     out_features = encoder(output)
     with torch.no_grad():

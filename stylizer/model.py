@@ -8,7 +8,8 @@ Two decoder heads (``config.head``):
 
 * ``image``: the paper's mirrored VGG decoder outputs pixels; meta-smoothing upscales them.
 * ``affine``: the decoder outputs a low-resolution residual field of 3×4 colour transforms
-  (``stylizer.field``); meta-smoothing smooths it with its learned kernels; it is added to
+  (``stylizer.field``); meta-smoothing smooths it with its learned kernels; it fades where the
+  content is flat (``stylizer.flat_gate``); it is added to
   the closed-form MKL prior (``stylizer.colour_prior``) and rendered on the full-resolution
   content, out(x) = A(x)·I_c(x) + b(x): edges and detail always come from the real image.
 """
@@ -23,11 +24,12 @@ from torch import nn
 
 from stylizer.affine_decoder import AffineDecoder
 from stylizer.colorization import LinearTransform, StyleCode, WhiteningColoring
-from stylizer.colour_prior import colour_stats, mkl_from_stats
+from stylizer.colour_prior import colour_stats, compose_with_field, mkl_from_stats
 from stylizer.config import StylizerConfig
 from stylizer.decoder import Decoder
 from stylizer.encoder import TAP_CHANNELS, VGGEncoder, pool_count
 from stylizer.field import COEFFICIENTS
+from stylizer.flat_gate import contrast_gate
 from stylizer.meta_smoothing import MetaSmoothing
 from stylizer.render_torch import render_field
 
@@ -45,8 +47,8 @@ class StylizerNet(nn.Module):
 
     def __init__(self, config: StylizerConfig, encoder: VGGEncoder) -> None:
         super().__init__()
-        if encoder.layer != config.encoder_layer:
-            raise ValueError(f"encoder stops at {encoder.layer}, config wants {config.encoder_layer}")
+        if encoder.layer != config.encoder_depth:
+            raise ValueError(f"encoder stops at {encoder.layer}, config wants {config.encoder_depth}")
         self.config = config
         self.encoder = encoder
         channels = TAP_CHANNELS[config.encoder_layer]
@@ -111,7 +113,7 @@ class StylizerNet(nn.Module):
 
     def style_code(self, style: torch.Tensor) -> StyleCode:
         """(N, 3, H, W) style image → its StyleCode (compute once per style)."""
-        code = self.colorization.style_code(self.encoder.deepest(self._padded(style)))
+        code = self.colorization.style_code(self.encoder.deepest(self._padded(style), self.config.encoder_layer))
         code.colour_mean, code.colour_cov = colour_stats(style)
         return code
 
@@ -138,16 +140,28 @@ class StylizerNet(nn.Module):
         if self.head != "affine":
             raise ValueError("only the affine head predicts a colour field")
         height, width = content.shape[-2:]
-        features = self.encoder.deepest(self._padded(content))
+        features = self.encoder.deepest(self._padded(content), self.config.encoder_layer)
         code = code.expand(content.shape[0])
         residual = self.decoder(features, self.colorization(features, code))
         with torch.autocast(device_type=content.device.type, enabled=False):
             residual = self._fit_grid(residual.float(), height, width)
             residual = self.meta_smoothing.smooth_field(residual, r)
             residual = RESIDUAL_BOUND * torch.tanh(residual / RESIDUAL_BOUND)
+            residual = residual * contrast_gate(content, tuple(residual.shape[-2:]), self.config.flat_contrast)
             prior = self.prior(content, code).to(residual.dtype)
             prior = prior.reshape(-1, COEFFICIENTS, 1, 1).repeat(1, self.config.grid_depth, 1, 1)
-            return prior + residual
+            field = prior + residual
+            if self.config.colour_match:
+                field = self._match_colour(field, content, code)
+            return field
+
+    def _match_colour(self, field: torch.Tensor, content: torch.Tensor, code: StyleCode) -> torch.Tensor:
+        """``field`` followed by the global MKL map that takes its rendering on ``content`` back onto the
+        style's RGB mean and covariance (folded into the field; the map itself carries no gradient)."""
+        with torch.no_grad():
+            rendered = render_field(field.detach(), content.detach().float())
+            transform = mkl_from_stats(*colour_stats(rendered), code.colour_mean, code.colour_cov)
+        return compose_with_field(transform, field)
 
     def prior(self, content: torch.Tensor, code: StyleCode) -> torch.Tensor:
         """The closed-form MKL transforms (N, 3, 4) float64 of ``content`` toward the style of ``code``."""
@@ -164,7 +178,7 @@ class StylizerNet(nn.Module):
         """
         height, width = content.shape[-2:]
         if self.head == "image":
-            features = self.encoder.deepest(self._padded(content))
+            features = self.encoder.deepest(self._padded(content), self.config.encoder_layer)
             decoded = self.decoder(self.colorization(features, code))[..., :height, :width]
             return self.meta_smoothing(decoded, size)
         field = self.field(content, code, scale_factor((height, width), size))

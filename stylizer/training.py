@@ -73,17 +73,36 @@ def _random_crop(image: np.ndarray, side: int, rng: np.random.Generator,
     return tensor[..., top:top + side, left:left + side]
 
 
+def jitter_colours(image: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    """(1, 3, H, W) in [0, 1] with its colours varied: a random hue rotation about the grey axis, a
+    saturation gain in [0.5, 1.5] and a gamma in [0.7, 1.4] (new styles from the same pictures)."""
+    angle = float(rng.uniform(-math.pi, math.pi))
+    saturation = float(rng.uniform(0.5, 1.5))
+    gamma = float(rng.uniform(0.7, 1.4))
+    axis = torch.full((3,), 3 ** -0.5, dtype=torch.float64)
+    cross = torch.tensor([[0.0, -axis[2], axis[1]], [axis[2], 0.0, -axis[0]], [-axis[1], axis[0], 0.0]],
+                         dtype=torch.float64)
+    outer = torch.outer(axis, axis)
+    rotation = math.cos(angle) * torch.eye(3, dtype=torch.float64) + math.sin(angle) * cross \
+        + (1 - math.cos(angle)) * outer
+    matrix = outer + saturation * (rotation - outer)  # keeps grey grey, turns and scales the chroma
+    out = torch.einsum("ij,njhw->nihw", matrix.to(image.dtype), image).clamp(0.0, 1.0)
+    return out.pow(gamma)
+
+
 class PairSampler:
     """Random (content, style) crop pairs from in-memory (H, W, 3) uint8 images.
 
     ``base_size``: side of the network input; ``scales``: (low, high) range of r, drawn
     in steps of 0.25 so integer and fractional factors both occur; ``cover``: see ``_random_crop``
-    (None: crops of fixed pixel size, the paper's recipe). Seeded: reproducible.
+    (None: crops of fixed pixel size, the paper's recipe); ``style_jitter``: each style crop's
+    colours are varied (``jitter_colours``) and crops are flipped left-right at random. Seeded:
+    reproducible.
     """
 
     def __init__(self, contents: Sequence[np.ndarray], styles: Sequence[np.ndarray], *, base_size: int = 64,
                  scales: tuple[float, float] = (1.0, 3.0), seed: int = 0,
-                 cover: tuple[float, float] | None = None) -> None:
+                 cover: tuple[float, float] | None = None, style_jitter: bool = False) -> None:
         if not contents or not styles:
             raise ValueError("training needs at least one content image and one style image")
         self.contents = list(contents)
@@ -94,6 +113,12 @@ class PairSampler:
         if cover is not None and not 0.0 < cover[0] <= cover[1] <= 1.0:
             raise ValueError(f"cover must satisfy 0 < low <= high <= 1, got {cover}")
         self.cover = cover
+        self.style_jitter = style_jitter
+
+    def _augmented(self, crop: torch.Tensor, jitter: bool) -> torch.Tensor:
+        if self.style_jitter and self.rng.random() < 0.5:
+            crop = crop.flip(-1)
+        return jitter_colours(crop, self.rng) if jitter and self.style_jitter else crop
 
     def sample(self, batch_size: int = DEFAULT_BATCH) -> TrainBatch:
         """One batch; every item shares one r (one target size)."""
@@ -102,10 +127,10 @@ class PairSampler:
         small = (self.base_size, self.base_size)
         content_targets, style_targets = [], []
         for _ in range(batch_size):
-            content_targets.append(_random_crop(self.contents[int(self.rng.integers(len(self.contents)))],
-                                                side, self.rng, self.cover))
-            style_targets.append(_random_crop(self.styles[int(self.rng.integers(len(self.styles)))],
-                                              side, self.rng, self.cover))
+            content_targets.append(self._augmented(_random_crop(
+                self.contents[int(self.rng.integers(len(self.contents)))], side, self.rng, self.cover), False))
+            style_targets.append(self._augmented(_random_crop(
+                self.styles[int(self.rng.integers(len(self.styles)))], side, self.rng, self.cover), True))
         content_target = torch.cat(content_targets)
         style_target = torch.cat(style_targets)
         return TrainBatch(resize(content_target, small), content_target, resize(style_target, small), style_target)
@@ -136,11 +161,11 @@ def compute_losses(model: StylizerNet, batch: TrainBatch, style_weight: float = 
     """Forward pass and Eq. 5 terms (LossTerms) for one batch on the model's device.
 
     The affine head's field is rendered on the full-resolution target crop (what R^r(I_c) is).
-    Its content term compares the output with that crop as the closed-form prior recolours it
-    (the prior is the reference the field is a residual over; against the raw content the term
-    would mostly pull the colour back, undoing the transfer), its style term adds CIELAB
-    statistics (``colour_weight``), and the weighted edge-aware smoothness of the field is the
-    regulariser. ``total`` stays content + λ·style.
+    Its content term compares the output with that crop (``content_reference`` "content", Eq. 5
+    as written) or with the crop as the closed-form prior recolours it ("prior": the reference the
+    field is a residual over), at the config's ``loss_tap``; its style term adds CIELAB statistics
+    (``colour_weight``), and the weighted edge-aware smoothness of the field is the regulariser.
+    ``total`` stays content + λ·style.
     """
     code = model.style_code(batch.style)
     if model.head != "affine":
@@ -151,7 +176,8 @@ def compute_losses(model: StylizerNet, batch: TrainBatch, style_weight: float = 
         full = batch.content_target.float()
         output = render_field(field, full)
         with torch.no_grad():
-            reference = apply_global(full, model.prior(batch.content, code))
+            reference = (apply_global(full, model.prior(batch.content, code))
+                         if model.config.content_reference == "prior" else full)
         colour = colour_statistics_loss(output, batch.style_target)
     terms = perceptual_loss(model.encoder, output, reference, batch.style_target, style_weight)
     terms.style = terms.style + model.config.colour_weight * colour

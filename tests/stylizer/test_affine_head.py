@@ -152,3 +152,65 @@ def test_a_few_hundred_steps_lower_the_affine_loss(affine_model, photos):
     after = evaluate(affine_model, batches)
     assert after.total < 0.95 * before.total, (before, after)
     assert after.total == pytest.approx(after.content + after.style, rel=1e-5)
+
+
+def _with_residual(model, value: float = 0.03):
+    """Give the (zero-initialised) residual head a non-zero output that varies from cell to cell."""
+    generator = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        model.decoder.head.bias.fill_(value)
+        model.decoder.head.weight.copy_(0.01 * torch.randn(model.decoder.head.weight.shape, generator=generator))
+    return model
+
+
+def test_composing_a_global_map_after_a_field_is_one_field():
+    from stylizer.colour_prior import compose_with_field
+
+    torch.manual_seed(1)
+    eye = torch.tensor([[1.0, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0]]).reshape(12, 1, 1)
+    field = (eye + 0.02 * torch.randn(2, 12, 3, 4)).repeat(1, 2, 1, 1)  # a 2-bin bilateral grid
+    image = 0.3 + 0.4 * torch.rand(2, 3, 16, 16)  # no clamping anywhere
+    transform = torch.cat([torch.eye(3) + 0.05 * torch.randn(2, 3, 3), 0.02 * torch.randn(2, 3, 1)], -1).double()
+    after = torch.einsum("nij,njhw->nihw", transform[:, :, :3].float(), render_field(field, image))
+    after = after + transform[:, :, 3, None, None].float()
+    torch.testing.assert_close(render_field(compose_with_field(transform, field), image), after, atol=1e-5, rtol=0)
+
+
+def test_colour_match_brings_a_residual_output_back_to_the_style_colour(encoder_weights, photos):
+    from stylizer.colour_prior import colour_stats
+
+    content, style = to_tensor(photos["astronaut"][::4, ::4]), to_tensor(photos["coffee"][::4, ::4])
+    torch.manual_seed(0)
+    matched = _with_residual(build_model(StylizerConfig(decoder_width=0.25, matrix_dim=16, colour_match=True),
+                                         encoder_weights))
+    torch.manual_seed(0)
+    unmatched = _with_residual(build_model(StylizerConfig(decoder_width=0.25, matrix_dim=16), encoder_weights))
+    style_mean = colour_stats(style)[0]
+    gaps = []
+    for model in (matched, unmatched):
+        with torch.no_grad():
+            code = model.style_code(style)
+            out = render_field(model.field(content, code), content)
+        gaps.append(float((colour_stats(out)[0] - style_mean).abs().max()))
+    assert gaps[1] > 0.03  # the residual moved the colour off the style's…
+    assert gaps[0] < 0.01  # …and the match brought it back
+
+
+def test_flat_regions_keep_the_prior_single_transform(encoder_weights, photos):
+    """Flat stays flat: with the gate, a residual head changes nothing inside a uniform field."""
+    canvas = np.zeros((128, 192, 3), np.uint8)
+    canvas[32:96, 64:128] = photos["chelsea"][100:164, 150:214]
+    content, style = to_tensor(canvas), to_tensor(photos["coffee"][::4, ::4])
+    spreads = []
+    for flat_contrast in (0.03, 0.0):
+        torch.manual_seed(0)
+        model = _with_residual(build_model(StylizerConfig(decoder_width=0.25, matrix_dim=16,
+                                                          flat_contrast=flat_contrast), encoder_weights))
+        with torch.no_grad():
+            field = model.field(content, model.style_code(style))  # (1, 12, 16, 24): 8 px cells
+        black = torch.ones(16, 24, dtype=torch.bool)
+        black[3:13, 7:17] = False  # cells within one cell of the photo are not "inside" the black field
+        inside = field[0][:, black]
+        spreads.append(float((inside.max(1).values - inside.min(1).values).max()))
+    assert spreads[0] < 1e-6  # one transform over the whole black field
+    assert spreads[1] > 1e-3  # without the gate the same residual head varies there
