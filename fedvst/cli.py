@@ -99,10 +99,11 @@ def run_stylize(source: Path, style: Path, output: Path, options, checkpoint: Pa
     from tqdm import tqdm
 
     from fedvst.backends import Dispatcher
-    from fedvst.pipeline import check_output_path, stylize_photo, stylize_video
+    from fedvst.pipeline import check_output_kind, check_output_path, stylize_photo, stylize_video
     from fedvst.video.io import probe
     from stylizer.images import IMAGE_SUFFIXES, load_image
 
+    check_output_kind(source, output)
     check_output_path(output, [source, style])
     style_image = load_image(style, "style image")
     is_photo = source.suffix.lower() in IMAGE_SUFFIXES

@@ -132,6 +132,25 @@ def check_output_path(output: Path, inputs: list[Path]) -> None:
         raise ValueError(f"cannot write {output}: folder {parent} is not writable")
 
 
+PHOTO_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP"}
+VIDEO_OUTPUT_SUFFIXES = (".mp4",)  # the writer makes H.264 in an MP4 container
+
+
+def check_output_kind(source: Path, output: Path) -> None:
+    """Fail before any work when the output's name does not fit what the input makes: a video (any
+    input that is not a photo) becomes an .mp4, a photo an image file."""
+    from stylizer.images import IMAGE_SUFFIXES
+
+    suffix = Path(output).suffix.lower()
+    if Path(source).suffix.lower() in IMAGE_SUFFIXES:
+        if suffix not in PHOTO_FORMATS:
+            raise ValueError(f"{source.name} is a photo, so the output must end in "
+                             f"{', '.join(PHOTO_FORMATS)}; got {Path(output).name}")
+    elif suffix not in VIDEO_OUTPUT_SUFFIXES:
+        raise ValueError(f"{source.name} is a video, so the output must end in {', '.join(VIDEO_OUTPUT_SUFFIXES)} "
+                         f"(H.264 MP4); got {Path(output).name}")
+
+
 @dataclass
 class _Intermediate:
     index: int
@@ -235,6 +254,7 @@ def stylize_video(source: Path, style: np.ndarray, output: Path, dispatcher: Dis
     options = options or PipelineOptions()
     source, output = Path(source), Path(output)
     check_output_path(output, [source])
+    check_output_kind(source, output)
     info = probe(source)
     size = output_size_for(info.height, info.width, options)
     small = analysis_size(info.height, info.width, options.flow_width)
@@ -300,9 +320,8 @@ def stylize_photo(source: Path, style: np.ndarray, output: Path, dispatcher: Dis
     options = options or PipelineOptions()
     source, output = Path(source), Path(output)
     check_output_path(output, [source])
-    fmt = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP"}.get(output.suffix.lower())
-    if fmt is None:
-        raise ValueError(f"photo output must end in .png, .jpg, .webp or .bmp, got {output.name}")
+    check_output_kind(source, output)
+    fmt = PHOTO_FORMATS[output.suffix.lower()]
     image = load_image(source, "input photo")
     size = output_size_for(*image.shape[:2], options)
     started = time.perf_counter()

@@ -184,6 +184,10 @@ def test_cli_errors_are_one_line(tmp_path, clip_frames, small_model, photos):
         ([str(source), "-o", str(tmp_path / "missing" / "a.mp4")], "does not exist"),
         ([str(source), "-o", str(tmp_path / "a.mp4"), "--height", "100000"], "too large"),
         ([str(source), "-o", str(tmp_path / "a.mp4"), "--scale", "inf"], "--scale must be in (0, 8]"),
+        # issue 26: a video written under an image's or a text file's name, and a photo under a video's
+        ([str(source), "-o", str(tmp_path / "a.png")], "in.mp4 is a video, so the output must end in .mp4"),
+        ([str(source), "-o", str(tmp_path / "a.txt")], "in.mp4 is a video, so the output must end in .mp4"),
+        ([str(tmp_path / "style.png"), "-o", str(tmp_path / "a.mp4")], "is a photo, so the output must end in .png"),
     ]
     if Path("/proc/self").is_dir():  # a folder that exists but takes no new files, even from root
         cases.append(([str(source), "-o", "/proc/fedvst-out.mp4"], "cannot write /proc/fedvst-out.mp4"))
@@ -194,7 +198,7 @@ def test_cli_errors_are_one_line(tmp_path, clip_frames, small_model, photos):
         assert result.returncode == 2, result.stderr
         lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
         assert len(lines) == 1 and message in lines[0], result.stderr
-    assert not (tmp_path / "a.mp4").exists()
+    assert not any((tmp_path / name).exists() for name in ("a.mp4", "a.png", "a.txt"))
     ok = subprocess.run([sys.executable, "-m", "fedvst.cli", "stylize", str(source), "--style",
                          str(tmp_path / "style.png"), "-o", str(tmp_path / "a.mp4"), "--checkpoint", str(checkpoint)],
                         capture_output=True, text=True, timeout=120)
