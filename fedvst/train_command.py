@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +62,13 @@ def check_settings(settings: TrainSettings) -> None:
         raise ValueError(f"--out {out} is a folder; name the .safetensors file to write")
     if out.parent.exists() and not out.parent.is_dir():
         raise ValueError(f"--out {out}: {out.parent} is not a folder")
+    existing = next(folder for folder in (out.absolute().parent, *out.absolute().parents) if folder.exists())
+    try:  # a real write, as the checkpoint's will be (permission bits say nothing on /proc or a read-only mount)
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError:
+        raise ValueError(f"--out {out}: the folder {existing} is not writable; choose a folder "
+                         "you can write to") from None
     if not 16 <= settings.base_size <= MAX_BASE_SIZE:
         raise ValueError(f"--base-size must be 16…{MAX_BASE_SIZE} px, got {settings.base_size}")
     if not 0 < settings.scale_min <= settings.scale_max <= MAX_TRAIN_SCALE:

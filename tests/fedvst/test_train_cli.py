@@ -38,7 +38,9 @@ def test_fedvst_train_writes_verified_checkpoints(tmp_path, photos):
     (tmp_path / "taken.safetensors").mkdir()
     for args, message in ((["--base-size", "100000"], "--base-size must be 16…1024"),
                           (["--out", str(tmp_path / "taken.safetensors")], "is a folder"),
-                          (["--scale-max", "inf"], "--scale-max <= 8")):
+                          (["--scale-max", "inf"], "--scale-max <= 8"),
+                          # issue 26: an unwritable folder was found out after training, naming a temp file
+                          (["--out", "/proc/t09.safetensors"], "the folder /proc is not writable")):
         result = run_train(tmp_path, *args, "--steps", "400", "--checkpoint-every", "400")
         errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
         assert result.returncode == 2 and len(errors) == 1 and message in errors[0], (args, result.stderr)
