@@ -25,6 +25,7 @@ from stylizer.checkpoint import CheckpointError, metadata_path, parse_checkpoint
 
 log = logging.getLogger(__name__)
 CHUNK_BYTES = 1 << 20
+NEWEST = -1  # GetModelRequest.round that asks for the newest verified round
 SERVICE_NAME = "fedvst.v1.ModelRegistry"
 
 
@@ -49,7 +50,9 @@ class RegistryServicer(fedvst_pb2_grpc.ModelRegistryServicer):
         return reply
 
     def _verified(self, round_number: int) -> tuple[int, bytes, dict]:
-        if round_number < 0:
+        if round_number < NEWEST:
+            raise ValueError(f"round {round_number} does not exist: ask for a round ≥ 0, or {NEWEST} for the newest")
+        if round_number == NEWEST:
             latest = self.store.latest()
             if latest is None:
                 raise FileNotFoundError("the cloud has no checkpoint yet")
@@ -68,6 +71,8 @@ class RegistryServicer(fedvst_pb2_grpc.ModelRegistryServicer):
             round_number, data, record = self._verified(int(request.round))
         except FileNotFoundError as exc:
             context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        except ValueError as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         except (CheckpointError, OSError) as exc:
             log.warning("registry: refusing to serve a damaged checkpoint: %s", exc)
             context.abort(grpc.StatusCode.DATA_LOSS, f"checkpoint failed verification: {exc}")

@@ -106,3 +106,27 @@ def test_starting_over_when_every_round_is_damaged_needs_fresh(tmp_path, caplog)
     done, _, _ = starting_point(store, "", fresh=True)
     assert done == 0 and store.rounds() == [0] and store.quarantined_rounds() == [0, 1]
     assert "starting over" in caplog.text
+
+
+@pytest.mark.parametrize("round_number", [-5, -(2 ** 63)])
+def test_the_registry_refuses_round_numbers_below_zero(tmp_path, round_number):
+    """Issue 26: GetModel(-5) and GetModel(INT64_MIN) quietly returned the newest round."""
+    import grpc
+
+    from cloud_server.registry import start_registry
+    from fedvst.protocol import fedvst_pb2, fedvst_pb2_grpc
+
+    store = CheckpointStore(tmp_path)
+    store.save(2, state(2.0), {})
+    server, port = start_registry(tmp_path, "127.0.0.1:0")
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = fedvst_pb2_grpc.ModelRegistryStub(channel)
+            newest = list(stub.GetModel(fedvst_pb2.GetModelRequest(round=-1), timeout=30))
+            assert newest[0].header.round == 2
+            with pytest.raises(grpc.RpcError) as refused:
+                list(stub.GetModel(fedvst_pb2.GetModelRequest(round=round_number), timeout=30))
+            assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "ask for a round ≥ 0, or -1 for the newest" in refused.value.details()
+    finally:
+        server.stop(1)
