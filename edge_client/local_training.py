@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from safetensors.torch import load as load_safetensors
 
-from edge_client.frame_store import FrameStore, is_held_out, load_images
+from edge_client.frame_store import QUARANTINE, FrameStore, is_held_out, load_images
 from edge_client.load_signal import LoadSignal, lower_priority
 from edge_client.model_slot import recorded_sha256, slot_path
 from edge_client.readiness import last_sync, new_training_frames
@@ -42,6 +42,7 @@ from stylizer.checkpoint import (
     CheckpointError,
     load_checkpoint,
     metadata_path,
+    move_checkpoint_aside,
     save_checkpoint,
     tensor_bytes,
 )
@@ -213,7 +214,9 @@ class LocalTrainer:
                 model = model_from_description(base.metadata, checkpoint.state, vgg_weights=self.vgg_weights,
                                                allow_download=False)
             except (CheckpointError, OSError, KeyError, ValueError, RuntimeError) as exc:
-                log.warning("starting local training afresh: %s is unusable (%s)", local_path(self.data_dir), exc)
+                moved = move_checkpoint_aside(local_path(self.data_dir), self.data_dir / QUARANTINE / "model")
+                log.warning("starting local training afresh: %s is unusable (%s); moved to %s",
+                            local_path(self.data_dir), exc, moved[0].parent if moved else "nowhere (gone)")
             else:
                 self.images_trained, self.frames_until = saved.images_trained, saved.frames_until
                 self.steps = int(checkpoint.metadata.get("steps", 0))

@@ -21,7 +21,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from edge_client.frame_store import DEFAULT_QUOTA, FrameStore
+from edge_client.frame_store import DEFAULT_QUOTA, QUARANTINE, FrameStore
 from edge_client.load_signal import LoadSignal
 from edge_client.model_slot import ModelSlot, recover_previous, slot_path
 from edge_client.restore import RegistryUnavailableError, fetch_model
@@ -44,7 +44,14 @@ from fedvst.protocol.security import (
     read_token,
     server_credentials,
 )
-from stylizer.checkpoint import CheckpointError, load_checkpoint, metadata_path, read_metadata, write_checkpoint_bytes
+from stylizer.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    metadata_path,
+    move_checkpoint_aside,
+    read_metadata,
+    write_checkpoint_bytes,
+)
 
 log = logging.getLogger(__name__)
 SPARE_THREADS = 4  # server threads no Stylize stream can take
@@ -89,6 +96,9 @@ def ensure_model(settings: EdgeSettings, token: str | None) -> str:
     except (CheckpointError, OSError) as exc:
         reason = str(exc)
     cut_by_a_crash = path.exists() or metadata_path(path).exists()  # not an edge's first start
+    if cut_by_a_crash:  # whatever replaces it, the damaged pair is kept, not written over
+        moved = move_checkpoint_aside(path, settings.data_dir / QUARANTINE / "model")
+        log.warning("model slot %s is unusable (%s); moved to %s", path, reason, moved[0].parent)
     if cut_by_a_crash and recover_previous(path, reason):
         return "previous local model"
     if settings.registry:

@@ -19,7 +19,7 @@ import torch
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
-from stylizer.atomic_io import atomic_write_bytes
+from stylizer.atomic_io import atomic_write_bytes, move_aside
 from stylizer.crash_points import crash_point
 
 FORMAT_VERSION = 1
@@ -45,6 +45,12 @@ class Checkpoint:
 def metadata_path(tensor_path: Path) -> Path:
     """The JSON file that belongs to ``tensor_path``."""
     return Path(tensor_path).with_suffix(".json")
+
+
+def move_checkpoint_aside(path: Path, folder: Path) -> list[Path]:
+    """Move whatever exists of a checkpoint pair (metadata first: the commit record) into ``folder``,
+    each file under a name no other move takes (``move_aside``); returns the new paths."""
+    return [move_aside(part, folder) for part in (metadata_path(Path(path)), Path(path)) if part.exists()]
 
 
 def tensor_bytes(state: dict[str, torch.Tensor]) -> bytes:

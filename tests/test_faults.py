@@ -218,6 +218,7 @@ def test_files_corrupted_while_the_edge_is_stopped_are_repaired_or_quarantined(t
     style.path.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 300)
     slot = slot_path(data_dir)
     slot.write_bytes(slot.read_bytes()[:1000])
+    damaged_slot = slot.read_bytes()
 
     edge, port, log = start_edge(tmp_path, data_dir, name="edge-restarted")
     try:
@@ -227,6 +228,9 @@ def test_files_corrupted_while_the_edge_is_stopped_are_repaired_or_quarantined(t
         assert assert_store_sound(data_dir) == {f.sha256 for f in frames[1:]}
         moved = data_dir / "quarantine" / frames[0].path.relative_to(data_dir)
         assert list(moved.parent.glob(moved.name + ".*"))
+        # issue 26: the damaged slot is moved aside, not written over by the recovered model
+        assert [p.read_bytes() for p in (data_dir / "quarantine" / "model").glob("current.safetensors.*")] == [
+            damaged_slot]
         phone = Phone(port, photos)
         assert phone.send(key_frame(photos, 5), 5).model_sha256 == first.sha256
         phone.close()

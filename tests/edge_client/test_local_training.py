@@ -133,3 +133,6 @@ def test_an_edge_trains_between_syncs_and_its_sync_sends_what_it_learned(tmp_pat
     assert fallback.content["metrics"]["num-examples"] == SETTINGS["images-per-round"]
     afresh = LocalTrainer(data_dir, device="cpu")
     assert afresh.run_pass() == more - more % 2 and read_local(data_dir).images_trained == more - more % 2
+    # issue 26: the damaged file is moved aside under a name of its own, not written over
+    moved = (data_dir / "quarantine" / "model").glob("local.safetensors.*")
+    assert [p.read_bytes() for p in moved] == [b"damaged"]
