@@ -67,9 +67,15 @@ class RemoteBackend:
         self.stored = 0  # key frames the edge said it kept
 
     def _error(self, exc: grpc.RpcError) -> EdgeError:
+        """Busy only when the edge said so (RESOURCE_EXHAUSTED with its retry hint): the same status
+        raised by this phone's own gRPC (a reply over its receive limit) drops the edge instead."""
         message = f"edge {self.address}: {exc.code().name}: {exc.details()}{tls_hint(exc, self.tls)}"
         if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
-            return EdgeBusyError(message, pushback_s(exc))
+            retry_after = pushback_s(exc)
+            if retry_after is not None:
+                return EdgeBusyError(message, retry_after)
+            return EdgeError(f"edge {self.address} sent what this phone refuses ({exc.details()}); "
+                             "dropping that edge")
         return EdgeError(message)
 
     def set_style(self, style: np.ndarray) -> None:

@@ -20,6 +20,10 @@ COEFFICIENTS = 12
 MAX_GRID_SIDE = 512
 MAX_DEPTH = 16
 MAX_ABS_VALUE = 64.0  # no sane colour transform has a gain or offset beyond this
+# Cells × luma bins of one field: 2^18 (a 128×128 grid with 16 bins) is 6 MiB as float16, well under
+# what a phone accepts in one message (fedvst.protocol.security.MAX_MESSAGE_BYTES, 64 MiB); a 1080p
+# key frame with the built-in model needs 144. An edge never builds more; a phone checks it before decoding.
+MAX_FIELD_CELLS = 1 << 18
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # the luma the bilateral grid is indexed by (BT.601)
 
 
@@ -37,6 +41,8 @@ def check_field(coefficients: np.ndarray, what: str = "field") -> np.ndarray:
     if not (1 <= gh <= MAX_GRID_SIDE and 1 <= gw <= MAX_GRID_SIDE and 1 <= depth <= MAX_DEPTH):
         raise FieldError(f"{what} grid {gh}×{gw}×{depth} is outside 1..{MAX_GRID_SIDE} cells a side and "
                          f"1..{MAX_DEPTH} luma bins")
+    if gh * gw * depth > MAX_FIELD_CELLS:
+        raise FieldError(f"{what} grid {gh}×{gw}×{depth} has more than {MAX_FIELD_CELLS} cells and bins")
     if not np.issubdtype(coefficients.dtype, np.floating):
         raise FieldError(f"{what} has dtype {coefficients.dtype}; expected floating point")
     values = np.ascontiguousarray(coefficients, dtype=np.float32)
@@ -83,8 +89,10 @@ class ColourField:
         shape = tuple(int(s) for s in shape)
         if len(shape) != 4 or shape[3] != COEFFICIENTS or min(shape) < 1:
             raise FieldError(f"field shape must be (gh, gw, depth, {COEFFICIENTS}), got {shape}")
-        if shape[0] > MAX_GRID_SIDE or shape[1] > MAX_GRID_SIDE or shape[2] > MAX_DEPTH:
-            raise FieldError(f"field grid {shape[0]}×{shape[1]}×{shape[2]} is too large")
+        if (shape[0] > MAX_GRID_SIDE or shape[1] > MAX_GRID_SIDE or shape[2] > MAX_DEPTH
+                or shape[0] * shape[1] * shape[2] > MAX_FIELD_CELLS):
+            raise FieldError(f"field grid {shape[0]}×{shape[1]}×{shape[2]} is too large (at most {MAX_FIELD_CELLS} "
+                             "cells and bins)")
         expected = int(np.prod(shape)) * 2
         if len(data) != expected:
             raise FieldError(f"field of shape {shape} needs {expected} bytes, got {len(data)}")

@@ -1,0 +1,53 @@
+"""Issue 26: a reply the phone itself refuses is not "edge busy", and fields have a size the phone checks."""
+
+from concurrent import futures
+
+import grpc
+import numpy as np
+import pytest
+
+from fedvst.backends import BackendBusyError, KeyFrameJob
+from fedvst.protocol import fedvst_pb2, fedvst_pb2_grpc
+from fedvst.remote import EdgeError, RemoteBackend
+from stylizer.field import MAX_FIELD_CELLS, ColourField, FieldError
+
+
+class _OversizedEdge(fedvst_pb2_grpc.StylizerServicer):
+    """Answers like an edge, but with a 512×512×16 field: 96 MiB, over the phone's 64 MiB limit."""
+
+    def UploadStyle(self, request, context):  # noqa: N802 - gRPC method name
+        return fedvst_pb2.UploadStyleReply(handle="h", width=8, height=8)
+
+    def Stylize(self, requests, context):  # noqa: N802 - gRPC method name
+        shape = (512, 512, 16, 12)
+        data = np.zeros(shape, "<f2").tobytes()
+        for request in requests:
+            field = fedvst_pb2.ColourField(version=1, layout="gh,gw,depth,3x4-row-major", shape=shape, data=data)
+            yield fedvst_pb2.StylizedFrame(index=request.index, field=field)
+
+
+def test_a_reply_over_the_phones_limit_drops_the_edge_instead_of_waiting_as_if_busy():
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2),
+                         options=[("grpc.max_send_message_length", 200 << 20)])
+    fedvst_pb2_grpc.add_StylizerServicer_to_server(_OversizedEdge(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    backend = RemoteBackend(f"127.0.0.1:{port}", timeout_s=60)
+    try:
+        backend.set_style(np.zeros((8, 8, 3), np.uint8))
+        image = np.zeros((16, 16, 3), np.uint8)
+        with pytest.raises(EdgeError) as refused:
+            backend.stylize_batch([KeyFrameJob(0, image, (16, 16), full=image)])
+        assert not isinstance(refused.value, BackendBusyError)  # was EdgeBusyError: retried for 10 minutes
+        assert "sent what this phone refuses" in str(refused.value) and "dropping that edge" in str(refused.value)
+    finally:
+        backend.close()
+        server.stop(1)
+
+
+def test_fields_have_a_maximum_checked_before_decoding():
+    with pytest.raises(FieldError, match="too large"):
+        ColourField.from_bytes(b"", (512, 512, 16, 12))  # refused from the shape alone, before the bytes
+    with pytest.raises(FieldError, match=f"more than {MAX_FIELD_CELLS} cells"):
+        ColourField(np.zeros((256, 256, 8, 12), np.float32))  # what an edge would refuse to build
+    assert ColourField(np.zeros((128, 128, 16, 12), np.float32)).depth == 16  # the largest allowed
