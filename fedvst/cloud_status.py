@@ -23,8 +23,7 @@ def fetch_status(address: str, *, token: str | None = None, ca: Path | None = No
             reply = fedvst_pb2_grpc.ModelRegistryStub(channel).GetStatus(
                 fedvst_pb2.StatusRequest(), timeout=timeout_s, metadata=call_metadata(token))
     except grpc.RpcError as exc:
-        hint = tls_hint(exc, ca is not None, ca_flag="--ca", peer="the cloud")
-        raise ConnectionError(f"cloud registry at {address}: {exc.code().name}: {exc.details()}{hint}") from None
+        raise ConnectionError(_explain(exc, address, ca is not None)) from None
     try:
         federation = json.loads(reply.federation_json) if reply.federation_json else None
     except ValueError:
@@ -33,6 +32,21 @@ def fetch_status(address: str, *, token: str | None = None, ca: Path | None = No
             "newest_checkpoint": {"name": reply.newest_checkpoint, "sha256": reply.newest_sha256,
                                   "saved_unix": reply.newest_saved_unix} if reply.newest_checkpoint else None,
             "federation": federation}
+
+
+WRONG_PORT = ("pass the registry's port (fedvst cloud serve --registry-port, 9097 unless changed), not the "
+              "SuperLink's or an edge's")
+
+
+def _explain(exc: grpc.RpcError, address: str, tls: bool) -> str:
+    """One line on a failed GetStatus: what answered at ``address`` and what to pass instead."""
+    details = exc.details() or ""
+    if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
+        return f"{address} answers gRPC but is not the cloud's model registry: {WRONG_PORT}"
+    if "http1" in details.lower() or "parsing http/2" in details.lower():
+        return f"{address} is not a gRPC server (it answered in HTTP/1): {WRONG_PORT}"
+    hint = tls_hint(exc, tls, ca_flag="--ca", peer="the cloud", address=address)
+    return f"cloud registry at {address}: {exc.code().name}: {details}{hint}"
 
 
 def _ago(unix: float, now: float) -> str:

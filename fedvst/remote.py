@@ -69,7 +69,8 @@ class RemoteBackend:
     def _error(self, exc: grpc.RpcError) -> EdgeError:
         """Busy only when the edge said so (RESOURCE_EXHAUSTED with its retry hint): the same status
         raised by this phone's own gRPC (a reply over its receive limit) drops the edge instead."""
-        message = f"edge {self.address}: {exc.code().name}: {exc.details()}{tls_hint(exc, self.tls)}"
+        hint = tls_hint(exc, self.tls, address=self.address)
+        message = f"edge {self.address}: {exc.code().name}: {exc.details()}{hint}"
         if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
             retry_after = pushback_s(exc)
             if retry_after is not None:

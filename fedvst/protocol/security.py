@@ -65,8 +65,9 @@ def server_credentials(cert: Path, key: Path, ca: Path | None = None) -> grpc.Se
     """TLS for a server (ValueError for files that are not a certificate and its key); with ``ca``
     clients must present a certificate signed by it (mTLS)."""
     check_tls_pair(cert, key)
+    client_ca = read_pem(ca, "CERTIFICATE", "the CA certificate") if ca else None
     return grpc.ssl_server_credentials([(Path(key).read_bytes(), Path(cert).read_bytes())],
-                                       root_certificates=Path(ca).read_bytes() if ca else None,
+                                       root_certificates=client_ca,
                                        require_client_auth=ca is not None)
 
 
@@ -114,19 +115,56 @@ def open_channel(address: str, *, ca: Path | None = None, cert: Path | None = No
     if ca is None:
         return grpc.insecure_channel(address, options=options)
     credentials = grpc.ssl_channel_credentials(
-        root_certificates=Path(ca).read_bytes(),
-        private_key=Path(key).read_bytes() if key else None,
-        certificate_chain=Path(cert).read_bytes() if cert else None)
+        root_certificates=read_pem(ca, "CERTIFICATE", "the CA certificate"),
+        private_key=read_pem(key, "PRIVATE KEY", "the private key") if key else None,
+        certificate_chain=read_pem(cert, "CERTIFICATE", "the certificate") if cert else None)
     return grpc.secure_channel(address, credentials, options=options)
 
 
-def tls_hint(exc: grpc.RpcError, tls: bool, ca_flag: str = "--edge-ca", peer: str = "the edge") -> str:
+def read_pem(path: Path, kind: str, what: str) -> bytes:
+    """A PEM file's bytes; ValueError (one line) when it is missing or holds no ``-----BEGIN … {kind}-----``
+    block (gRPC's own error would be "Failed to create security handshaker", at the first call)."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise ValueError(f"cannot read {what} {path}: {exc.strerror}") from None
+    if f"{kind}-----".encode() not in data or b"-----BEGIN " not in data:
+        raise ValueError(f"{path} is not a PEM file holding {what} (no '-----BEGIN … {kind}-----' block); pass the "
+                         f"file make_certs wrote")
+    return data
+
+
+def speaks_tls(address: str, timeout_s: float = 2.0) -> bool:
+    """Whether something at HOST:PORT answers a TLS handshake (certificates not checked): what tells a
+    TLS server that closed a plaintext call from a server that is simply gone."""
+    import socket
+    import ssl
+
+    host, _, port = address.rpartition(":")
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s) as raw, \
+                context.wrap_socket(raw, server_hostname=host.strip("[]") or None):
+            return True
+    except ssl.SSLError as exc:  # a TLS alert (say, a client certificate required) is still TLS
+        return exc.reason not in ("WRONG_VERSION_NUMBER", "UNEXPECTED_EOF_WHILE_READING", "RECORD_LAYER_FAILURE",
+                                  "PACKET_LENGTH_TOO_LONG", None)
+    except (OSError, ValueError):
+        return False
+
+
+def tls_hint(exc: grpc.RpcError, tls: bool, ca_flag: str = "--edge-ca", peer: str = "the edge",
+             address: str | None = None) -> str:
     """What a TLS mismatch looks like from a client of ``peer``, said in words ("" when it does not
-    look like one); ``ca_flag`` is the option that names the peer's CA certificate."""
+    look like one); ``ca_flag`` is the option that names the peer's CA certificate. A plaintext call
+    whose socket closed gets the hint only when ``address`` answers a TLS handshake (``speaks_tls``):
+    an edge killed mid-call closes the socket too."""
     if exc.code() != grpc.StatusCode.UNAVAILABLE:
         return ""
     details = (exc.details() or "").lower()
-    if not tls and "socket closed" in details:
+    if not tls and "socket closed" in details and (address is None or speaks_tls(address)):
         return f" ({peer} closed the connection at once: if it serves TLS, pass {ca_flag} with its CA certificate)"
     if tls and "handshake failed" in details:
         return (f" (TLS handshake failed: {peer} may not serve TLS, or its certificate is not signed by the "

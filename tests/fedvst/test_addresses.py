@@ -93,3 +93,68 @@ def test_flowers_own_children_are_started_through_shims_that_exec_the_real_progr
     told = subprocess.run([sys.executable, "-m", "fedvst.processes", sys.executable, "-c", ask], capture_output=True,
                           text=True, timeout=60)
     assert told.stdout.strip() == str(int(signal.SIGKILL))
+
+
+def test_the_tls_hint_needs_a_peer_that_speaks_tls(tmp_path):
+    """Issue 26: any closed socket on a plaintext channel read as a TLS problem (an edge killed mid-call too)."""
+    from concurrent import futures
+
+    import grpc
+
+    from cloud_server.make_certs import make_ca_and_server
+    from fedvst.protocol.security import listen, server_credentials, speaks_tls, tls_hint
+    from tests import procs
+
+    make_ca_and_server(tmp_path, ["127.0.0.1"])
+    tls_server, plain_server = grpc.server(futures.ThreadPoolExecutor(2)), grpc.server(futures.ThreadPoolExecutor(2))
+    tls_port = listen(tls_server, "127.0.0.1:0", server_credentials(tmp_path / "server.crt", tmp_path / "server.key"))
+    plain_port = plain_server.add_insecure_port("127.0.0.1:0")
+    tls_server.start()
+    plain_server.start()
+
+    class Closed(grpc.RpcError):
+        def code(self):
+            return grpc.StatusCode.UNAVAILABLE
+
+        def details(self):
+            return "Socket closed"
+
+    try:
+        assert speaks_tls(f"127.0.0.1:{tls_port}")
+        assert not speaks_tls(f"127.0.0.1:{plain_port}") and not speaks_tls(f"127.0.0.1:{procs.free_port()}")
+        assert "pass --edge-ca" in tls_hint(Closed(), False, address=f"127.0.0.1:{tls_port}")
+        assert tls_hint(Closed(), False, address=f"127.0.0.1:{procs.free_port()}") == ""  # gone, not TLS
+        assert tls_hint(Closed(), False, address=f"127.0.0.1:{plain_port}") == ""
+    finally:
+        tls_server.stop(0)
+        plain_server.stop(0)
+
+
+def test_status_at_a_wrong_port_or_with_a_bad_ca_says_what_it_reached_and_what_to_pass(tmp_path):
+    """Issue 26: 'UNIMPLEMENTED: Method not found!', 'Failed parsing HTTP/2' and 'Failed to create security
+    handshaker' were all the user got."""
+    import http.server
+    import threading
+    from concurrent import futures
+
+    import grpc
+
+    from fedvst.cloud_status import fetch_status
+
+    other_grpc = grpc.server(futures.ThreadPoolExecutor(2))  # answers gRPC, serves no registry (an edge's port)
+    grpc_port = other_grpc.add_insecure_port("127.0.0.1:0")
+    other_grpc.start()
+    http1 = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    threading.Thread(target=http1.serve_forever, daemon=True).start()
+    (tmp_path / "style.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)
+    try:
+        with pytest.raises(ConnectionError, match="answers gRPC but is not the cloud's model registry: pass the "
+                                                  "registry's port"):
+            fetch_status(f"127.0.0.1:{grpc_port}")
+        with pytest.raises(ConnectionError, match=r"is not a gRPC server \(it answered in HTTP/1\)"):
+            fetch_status(f"127.0.0.1:{http1.server_address[1]}")
+        with pytest.raises(ValueError, match="style.png is not a PEM file holding the CA certificate"):
+            fetch_status(f"127.0.0.1:{grpc_port}", ca=tmp_path / "style.png")
+    finally:
+        other_grpc.stop(0)
+        http1.shutdown()
