@@ -15,6 +15,9 @@ from fedvst.protocol.fields import read_field
 from fedvst.protocol.security import RETRY_PUSHBACK, call_metadata, open_channel, tls_hint
 from stylizer.field import FieldError
 from stylizer.images import decode_image_bytes
+from stylizer.render import fit_within, resize_frame
+
+STYLE_UPLOAD_SIDE = 1024  # px, longer side of the style a phone uploads
 
 
 class EdgeError(RuntimeError):
@@ -80,7 +83,9 @@ class RemoteBackend:
         return EdgeError(message)
 
     def set_style(self, style: np.ndarray) -> None:
-        self._style_png = encode_png(style)
+        """Upload the style, shrunk first to ``STYLE_UPLOAD_SIDE`` px on its longer side (the edge reads
+        styles at 512 px; a 24 MP photo as PNG would be over the edge's message limit)."""
+        self._style_png = encode_png(resize_frame(style, fit_within(*style.shape[:2], STYLE_UPLOAD_SIDE)))
         self._upload_style()
 
     def _upload_style(self) -> None:

@@ -27,8 +27,8 @@ from stylizer.field import ColourField
 from stylizer.images import as_rgb_uint8, check_size, check_tensor, to_tensor, to_uint8
 from stylizer.meta_smoothing import output_size
 from stylizer.model import StylizerNet, scale_factor
+from stylizer.render import fit_within, resize_frame
 from stylizer.render import render_field as render_field_fast
-from stylizer.render import resize_frame
 from stylizer.render_torch import render_field as render_field_torch
 from stylizer.render_torch import to_colour_field
 from stylizer.training import resize
@@ -43,14 +43,6 @@ def style_key(style: np.ndarray) -> str:
     digest = hashlib.sha256(f"{style.shape}".encode())
     digest.update(np.ascontiguousarray(style).tobytes())
     return digest.hexdigest()
-
-
-def fit_within(height: int, width: int, max_side: int) -> tuple[int, int]:
-    """(H, W) scaled down (never up) so that its longer side is at most ``max_side``."""
-    longest = max(height, width)
-    if longest <= max_side:
-        return height, width
-    return max(16, int(round(height * max_side / longest))), max(16, int(round(width * max_side / longest)))
 
 
 def working_size(height: int, width: int, work_width: int) -> tuple[int, int]:

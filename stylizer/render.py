@@ -162,6 +162,14 @@ def render_field(frame: np.ndarray, field: ColourField | np.ndarray, out: np.nda
     return out
 
 
+def fit_within(height: int, width: int, max_side: int) -> tuple[int, int]:
+    """(H, W) scaled down (never up) so that its longer side is at most ``max_side``."""
+    longest = max(height, width)
+    if longest <= max_side:
+        return height, width
+    return max(16, int(round(height * max_side / longest))), max(16, int(round(width * max_side / longest)))
+
+
 def resize_frame(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """(H, W, 3) uint8 → (H', W', 3) uint8 for ``size`` = (H', W'): area filter down, bilinear up."""
     height, width = image.shape[:2]

@@ -51,3 +51,33 @@ def test_fields_have_a_maximum_checked_before_decoding():
     with pytest.raises(FieldError, match=f"more than {MAX_FIELD_CELLS} cells"):
         ColourField(np.zeros((256, 256, 8, 12), np.float32))  # what an edge would refuse to build
     assert ColourField(np.zeros((128, 128, 16, 12), np.float32)).depth == 16  # the largest allowed
+
+
+class _RecordingEdge(fedvst_pb2_grpc.StylizerServicer):
+    def __init__(self) -> None:
+        self.styles: list[bytes] = []
+
+    def UploadStyle(self, request, context):  # noqa: N802 - gRPC method name
+        self.styles.append(request.image)
+        return fedvst_pb2.UploadStyleReply(handle="h", width=8, height=8)
+
+
+def test_a_phone_shrinks_a_huge_style_before_uploading_it():
+    """Issue 26: a 6000×4000 style went up as a 49 MB PNG, which the edge refused as too large."""
+    from stylizer.images import decode_image_bytes
+
+    edge = _RecordingEdge()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2),
+                         options=[("grpc.max_receive_message_length", 200 << 20)])
+    fedvst_pb2_grpc.add_StylizerServicer_to_server(edge, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    backend = RemoteBackend(f"127.0.0.1:{port}", timeout_s=60)
+    rng = np.random.default_rng(0)
+    try:
+        backend.set_style(rng.integers(0, 256, (4000, 6000, 3), dtype=np.uint8))  # noise: PNG cannot shrink it
+        uploaded = decode_image_bytes(edge.styles[0])
+        assert uploaded.shape == (683, 1024, 3) and len(edge.styles[0]) < 4 << 20
+    finally:
+        backend.close()
+        server.stop(1)
