@@ -170,7 +170,8 @@ class Cloud:
         self.superlink = start_child(self.superlink_command(), self.root / "logs" / "superlink.log",
                                      env=guard_flower_children(self.root, self.env()),  # its SuperExec, ServerApps
                                      cwd=self.root)
-        wait_for_port(s.port, self.superlink, host=s.host, timeout_s=60)
+        wait_for_port(s.port, self.superlink, host=s.host, timeout_s=60, log=self.root / "logs" / "superlink.log",
+                      what="the SuperLink")
         for key in s.node_public_keys:
             self.register_node(key)
         self.registry, self.registry_port = start_registry(

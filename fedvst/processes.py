@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import shutil
 import signal
 import socket
@@ -123,15 +124,31 @@ class DataDirLock:
             self._fd = None
 
 
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit)\b.*")
+
+
+def last_error_line(log: Path | None) -> str:
+    """The cause ``log`` gives: its last exception line (``pkg.SomeError: message``), else its last line
+    that mentions an error, else its last line; "" without a log."""
+    if log is None or not log.exists():
+        return ""
+    lines = [line.strip() for line in log.read_text(errors="replace")[-20000:].splitlines() if line.strip()]
+    exceptions = [line for line in lines if _EXCEPTION_LINE.match(line)]
+    errors = [line for line in lines if any(word in line.lower() for word in ("error", "fatal"))
+              and not line.startswith("(")]
+    return (exceptions or errors or lines or [""])[-1][:500]
+
+
 def wait_for_port(port: int, process: subprocess.Popen | None = None, *, host: str = "127.0.0.1",
-                  timeout_s: float = 90.0, log: Path | None = None) -> None:
-    """Block until ``host:port`` accepts connections; fail early (with the log's tail) if ``process`` dies."""
+                  timeout_s: float = 90.0, log: Path | None = None, what: str = "process") -> None:
+    """Block until ``host:port`` accepts connections; fail early, in one line with the cause its log
+    gives, if ``process`` (called ``what``) dies first."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
-            detail = log.read_text()[-2000:] if log is not None and log.exists() else ""
-            raise RuntimeError(f"process exited with {process.returncode} before listening on {host}:{port}"
-                               + (f"\n{detail}" if detail else ""))
+            cause = last_error_line(log)
+            raise RuntimeError(f"{what} exited with {process.returncode} before listening on {host}:{port}"
+                               + (f": {cause}" if cause else "") + (f" (full log: {log})" if log else ""))
         try:
             with socket.create_connection((host, port), timeout=1):
                 return

@@ -382,3 +382,18 @@ def test_kill_9_of_an_edge_in_the_middle_of_a_round(tmp_path, checkpoint, photos
         if edge is not None:
             procs.stop(edge)
         procs.stop(cloud)
+
+
+def test_a_superlink_that_cannot_start_gives_the_cause_from_its_log(tmp_path, checkpoint):
+    """Issue 26: a corrupt superlink.db said only 'process exited with 1 before listening on …'."""
+    cloud_dir = tmp_path / "cloud"
+    cloud_dir.mkdir()
+    (cloud_dir / "superlink.db").write_bytes(b"this is not a database " * 100)
+    args = ["cloud", "serve", "--data-dir", str(cloud_dir), "--port", str(procs.free_port()), "--registry-port",
+            str(procs.free_port()), "--initial-checkpoint", str(checkpoint)]
+    refused = subprocess.run([sys.executable, "-m", "fedvst.cli", *args], capture_output=True, text=True, timeout=180,
+                             env={**os.environ, "FEDVST_OFFLINE": "1"})
+    errors = [line for line in refused.stderr.splitlines() if line.startswith("error:")]
+    assert refused.returncode == 2 and len(errors) == 1, refused.stderr
+    assert "the SuperLink exited with" in errors[0] and "not a database" in errors[0], errors[0]
+    assert (cloud_dir / "superlink.db").read_bytes() == b"this is not a database " * 100  # left as it was
