@@ -229,6 +229,9 @@ def simulate(
         summary = simulate(plan)
     except (RuntimeError, OSError) as exc:
         fail(str(exc))
+    except KeyboardInterrupt:
+        typer.echo(f"error: simulate stopped before it finished; what was done is in {out}", err=True)
+        raise typer.Exit(130) from None
     for line in summary_lines(summary):
         typer.echo(line)
     return summary

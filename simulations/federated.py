@@ -28,6 +28,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -244,10 +245,12 @@ RAY_CONNECT_S = 10.0  # per check of a --ray-address; the whole refusal stays we
 
 
 def check_ray_address(address: str, timeout_s: float | None = None) -> None:
-    """RuntimeError (one line, naming ``address``) unless a gRPC server (a Ray head's GCS) answers
-    at HOST:PORT within ``timeout_s`` (default RAY_CONNECT_S) for each of the TCP connection and the
-    gRPC handshake. ``ray.init`` itself retries an unreachable address for minutes."""
+    """RuntimeError (one line, naming ``address``) unless a Ray head's GCS answers at HOST:PORT within
+    ``timeout_s`` (default RAY_CONNECT_S) for each of the TCP connection, the gRPC handshake and Ray's
+    own ``NodeInfoGcsService.GetClusterId`` (any other gRPC server fails that). ``ray.init`` itself
+    retries an address that is not a Ray head for minutes, deaf to SIGTERM."""
     import grpc
+    from ray.core.generated import gcs_service_pb2, gcs_service_pb2_grpc
 
     timeout_s = RAY_CONNECT_S if timeout_s is None else timeout_s
     try:
@@ -262,9 +265,14 @@ def check_ray_address(address: str, timeout_s: float | None = None) -> None:
     channel = grpc.insecure_channel(address)
     try:
         grpc.channel_ready_future(channel).result(timeout=timeout_s)
+        gcs_service_pb2_grpc.NodeInfoGcsServiceStub(channel).GetClusterId(gcs_service_pb2.GetClusterIdRequest(),
+                                                                          timeout=timeout_s)
     except grpc.FutureTimeoutError:
         raise RuntimeError(f"{address} accepts connections but is not a Ray head (no gRPC answer in "
                            f"{timeout_s:.0f} s)") from None
+    except grpc.RpcError as exc:
+        raise RuntimeError(f"{address} answers gRPC but is not a Ray head (Ray's GCS service said "
+                           f"{exc.code().name}): pass the head's GCS port, 6379 by default") from None
     finally:
         channel.close()
 
@@ -290,6 +298,8 @@ def start_ray(cpus: int, attempts: int = 3, address: str | None = None) -> None:
             else:
                 check_ray_address(address)
                 ray.init(address=address, runtime_env=runtime_env)
+            if threading.current_thread() is threading.main_thread():  # ray.init put its own (sys.exit) in
+                signal.signal(signal.SIGTERM, _interrupt)
             return
         except Exception as exc:  # Ray raises RuntimeError, TimeoutError or ConnectionError here
             stop_ray()
@@ -512,8 +522,15 @@ def write_csv(rows: list[dict], path: Path) -> None:
         writer.writerows(rows)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"stopped by signal {signum}")
+
+
 def simulate(plan: Plan) -> dict:
-    """Run every (seed, N) of ``plan``; write curves.csv, figure7.png and summary.json; return the summary."""
+    """Run every (seed, N) of ``plan``; write curves.csv, figure7.png and summary.json; return the summary.
+    SIGTERM stops it as Ctrl-C does (KeyboardInterrupt), through the same clean-up (Ray stopped)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
     request, profile = plan.request, plan.profile
     out = request.out
     out.mkdir(parents=True, exist_ok=True)

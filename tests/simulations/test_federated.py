@@ -151,17 +151,26 @@ def test_a_request_the_run_could_not_honour_is_refused_before_anything_runs(tmp_
 
 
 def test_an_unreachable_ray_address_is_refused_in_one_line_naming_it(tmp_path, capsys, monkeypatch):
+    from concurrent import futures
+
+    import grpc
+
     monkeypatch.setattr("simulations.federated.RAY_CONNECT_S", 2.0)  # the silent listener is waited for this long
     closed = free_port()
+    other_grpc = grpc.server(futures.ThreadPoolExecutor(2))  # issue 26: any gRPC server passed as a Ray head
+    grpc_port = other_grpc.add_insecure_port("127.0.0.1:0")
+    other_grpc.start()
     with socket.socket() as silent:  # accepts connections but is not a Ray head: it never answers
         silent.bind(("127.0.0.1", 0))
         silent.listen()
         for address, message in ((f"127.0.0.1:{closed}", f"cannot reach the Ray head at 127.0.0.1:{closed}"),
                                  (f"127.0.0.1:{silent.getsockname()[1]}", "is not a Ray head"),
+                                 (f"127.0.0.1:{grpc_port}", "answers gRPC but is not a Ray head"),
                                  ("nowhere", "--ray-address takes the head's HOST:PORT")):
             with pytest.raises(SystemExit):  # each check waits at most RAY_CONNECT_S; ray.init retries for minutes
                 main(["--profile", "tiny", "--ray-address", address, "--out", str(tmp_path / "run")])
             assert message in capsys.readouterr().err
+    other_grpc.stop(0)
     assert not (tmp_path / "run").exists()
 
 
@@ -170,3 +179,31 @@ def test_non_iid_edges_hold_disjoint_slices_and_iid_edges_hold_everything():
     assert all(len(slices) == 1 for slices in own)
     assert len({slices[0]["clip"] for slices in own}) == len(SLICES)  # no two edges share a clip segment
     assert all(edge_slices(i, iid=True) == SLICES for i in range(4))
+
+
+def test_sigterm_stops_a_running_simulation_and_everything_below_it(tmp_path):
+    """Issue 26: SIGTERM did not stop fedvst simulate while Ray was starting or retrying."""
+    import os
+    import signal
+    import time
+
+    from fedvst.processes import descendants, is_zombie
+    from tests import procs
+
+    log = tmp_path / "simulate.log"
+    process = procs.start(["simulate", "--profile", "tiny", "--out", str(tmp_path / "run"), "--no-progress"], log)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and not [p for p in descendants(process.pid) if not is_zombie(p)]:
+        time.sleep(0.5)  # until Ray's processes run below it
+    assert process.poll() is None, log.read_text()
+    tree = descendants(process.pid)
+    os.kill(process.pid, signal.SIGTERM)  # the leader alone, as a shell's kill would
+    try:  # 130 with our own line; 15 when it lands inside ray.init, whose handler exits with the signal number
+        assert process.wait(120) in (130, 15), log.read_text()
+    finally:
+        procs.stop(process, signal.SIGKILL)
+    assert process.returncode == 15 or "simulate stopped before it finished" in log.read_text()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and [p for p in tree if not is_zombie(p)]:
+        time.sleep(0.5)
+    assert not [p for p in tree if not is_zombie(p)]
