@@ -72,15 +72,3 @@ def apply_global(image: torch.Tensor, transform: torch.Tensor) -> torch.Tensor:
     out = torch.einsum("nij,njhw->nihw", matrix, image) + offset[:, :, None, None]
     return out.clamp(0.0, 1.0)
 
-
-def compose_with_field(transform: torch.Tensor, field: torch.Tensor) -> torch.Tensor:
-    """Global (N, 3, 4) transforms [T | t] applied after a (N, D·12, gh, gw) field of [A | b]:
-    [T·A | T·b + t] in every cell and luma bin (the composition of two affine colour maps is one).
-    Differentiable in ``field``; the result has the field's dtype."""
-    n, channels, grid_h, grid_w = field.shape
-    cells = field.reshape(n, channels // 12, 3, 4, grid_h, grid_w)
-    matrix = transform[:, :, :3].to(field.dtype)
-    offset = transform[:, :, 3].to(field.dtype)
-    composed = torch.einsum("nij,ndjkhw->ndikhw", matrix, cells)
-    composed = torch.cat([composed[:, :, :, :3], composed[:, :, :, 3:] + offset[:, None, :, None, None, None]], dim=3)
-    return composed.reshape(n, channels, grid_h, grid_w)

@@ -24,7 +24,7 @@ from torch import nn
 
 from stylizer.affine_decoder import AffineDecoder
 from stylizer.colorization import LinearTransform, StyleCode, WhiteningColoring
-from stylizer.colour_prior import colour_stats, compose_with_field, mkl_from_stats
+from stylizer.colour_prior import colour_stats, mkl_from_stats
 from stylizer.config import StylizerConfig
 from stylizer.decoder import Decoder
 from stylizer.encoder import TAP_CHANNELS, VGGEncoder, pool_count
@@ -147,21 +147,14 @@ class StylizerNet(nn.Module):
             residual = self._fit_grid(residual.float(), height, width)
             residual = self.meta_smoothing.smooth_field(residual, r)
             residual = RESIDUAL_BOUND * torch.tanh(residual / RESIDUAL_BOUND)
-            residual = residual * contrast_gate(content, tuple(residual.shape[-2:]), self.config.flat_contrast)
+            gate = contrast_gate(content, tuple(residual.shape[-2:]), self.config.flat_contrast)
+            if self.config.zero_mean_residual:  # the residual moves colours locally, never the whole picture's
+                weight = gate / gate.sum(dim=(2, 3), keepdim=True).clamp_min(1e-6)
+                residual = residual - (residual * weight).sum(dim=(2, 3), keepdim=True)
+            residual = residual * gate
             prior = self.prior(content, code).to(residual.dtype)
             prior = prior.reshape(-1, COEFFICIENTS, 1, 1).repeat(1, self.config.grid_depth, 1, 1)
-            field = prior + residual
-            if self.config.colour_match:
-                field = self._match_colour(field, content, code)
-            return field
-
-    def _match_colour(self, field: torch.Tensor, content: torch.Tensor, code: StyleCode) -> torch.Tensor:
-        """``field`` followed by the global MKL map that takes its rendering on ``content`` back onto the
-        style's RGB mean and covariance (folded into the field; the map itself carries no gradient)."""
-        with torch.no_grad():
-            rendered = render_field(field.detach(), content.detach().float())
-            transform = mkl_from_stats(*colour_stats(rendered), code.colour_mean, code.colour_cov)
-        return compose_with_field(transform, field)
+            return prior + residual
 
     def prior(self, content: torch.Tensor, code: StyleCode) -> torch.Tensor:
         """The closed-form MKL transforms (N, 3, 4) float64 of ``content`` toward the style of ``code``."""
