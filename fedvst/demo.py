@@ -41,7 +41,7 @@ def make_strip(source: Path, output: Path, key_indices: list[int], strip_path: P
 
 def run_demo(out_dir: Path, device: str | None = None) -> tuple[Summary, Path]:
     """Run the demo into ``out_dir``; returns the summary and the strip's path."""
-    from fedvst.cli import run_stylize
+    from fedvst.stylize_command import run_stylize
 
     out_dir.mkdir(parents=True, exist_ok=True)
     source = sample_video()
