@@ -11,7 +11,8 @@ HEADS = ("affine", "image")
 CONTENT_REFERENCES = ("prior", "content")
 LEGACY_HEAD = "image"  # what a checkpoint written before heads existed holds
 # What a checkpoint written before these keys existed was trained and runs with.
-LEGACY_VALUES = {"loss_layer": "", "content_reference": "prior", "flat_contrast": 0.0, "zero_mean_residual": False}
+LEGACY_VALUES = {"loss_layer": "", "content_reference": "prior", "flat_contrast": 0.0,
+                 "smoothness_weight": 0.1, "colour_weight": 100.0}
 MAX_MATRIX_DIM = 256
 MAX_CHANNELS = 512
 MAX_KERNEL = 15
@@ -42,9 +43,6 @@ class StylizerConfig:
     flat_contrast: local luma contrast (standard deviation, [0, 1] units) below which the
         affine head's learned residual fades out, so flat and dark regions keep the prior's
         single transform (0: no fading; see ``stylizer.flat_gate``).
-    zero_mean_residual: the affine head's residual has zero mean over the picture (weighted by the
-        flat gate), so the average transform stays the closed-form prior's: the learned part moves
-        colours and contrast locally, and the global colour transfer is the prior's.
     """
 
     encoder_layer: str = "relu3_1"
@@ -56,12 +54,11 @@ class StylizerConfig:
     head: str = "affine"
     grid_depth: int = 1
     grid_stride: int = 8
-    smoothness_weight: float = 0.1
-    colour_weight: float = 100.0
+    smoothness_weight: float = 0.0
+    colour_weight: float = 3e7
     loss_layer: str = ""
-    content_reference: str = "prior"
-    flat_contrast: float = 0.0
-    zero_mean_residual: bool = False
+    content_reference: str = "content"
+    flat_contrast: float = 0.03
 
     def __post_init__(self) -> None:
         for name in ("matrix_dim", "upsample_channels", "kernel_size", "grid_depth", "grid_stride"):
@@ -88,8 +85,6 @@ class StylizerConfig:
             raise ValueError(f"loss_layer must be one of {ENCODER_LAYERS} or empty, got {self.loss_layer!r}")
         if self.content_reference not in CONTENT_REFERENCES:
             raise ValueError(f"content_reference must be one of {CONTENT_REFERENCES}, got {self.content_reference!r}")
-        if not isinstance(self.zero_mean_residual, bool):
-            raise ValueError(f"zero_mean_residual must be true or false, got {self.zero_mean_residual!r}")
         if not (isinstance(self.flat_contrast, (int, float)) and 0.0 <= self.flat_contrast <= 1.0):
             raise ValueError(f"flat_contrast must be a number in [0, 1], got {self.flat_contrast!r}")
         if not 0.0 < self.decoder_width <= 1.0:

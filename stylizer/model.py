@@ -147,11 +147,7 @@ class StylizerNet(nn.Module):
             residual = self._fit_grid(residual.float(), height, width)
             residual = self.meta_smoothing.smooth_field(residual, r)
             residual = RESIDUAL_BOUND * torch.tanh(residual / RESIDUAL_BOUND)
-            gate = contrast_gate(content, tuple(residual.shape[-2:]), self.config.flat_contrast)
-            if self.config.zero_mean_residual:  # the residual moves colours locally, never the whole picture's
-                weight = gate / gate.sum(dim=(2, 3), keepdim=True).clamp_min(1e-6)
-                residual = residual - (residual * weight).sum(dim=(2, 3), keepdim=True)
-            residual = residual * gate
+            residual = residual * contrast_gate(content, tuple(residual.shape[-2:]), self.config.flat_contrast)
             prior = self.prior(content, code).to(residual.dtype)
             prior = prior.reshape(-1, COEFFICIENTS, 1, 1).repeat(1, self.config.grid_depth, 1, 1)
             return prior + residual

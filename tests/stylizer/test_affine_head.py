@@ -138,8 +138,12 @@ def test_mkl_prior_survives_flat_and_gray_images(photos):
     assert float(recoloured.flatten(2).std(-1).max()) < 1e-6  # one colour in, one colour out
 
 
-def test_a_few_hundred_steps_lower_the_affine_loss(affine_model, photos):
+def test_a_few_hundred_steps_lower_the_affine_loss(encoder_weights, photos):
     from stylizer import PairSampler, evaluate, train_step
+
+    torch.manual_seed(0)
+    affine_model = build_model(StylizerConfig(decoder_width=0.25, matrix_dim=16, content_reference="prior",
+                                              colour_weight=100.0, smoothness_weight=0.1), encoder_weights)
 
     sampler = PairSampler([photos["astronaut"], photos["chelsea"]], [photos["coffee"], photos["rocket"]],
                           base_size=48, scales=(1.0, 2.0), seed=1)
@@ -186,7 +190,7 @@ def test_flat_regions_keep_the_prior_single_transform(encoder_weights, photos):
 @pytest.mark.parametrize("level", [0, 255])
 def test_the_builtin_keeps_a_large_black_or_white_field_as_flat_as_the_prior(photos, level):
     """Flat stays flat on the shipped model: a held-out photo on a large uniform field; inside the field
-    (a margin of one field cell from the photo) the built-in's output varies by at most a few levels
+    (a margin of two field cells from the photo) the built-in's output varies by at most a few levels
     more than the untrained prior's, whose single global transform cannot vary there at all."""
     from fedvst.samples import sample_photo
     from stylizer.images import load_image
@@ -198,7 +202,7 @@ def test_the_builtin_keeps_a_large_black_or_white_field_as_flat_as_the_prior(pho
     top, left = (720 - photo.shape[0]) // 2, (1280 - photo.shape[1]) // 2
     canvas[top:top + photo.shape[0], left:left + photo.shape[1]] = photo
     style = photos["coffee"]
-    margin = 1280 // 16  # one field cell at the 128 px working width
+    margin = 2 * 1280 // 16  # two field cells at the 128 px working width: bilinear slicing reaches one
     inside = np.ones(canvas.shape[:2], bool)
     inside[max(0, top - margin):top + photo.shape[0] + margin, max(0, left - margin):left + photo.shape[1] + margin] = 0
     spreads = []
