@@ -32,8 +32,29 @@ def _pem_key(key: rsa.RSAPrivateKey) -> bytes:
                              serialization.NoEncryption())
 
 
-def make_ca_and_server(out: Path, hosts: list[str], days: int = 365) -> None:
-    """ca.crt, ca.key, server.crt, server.key in ``out``."""
+def _leaf(ca_key: rsa.RSAPrivateKey, ca_cert: x509.Certificate, hosts: list[str], days: int
+          ) -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
+    """A server key and a certificate for ``hosts`` (IP addresses or DNS names) signed by the CA."""
+    now = datetime.datetime.now(datetime.UTC)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    names: list[x509.GeneralName] = []
+    for host in hosts:
+        try:
+            names.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            names.append(x509.DNSName(host))
+    cert = (x509.CertificateBuilder().subject_name(_name(hosts[0])).issuer_name(ca_cert.subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days))
+            .add_extension(x509.SubjectAlternativeName(names), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    return key, cert
+
+
+def make_ca_and_server(out: Path, hosts: list[str], days: int = 365, edge_hosts: list[str] | None = None) -> None:
+    """ca.crt, ca.key, server.crt, server.key in ``out``; with ``edge_hosts``, also edge_<i>.crt and
+    edge_<i>.key for each edge's phone-facing service, for the i-th host, signed by the same CA."""
     now = datetime.datetime.now(datetime.UTC)
     ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     ca_cert = (x509.CertificateBuilder().subject_name(_name("fedvst test CA")).issuer_name(_name("fedvst test CA"))
@@ -41,23 +62,12 @@ def make_ca_and_server(out: Path, hosts: list[str], days: int = 365) -> None:
                .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days))
                .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
                .sign(ca_key, hashes.SHA256()))
-    server_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    names: list[x509.GeneralName] = []
-    for host in hosts:
-        try:
-            names.append(x509.IPAddress(ipaddress.ip_address(host)))
-        except ValueError:
-            names.append(x509.DNSName(host))
-    server_cert = (x509.CertificateBuilder().subject_name(_name(hosts[0])).issuer_name(ca_cert.subject)
-                   .public_key(server_key.public_key()).serial_number(x509.random_serial_number())
-                   .not_valid_before(now - datetime.timedelta(minutes=5))
-                   .not_valid_after(now + datetime.timedelta(days))
-                   .add_extension(x509.SubjectAlternativeName(names), critical=False)
-                   .sign(ca_key, hashes.SHA256()))
     atomic_write_bytes(out / "ca.key", _pem_key(ca_key), mode=0o600)
     atomic_write_bytes(out / "ca.crt", ca_cert.public_bytes(serialization.Encoding.PEM))
-    atomic_write_bytes(out / "server.key", _pem_key(server_key), mode=0o600)
-    atomic_write_bytes(out / "server.crt", server_cert.public_bytes(serialization.Encoding.PEM))
+    for name, names in [("server", hosts), *((f"edge_{i}", [h]) for i, h in enumerate(edge_hosts or []))]:
+        key, cert = _leaf(ca_key, ca_cert, names, days)
+        atomic_write_bytes(out / f"{name}.key", _pem_key(key), mode=0o600)
+        atomic_write_bytes(out / f"{name}.crt", cert.public_bytes(serialization.Encoding.PEM))
 
 
 def make_node_keys(out: Path, name: str) -> tuple[Path, Path]:
@@ -77,12 +87,15 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--hosts", nargs="+", default=["127.0.0.1", "localhost"])
     parser.add_argument("--nodes", type=int, default=2)
+    parser.add_argument("--edge-hosts", nargs="*", default=[],
+                        help="each edge's host name or address: edge_<i>.crt/.key for its service to phones")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    make_ca_and_server(args.out, args.hosts)
+    make_ca_and_server(args.out, args.hosts, edge_hosts=args.edge_hosts)
     for i in range(args.nodes):
         make_node_keys(args.out, f"node_{i}")
-    print(f"wrote CA, server certificate for {', '.join(args.hosts)} and {args.nodes} SuperNode key pairs "
+    edges = f", {len(args.edge_hosts)} edge certificates (edge_<i>.crt)" if args.edge_hosts else ""
+    print(f"wrote CA, server certificate for {', '.join(args.hosts)}{edges} and {args.nodes} SuperNode key pairs "
           f"to {args.out}")
 
 

@@ -154,7 +154,7 @@ def test_tls_and_node_authentication_refuse_an_unregistered_edge(tmp_path, small
 
     certs = tmp_path / "certs"
     certs.mkdir()
-    make_ca_and_server(certs, ["127.0.0.1", "localhost"])
+    make_ca_and_server(certs, ["127.0.0.1", "localhost"], edge_hosts=["127.0.0.1"])  # as deploy.md makes them
     keys = [make_node_keys(certs, f"node_{i}") for i in range(2)]
     initial = tmp_path / "initial.safetensors"
     save_model(initial, small_model)
@@ -185,7 +185,7 @@ def test_tls_and_node_authentication_refuse_an_unregistered_edge(tmp_path, small
                               f"127.0.0.1:{port}", "--registry", f"127.0.0.1:{registry_port}", "--tls-ca",
                               str(certs / "ca.crt"), "--node-key", str(keys[i][0]), "--token-file",
                               str(tmp_path / "token")]
-                             + (["--tls-cert", str(certs / "server.crt"), "--tls-key", str(certs / "server.key")]
+                             + (["--tls-cert", str(certs / "edge_0.crt"), "--tls-key", str(certs / "edge_0.key")]
                                 if i == 0 else []))
             edges.append(procs.start(edge_args[-1], log))
         procs.wait_port(phone_port, edges[0], log=logs[2])
