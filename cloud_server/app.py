@@ -111,7 +111,10 @@ def starting_point(store: CheckpointStore, initial: str, *,
     from the initial model is refused (CheckpointError) unless ``fresh``: the operator decides."""
     latest = store.latest(quarantine=True)
     if latest is not None:
-        log.info("resuming after round %d (%s)", latest.round, latest.path.name)
+        if latest.round == 0:  # a fresh cloud: nothing to resume
+            log.info("starting from the initial model (%s); round 1 is next", latest.path.name)
+        else:
+            log.info("resuming after round %d (%s)", latest.round, latest.path.name)
         return latest.round, latest.checkpoint.state, model_description(latest.checkpoint.metadata)
     damaged = store.quarantined_rounds()
     if damaged and not fresh:

@@ -96,6 +96,8 @@ def ensure_model(settings: EdgeSettings, token: str | None) -> str:
     except (CheckpointError, OSError) as exc:
         reason = str(exc)
     cut_by_a_crash = path.exists() or metadata_path(path).exists()  # not an edge's first start
+    if not cut_by_a_crash:
+        reason = "none yet: a first start"
     if cut_by_a_crash:  # whatever replaces it, the damaged pair is kept, not written over
         moved = move_checkpoint_aside(path, settings.data_dir / QUARANTINE / "model")
         log.warning("model slot %s is unusable (%s); moved to %s", path, reason, moved[0].parent)

@@ -231,7 +231,8 @@ class StylizerService:
         self.stats.latencies_ms.append((time.perf_counter() - start) * 1000)
         if self.stats.first_served_at is None:
             self.stats.first_served_at = time.monotonic()
-            log.info("first frame served %.2f s after start", self.stats.first_served_at - self.started_at)
+            log.info("first phone frame served (%.0f ms for it; the edge had been up %.1f s)",
+                     self.stats.latencies_ms[-1], self.stats.first_served_at - self.started_at)
         return reply.SerializeToString()
 
     def stylize(self, raw_requests: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[bytes]:

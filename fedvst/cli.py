@@ -116,9 +116,10 @@ def demo(
     device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:N (default: auto)")] = None,
 ) -> None:
     """Stylize the bundled sample clip with the bundled style and the built-in model."""
-    from fedvst.demo import run_demo
+    from fedvst.demo import media_line, run_demo
 
     try:
+        typer.echo(media_line())
         summary, strip = run_demo(out, device=device)
     except (ValueError, OSError) as exc:
         fail(str(exc))

