@@ -32,7 +32,7 @@ from stylizer.images import to_tensor, to_uint8
 
 MAX_SIDE = 640
 STYLE_OFFSETS = (1, 3)  # each content meets the held-out pictures this many places further on as styles
-FIELD_MARGIN = 0.5  # a composited photo covers this fraction of each side of its field
+FIELD_CELLS = 16  # the affine head's field is 16 cells wide at its 128 px working width
 
 
 def _fit(image: np.ndarray) -> np.ndarray:
@@ -43,14 +43,28 @@ def _fit(image: np.ndarray) -> np.ndarray:
     return cv2.resize(image, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
 
 
-def composite(photo: np.ndarray, level: int) -> np.ndarray:
-    """``photo`` shrunk to half of each side and centred on a uniform field of grey ``level`` (0–255)."""
+def composite(photo: np.ndarray, level: int) -> tuple[np.ndarray, np.ndarray]:
+    """``photo`` shrunk to half of each side and centred on a uniform field of grey ``level`` (0–255),
+    and the (H, W) mask of the field more than two field cells away from the photo (where the output
+    of any method that keeps flat regions flat has one colour)."""
     height, width = photo.shape[:2]
     small = cv2.resize(photo, (width // 2, height // 2), interpolation=cv2.INTER_AREA)
     canvas = np.full_like(photo, level)
     top, left = (height - small.shape[0]) // 2, (width - small.shape[1]) // 2
     canvas[top:top + small.shape[0], left:left + small.shape[1]] = small
-    return canvas
+    margin = 2 * max(1, width // FIELD_CELLS)
+    inside = np.ones((height, width), bool)
+    inside[max(0, top - margin):top + small.shape[0] + margin, max(0, left - margin):left + small.shape[1] + margin] = 0
+    return canvas, inside
+
+
+def flat_spread(output: np.ndarray, inside: np.ndarray) -> int:
+    """Largest range (max − min, levels) of any channel of ``output`` over ``inside``."""
+    values = output[inside].astype(int)
+    return int((values.max(0) - values.min(0)).max()) if len(values) else 0
+
+
+FLAT_MASKS: dict[str, np.ndarray] = {}  # composited pair name → its uniform field's inside (make_pairs fills it)
 
 
 def make_pairs() -> list[tuple[str, np.ndarray, str, np.ndarray]]:
@@ -62,8 +76,11 @@ def make_pairs() -> list[tuple[str, np.ndarray, str, np.ndarray]]:
             style_name, style = pictures[(i + offset) % len(pictures)]
             pairs.append((content_name, content, style_name, style))
     by_name = dict(pictures)
-    pairs.append(("chelsea on black", composite(by_name["chelsea"], 0), "bikes#53", by_name["bikes#53"]))
-    pairs.append(("grace_hopper on white", composite(by_name["grace_hopper"], 255), "chelsea", by_name["chelsea"]))
+    for content_name, level, style_name in (("chelsea", 0, "bikes#53"), ("grace_hopper", 255, "chelsea")):
+        canvas, FLAT_MASKS[f"{content_name} on {'black' if level == 0 else 'white'}"] = composite(
+            by_name[content_name], level)
+        pairs.append((f"{content_name} on {'black' if level == 0 else 'white'}", canvas, style_name,
+                      by_name[style_name]))
     return pairs
 
 
@@ -73,13 +90,24 @@ def mkl(content: np.ndarray, style: np.ndarray) -> np.ndarray:
     return to_uint8(apply_global(image, mkl_transform(image, to_tensor(style).double())))
 
 
-def methods(device: str | None, net_widths: tuple[int, ...] = ()) -> dict[str, Callable[[np.ndarray, np.ndarray],
-                                                                                          np.ndarray]]:
+def ungated_copy(model):
+    """``model``'s weights in a network whose config has no flat gate (flat_contrast 0)."""
+    config = StylizerConfig.from_dict({**model.config.to_dict(), "flat_contrast": 0.0})
+    copy = build_model(config, allow_download=False)
+    copy.load_trainable_state(model.trainable_state())
+    return copy
+
+
+def methods(device: str | None, net_widths: tuple[int, ...] = (), ungated: bool = False
+            ) -> dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]]:
     """Name → stylize(content, style) at the content's size (``affine@W``: the affine head run W px wide)."""
     out: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {}
     builtin, _ = load_model(builtin_checkpoint_path(), allow_download=False)
     untrained = build_model(StylizerConfig.from_dict(builtin.config.to_dict()), allow_download=False)
-    for name, model in (("affine", builtin), ("prior", untrained)):
+    models = [("affine", builtin), ("prior", untrained)]
+    if ungated:  # the same weights without the flat gate: what the gate removes
+        models.append(("affine_ungated", ungated_copy(builtin)))
+    for name, model in models:
         stylizer = Stylizer(model, device=device)
         out[name] = lambda c, s, st=stylizer: st.stylize_frame(c, s, size=c.shape[:2])
     if image_head_checkpoint_path().exists():
@@ -100,9 +128,11 @@ def evaluate(pairs, stylizers) -> tuple[dict[str, dict], dict[str, list[np.ndarr
     outputs: dict[str, list[np.ndarray]] = {}
     colours: dict[str, list[float]] = {}
     for name, stylize in stylizers.items():
-        corr, colour, content_terms, style_terms, images = [], [], [], [], []
-        for _, content, _, style in pairs:
+        corr, colour, content_terms, style_terms, images, spreads = [], [], [], [], [], []
+        for content_name, content, _, style in pairs:
             out = stylize(content, style)
+            if content_name in FLAT_MASKS:
+                spreads.append(flat_spread(out, FLAT_MASKS[content_name]))
             corr.append(structure_corr(out, content))
             colour.append(colour_distance(out, content, style))
             terms = scorer(out, content, style)
@@ -111,7 +141,8 @@ def evaluate(pairs, stylizers) -> tuple[dict[str, dict], dict[str, list[np.ndarr
             images.append(out)
         scores[name] = {"corr": round(float(np.mean(corr)), 4), "colour": round(float(np.mean(colour)), 4),
                         "eq5": {"content": round(float(np.mean(content_terms)), 2),
-                                "style": round(float(np.mean(style_terms)), 2)}}
+                                "style": round(float(np.mean(style_terms)), 2)},
+                        "flat_spread": max(spreads, default=0)}
         outputs[name] = images
         colours[name] = colour
     return scores, outputs, colours
@@ -150,17 +181,20 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object only")
     parser.add_argument("--figure", type=Path, default=None, help="also write the comparison grid (PNG)")
     parser.add_argument("--device", default=None)
+    parser.add_argument("--ungated", action="store_true",
+                        help="also score the built-in's weights without the flat gate (affine_ungated)")
     parser.add_argument("--net-widths", type=int, nargs="*", default=[],
                         help="also score the affine head run at these network widths (px)")
     args = parser.parse_args()
     pairs = make_pairs()
-    scores, outputs, colours = evaluate(pairs, methods(args.device, tuple(args.net_widths)))
+    scores, outputs, colours = evaluate(pairs, methods(args.device, tuple(args.net_widths), args.ungated))
     if args.figure is not None:
         save_figure(args.figure, pairs, outputs)
     if not args.json:
         for name, values in scores.items():
             print(f"{name:9s} corr {values['corr']:.4f}  colour {values['colour']:.4f}  eq5 content "
-                  f"{values['eq5']['content']:.1f} style {values['eq5']['style']:.1f}", file=sys.stderr)
+                  f"{values['eq5']['content']:.1f} style {values['eq5']['style']:.1f}  flat spread "
+                  f"{values['flat_spread']}", file=sys.stderr)
     main_methods = {k: v for k, v in scores.items() if "@" not in k}
     margins = [a - p for a, p in zip(colours["affine"], colours["prior"], strict=True)]
     worst = int(np.argmax(margins))
