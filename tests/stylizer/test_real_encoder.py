@@ -78,6 +78,15 @@ def test_a_damaged_cache_is_moved_aside_and_converted_again(fresh_cache):
     assert [p.read_bytes() for p in (fresh_cache / "damaged").iterdir()] == [b"not a safetensors file"]
 
 
+def test_a_cache_holding_other_tensors_is_moved_aside_and_converted_again(fresh_cache):
+    from safetensors.torch import save_file
+
+    state = keras_weights().state
+    save_file({**state, "features.0.bias": state["features.0.bias"] + 1.0}, str(keras_vgg16.cached_path()))
+    assert keras_weights().identity == KERAS_VGG16_IDENTITY
+    assert len(list((fresh_cache / "damaged").iterdir())) == 1
+
+
 def test_a_checkpoint_of_one_encoder_refuses_the_other(tmp_path, encoder_weights):
     from safetensors.torch import save_file
 
