@@ -29,10 +29,11 @@ class StyleCode:
     scale: torch.Tensor
     colour_mean: torch.Tensor | None = None
     colour_cov: torch.Tensor | None = None
+    lab_stats: torch.Tensor | None = None  # (N, 6) CIELAB means and deviations (the affine head's colour guard)
 
     def to(self, device: torch.device) -> StyleCode:
         return StyleCode(*(None if t is None else t.to(device) for t in
-                           (self.matrix, self.mean, self.scale, self.colour_mean, self.colour_cov)))
+                           (self.matrix, self.mean, self.scale, self.colour_mean, self.colour_cov, self.lab_stats)))
 
     def expand(self, batch: int) -> StyleCode:
         """Broadcast a batch-1 code to ``batch`` items."""
@@ -41,7 +42,8 @@ class StyleCode:
         return StyleCode(self.matrix.expand(batch, -1, -1), self.mean.expand(batch, -1, -1, -1),
                          self.scale.expand(batch, -1, -1, -1),
                          None if self.colour_mean is None else self.colour_mean.expand(batch, -1),
-                         None if self.colour_cov is None else self.colour_cov.expand(batch, -1, -1))
+                         None if self.colour_cov is None else self.colour_cov.expand(batch, -1, -1),
+                         None if self.lab_stats is None else self.lab_stats.expand(batch, -1))
 
 
 def _center(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -106,8 +106,12 @@ def rgb_to_lab(image: torch.Tensor) -> torch.Tensor:
     return torch.stack([lightness, 5.0 * (f[:, 0] - f[:, 1]), 2.0 * (f[:, 1] - f[:, 2])], dim=1)
 
 
+def lab_mean_std(images: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) sRGB in [0, 1] → (N, 6): the CIELAB means then standard deviations (L/100 scale)."""
+    return torch.cat(_mean_std(rgb_to_lab(images)), dim=1)
+
+
 def colour_statistics_loss(output: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-    """MSE between the per-channel CIELAB means and standard deviations of ``output`` and ``style``."""
-    out_mean, out_std = _mean_std(rgb_to_lab(output))
-    style_mean, style_std = _mean_std(rgb_to_lab(style))
-    return F.mse_loss(out_mean, style_mean) + F.mse_loss(out_std, style_std)
+    """Twice the MSE between the per-channel CIELAB means and standard deviations of ``output`` and
+    ``style`` (the MSE of the means plus the MSE of the deviations)."""
+    return 2.0 * F.mse_loss(lab_mean_std(output), lab_mean_std(style))

@@ -30,11 +30,15 @@ from stylizer.decoder import Decoder
 from stylizer.encoder import TAP_CHANNELS, VGGEncoder, pool_count
 from stylizer.field import COEFFICIENTS
 from stylizer.flat_gate import contrast_gate
+from stylizer.losses import lab_mean_std
 from stylizer.meta_smoothing import MetaSmoothing
 from stylizer.render_torch import render_field
 
 MIN_SIDE = 16  # smallest content/style side the encoder's pooling still makes sense for
 RESIDUAL_BOUND = 0.3  # each residual coefficient is squashed into (−0.3, 0.3): the field stays near the prior
+GUARD_SHARES = (1.0, 0.5, 0.25)  # shares of the residual the colour guard tries, largest first (else none)
+GUARD_TOLERANCE = 0.005  # how much further from the style's Lab statistics than the prior the output may land
+GUARD_LAB_WEIGHTS = (2.55, 1.0, 1.0, 2.55, 1.0, 1.0)  # L counts as in 8-bit Lab (0–255 for 0–100), as the metric
 
 
 def scale_factor(size_in: tuple[int, int], size_out: tuple[int, int]) -> float:
@@ -115,6 +119,7 @@ class StylizerNet(nn.Module):
         """(N, 3, H, W) style image → its StyleCode (compute once per style)."""
         code = self.colorization.style_code(self.encoder.deepest(self._padded(style), self.config.encoder_layer))
         code.colour_mean, code.colour_cov = colour_stats(style)
+        code.lab_stats = lab_mean_std(style.detach()).detach()
         return code
 
     def grid_size(self, height: int, width: int) -> tuple[int, int]:
@@ -150,7 +155,33 @@ class StylizerNet(nn.Module):
             residual = residual * contrast_gate(content, tuple(residual.shape[-2:]), self.config.flat_contrast)
             prior = self.prior(content, code).to(residual.dtype)
             prior = prior.reshape(-1, COEFFICIENTS, 1, 1).repeat(1, self.config.grid_depth, 1, 1)
-            return prior + residual
+            field = prior + residual
+            if self.config.colour_guard and not self.training and code.lab_stats is not None:
+                field = self._guard_colour(field, prior, content, code.lab_stats)
+            return field
+
+    def _guard_colour(self, field: torch.Tensor, prior: torch.Tensor, content: torch.Tensor,
+                      style_lab: torch.Tensor) -> torch.Tensor:
+        """Inference: keep the largest share α ∈ GUARD_SHARES of each item's residual whose output on
+        ``content`` lands at most GUARD_TOLERANCE (relative to the content's own distance, as
+        ``bench_photoreal``'s colour) further from the style's CIELAB mean and deviation than the
+        prior's output: the learned part may move local contrast, not make the colour worse than the
+        closed-form transfer it starts from (α = 0 is the prior itself)."""
+        with torch.no_grad():
+            image = content.detach().float()
+            weights = image.new_tensor(GUARD_LAB_WEIGHTS)
+            target = style_lab.float() * weights
+            scale = (lab_mean_std(image) * weights - target).norm(dim=1).clamp_min(1e-6)
+
+            def distance(candidate: torch.Tensor) -> torch.Tensor:
+                return (lab_mean_std(render_field(candidate, image)) * weights - target).norm(dim=1) / scale
+
+            limit = distance(prior) + GUARD_TOLERANCE
+            share = torch.zeros(field.shape[0], device=field.device)
+            for alpha in GUARD_SHARES:  # largest first; an item keeps the first share within the limit
+                fits = (share == 0) & (distance(prior + alpha * (field.detach() - prior)) <= limit)
+                share = torch.where(fits, torch.full_like(share, alpha), share)
+        return prior + share.view(-1, 1, 1, 1).to(field.dtype) * (field - prior)
 
     def prior(self, content: torch.Tensor, code: StyleCode) -> torch.Tensor:
         """The closed-form MKL transforms (N, 3, 4) float64 of ``content`` toward the style of ``code``."""

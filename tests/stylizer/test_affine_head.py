@@ -204,3 +204,22 @@ def test_the_builtin_keeps_a_large_black_or_white_field_as_flat_as_the_prior(pho
     assert inside.mean() > 0.2  # a large field
     assert spreads[1] <= 1  # the prior: one transform, one colour
     assert spreads[0] <= spreads[1] + 3, spreads
+
+
+def test_the_colour_guard_never_lets_the_residual_make_the_colour_worse_than_the_prior(encoder_weights, photos):
+    from simulations.photoreal_metrics import colour_distance
+
+    content, style = photos["astronaut"][::2, ::2], photos["coffee"][::2, ::2]
+    distances = {}
+    for guard in (True, False):
+        torch.manual_seed(0)
+        model = _with_residual(build_model(StylizerConfig(decoder_width=0.25, matrix_dim=16, colour_guard=guard),
+                                           encoder_weights), value=0.08)
+        out = Stylizer(model, device="cpu", precision="fp32").stylize_frame(content, style, size=content.shape[:2])
+        distances[guard] = colour_distance(out, content, style)
+    torch.manual_seed(0)
+    prior = Stylizer(build_model(StylizerConfig(decoder_width=0.25, matrix_dim=16), encoder_weights), device="cpu",
+                     precision="fp32").stylize_frame(content, style, size=content.shape[:2])
+    prior_distance = colour_distance(prior, content, style)
+    assert distances[False] > prior_distance + 0.02  # this residual alone moves the colour off the style's
+    assert distances[True] <= prior_distance + 0.01  # the guard keeps (at most) what does not
