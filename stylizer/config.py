@@ -12,7 +12,7 @@ CONTENT_REFERENCES = ("prior", "content")
 LEGACY_HEAD = "image"  # what a checkpoint written before heads existed holds
 # What a checkpoint written before these keys existed was trained and runs with.
 LEGACY_VALUES = {"loss_layer": "", "content_reference": "prior", "flat_contrast": 0.0, "colour_guard": False,
-                 "smoothness_weight": 0.1, "colour_weight": 100.0}
+                 "residual_offsets": True, "smoothness_weight": 0.1, "colour_weight": 100.0}
 MAX_MATRIX_DIM = 256
 MAX_CHANNELS = 512
 MAX_KERNEL = 15
@@ -43,6 +43,10 @@ class StylizerConfig:
     flat_contrast: local luma contrast (standard deviation, [0, 1] units) below which the
         affine head's learned residual fades out, so flat and dark regions keep the prior's
         single transform (0: no fading; see ``stylizer.flat_gate``).
+    residual_offsets: whether the learned residual may change a cell's offsets b, not only its 3×3
+        gains A. Without offsets the learned part is A_res(x)·I(x): it cannot paint anything on black
+        pixels, not even in a cell that straddles a black region and a textured one, where the flat
+        gate lets the residual through.
     colour_guard: at inference the affine head keeps only as much of its residual as leaves the
         output's CIELAB mean and deviation no further from the style's than the prior's output
         (``StylizerNet._guard_colour``); training sees the whole residual.
@@ -63,6 +67,7 @@ class StylizerConfig:
     content_reference: str = "content"
     flat_contrast: float = 0.03
     colour_guard: bool = True
+    residual_offsets: bool = False
 
     def __post_init__(self) -> None:
         for name in ("matrix_dim", "upsample_channels", "kernel_size", "grid_depth", "grid_stride"):
@@ -89,8 +94,9 @@ class StylizerConfig:
             raise ValueError(f"loss_layer must be one of {ENCODER_LAYERS} or empty, got {self.loss_layer!r}")
         if self.content_reference not in CONTENT_REFERENCES:
             raise ValueError(f"content_reference must be one of {CONTENT_REFERENCES}, got {self.content_reference!r}")
-        if not isinstance(self.colour_guard, bool):
-            raise ValueError(f"colour_guard must be true or false, got {self.colour_guard!r}")
+        for name in ("colour_guard", "residual_offsets"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if not (isinstance(self.flat_contrast, (int, float)) and 0.0 <= self.flat_contrast <= 1.0):
             raise ValueError(f"flat_contrast must be a number in [0, 1], got {self.flat_contrast!r}")
         if not 0.0 < self.decoder_width <= 1.0:

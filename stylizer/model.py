@@ -36,6 +36,7 @@ from stylizer.render_torch import render_field
 
 MIN_SIDE = 16  # smallest content/style side the encoder's pooling still makes sense for
 RESIDUAL_BOUND = 0.3  # each residual coefficient is squashed into (−0.3, 0.3): the field stays near the prior
+_GAIN_ONLY = torch.tensor([1.0, 1.0, 1.0, 0.0] * 3)  # keeps a cell's 3×3 gains, zeroes its offsets
 GUARD_SHARES = (1.0, 0.5, 0.25)  # shares of the residual the colour guard tries, largest first (else none)
 GUARD_TOLERANCE = 0.005  # how much further from the style's Lab statistics than the prior the output may land
 GUARD_LAB_WEIGHTS = (2.55, 1.0, 1.0, 2.55, 1.0, 1.0)  # L counts as in 8-bit Lab (0–255 for 0–100), as the metric
@@ -153,6 +154,8 @@ class StylizerNet(nn.Module):
             residual = self.meta_smoothing.smooth_field(residual, r)
             residual = RESIDUAL_BOUND * torch.tanh(residual / RESIDUAL_BOUND)
             residual = residual * contrast_gate(content, tuple(residual.shape[-2:]), self.config.flat_contrast)
+            if not self.config.residual_offsets:  # out − prior = A_res(x)·I(x): nothing on black, at any cell
+                residual = residual * _GAIN_ONLY.to(residual).repeat(self.config.grid_depth).view(1, -1, 1, 1)
             prior = self.prior(content, code).to(residual.dtype)
             prior = prior.reshape(-1, COEFFICIENTS, 1, 1).repeat(1, self.config.grid_depth, 1, 1)
             field = prior + residual
