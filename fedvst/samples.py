@@ -18,11 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-# Real photos in scikit-image's wheel (and matplotlib's grace_hopper), used as content and style images.
-SAMPLE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle_left", "motorcycle_right",
-                 "hubble_deep_field", "retina", "color")
-SAMPLE_VIDEOS = ("bikes.mp4", "carphone_pristine.mp4", "bigbuckbunny.mp4")
-MATPLOTLIB_PHOTOS = ("grace_hopper",)
+MATPLOTLIB_PHOTOS = ("grace_hopper",)  # found in matplotlib's sample data, every other photo in scikit-image's
 
 # The split (see the module docstring). Colour photos train as content and style; grey ones as content.
 TRAINING_PHOTOS = ("astronaut", "coffee", "rocket", "motorcycle_left", "motorcycle_right", "hubble_deep_field",
@@ -67,11 +63,6 @@ def sample_photo(name: str = DEMO_STYLE) -> Path:
         if path.is_file():
             return path
     raise SampleMediaError(f"sample photo {name} not found in {folder}")
-
-
-def sample_photos(names: tuple[str, ...] = SAMPLE_PHOTOS) -> list[Path]:
-    """Paths of several sample photos (all must exist)."""
-    return [sample_photo(name) for name in names]
 
 
 def segment_frames(segment: tuple[str, int, int], step: int = 1) -> list[tuple[str, np.ndarray]]:

@@ -32,5 +32,7 @@ def small_model(encoder_weights):
 
 @pytest.fixture(scope="session")
 def photos() -> dict[str, np.ndarray]:
-    """A few real photos from scikit-image, (H, W, 3) uint8."""
-    return {name: load_image(sample_photo(name)) for name in ("astronaut", "coffee", "chelsea", "rocket")}
+    """A few real photos from scikit-image, (H, W, 3) uint8. Tests that train use only the training split's
+    (``fedvst.samples.TRAINING_PHOTOS``); ``chelsea`` is held out and only ever stylized or measured."""
+    names = ("astronaut", "coffee", "chelsea", "rocket", "motorcycle_left")
+    return {name: load_image(sample_photo(name)) for name in names}

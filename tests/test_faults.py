@@ -352,7 +352,7 @@ def test_kill_9_of_an_edge_in_the_middle_of_a_round(tmp_path, checkpoint, photos
     edge = None
     try:
         procs.wait_port(registry_port, cloud, log=cloud_log)
-        fill_edge(data_dir, ("astronaut", "chelsea", "coffee", "motorcycle_left"))  # 20 frames: ready for 16
+        fill_edge(data_dir, ("astronaut", "rocket", "coffee", "motorcycle_left"))  # 20 frames: ready for 16
         kept = assert_store_sound(data_dir)
         edge, _, _ = start_edge(tmp_path, data_dir, *edge_args)
         wait_for(lambda: "starting a round" in cloud_log.read_text(), 240, "the round to start", logs)

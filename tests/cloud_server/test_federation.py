@@ -22,7 +22,7 @@ from fedvst.samples import sample_photo
 from stylizer import save_model
 from tests import procs
 
-EDGE_PHOTOS = (("astronaut", "chelsea"), ("coffee", "motorcycle_left"))
+EDGE_PHOTOS = (("astronaut", "rocket"), ("coffee", "motorcycle_left"))  # the training split only
 
 
 def fill_edge(data_dir: Path, names: tuple[str, ...]) -> None:

@@ -15,7 +15,7 @@ def run_train(tmp_path, *extra: str) -> subprocess.CompletedProcess:
 
 
 def test_fedvst_train_writes_verified_checkpoints(tmp_path, photos):
-    for folder, names in (("content", ("astronaut", "chelsea")), ("style", ("coffee",))):
+    for folder, names in (("content", ("astronaut", "motorcycle_left")), ("style", ("coffee",))):
         (tmp_path / folder).mkdir()
         for name in names:
             Image.fromarray(photos[name]).save(tmp_path / folder / f"{name}.png")

@@ -12,9 +12,9 @@ def test_training_lowers_the_image_heads_loss(encoder_weights, photos):
 
     torch.manual_seed(0)
     small_model = build_model(StylizerConfig(decoder_width=0.25, matrix_dim=16, head="image"), encoder_weights)
-    train = PairSampler([photos["astronaut"], photos["chelsea"]], [photos["coffee"], photos["rocket"]],
+    train = PairSampler([photos["astronaut"], photos["motorcycle_left"]], [photos["coffee"], photos["rocket"]],
                         base_size=32, scales=(1.0, 2.0), seed=1)
-    held_out = list(PairSampler([photos["astronaut"], photos["chelsea"]], [photos["coffee"], photos["rocket"]],
+    held_out = list(PairSampler([photos["astronaut"], photos["motorcycle_left"]], [photos["coffee"], photos["rocket"]],
                                 base_size=32, scales=(1.0, 2.0), seed=99).batches(6))
     before = evaluate(small_model, held_out)
     optimizer = make_optimizer(small_model, lr=3e-4)
