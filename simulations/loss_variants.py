@@ -14,31 +14,23 @@ import argparse
 import json
 import time
 
-import numpy as np
 import torch
 
 from fedvst.samples import training_pictures
-from simulations.bench_photoreal import make_pairs
-from simulations.photoreal_metrics import Eq5Scorer, colour_distance, structure_corr
+from simulations.bench_photoreal import evaluate, make_pairs
 from stylizer import Stylizer, StylizerConfig, build_model
 from stylizer.factory import save_model
 from stylizer.training import PairSampler, make_optimizer, train_step
 
 
 def score(model) -> dict:
-    """Held-out means of corr, colour and the Eq. 5 terms, and the colour of every pair."""
+    """Held-out means of corr, colour and the Eq. 5 terms, and the colour of every pair (``bench_photoreal``'s
+    own evaluation)."""
     stylizer = Stylizer(model, precision="fp32")
-    scorer = Eq5Scorer()
-    rows = []
-    for _, content, _, style in make_pairs():
-        out = stylizer.stylize_frame(content, style, size=content.shape[:2])
-        terms = scorer(out, content, style)
-        rows.append((structure_corr(out, content), colour_distance(out, content, style), terms["content"],
-                     terms["style"]))
-    table = np.array(rows)
-    return {"corr": round(float(table[:, 0].mean()), 4), "colour": round(float(table[:, 1].mean()), 4),
-            "content": round(float(table[:, 2].mean()), 1), "style": round(float(table[:, 3].mean()), 1),
-            "colours": [round(float(x), 4) for x in table[:, 1]]}
+    scores, _, colours = evaluate(make_pairs(), {"model": lambda c, s: stylizer.stylize_frame(c, s, size=c.shape[:2])})
+    result = scores["model"]
+    return {"corr": result["corr"], "colour": result["colour"], "content": result["eq5"]["content"],
+            "style": result["eq5"]["style"], "colours": [round(float(x), 4) for x in colours["model"]]}
 
 
 def main() -> None:
