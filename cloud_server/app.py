@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +27,11 @@ from flwr.app import ArrayRecord, ConfigRecord, Context
 from flwr.serverapp import Grid, ServerApp
 
 from cloud_server.heldout import HeldOutSet
+from cloud_server.history import heldout_score, history_path, read_history
 from cloud_server.readiness import EdgeState, wait_until_ready
 from cloud_server.server_optimizer import MOMENTUM_FILE, ServerOptimizer
 from cloud_server.status import status_path, write_status
-from cloud_server.store import QUARANTINE, CheckpointStore
+from cloud_server.store import QUARANTINE, CheckpointStore, round_path
 from cloud_server.strategy import AGGREGATORS, FedVstStrategy, RoundLog, make_aggregator
 from stylizer.checkpoint import CheckpointError, load_checkpoint, state_sha256
 from stylizer.factory import builtin_checkpoint_path
@@ -154,21 +156,31 @@ def run_server(grid: Grid, settings: dict[str, Any]) -> FedVstStrategy | None:
                                     "model": json.dumps(description)})
     min_nodes = int(settings["min-nodes"])
 
-    def strategy_for(offset: int, participants: list[int] | None, min_replies: int) -> FedVstStrategy:
+    history = history_path(root)
+    recorded = {record["round"]: record for record in read_history(history)}
+    initial_score = heldout_score(recorded[0]) if 0 in recorded else None
+    previous_unix = recorded[done].get("finished_unix") if done in recorded else None
+
+    def strategy_for(offset: int, participants: list[int] | None, min_replies: int,
+                     names: dict[int, str] | None = None) -> FedVstStrategy:
         server_optimizer = ServerOptimizer(float(settings["server-learning-rate"]),
                                            float(settings["server-momentum"]), root / "checkpoints" / MOMENTUM_FILE,
                                            int(settings["server-warmup-rounds"]))
         server_optimizer.resume(offset)
         inner = make_aggregator(str(settings["aggregator"]), min_nodes, sample_nodes=int(settings["sample-nodes"]))
         return FedVstStrategy(inner, store, description, current,
-                              round_offset=offset, central_eval=central, history_path=root / "history.jsonl",
-                              server_optimizer=server_optimizer, participants=participants, min_replies=min_replies)
+                              round_offset=offset, central_eval=central, history_path=history,
+                              server_optimizer=server_optimizer, participants=participants, min_replies=min_replies,
+                              names=names, initial_score=initial_score, previous_unix=previous_unix)
 
     strategy = strategy_for(done, None, 1)
-    if done == 0 and central is not None:
-        entry = RoundLog(0, metrics=central(current))
+    if done == 0 and central is not None and initial_score is None:  # round 0's score, once
+        entry = RoundLog(0, metrics=central(current), checkpoint=round_path(store.folder, 0).name)
         store.update_metrics(0, entry.metrics)
         strategy.log_round(entry)
+        initial_score, previous_unix = heldout_score(asdict(entry)), entry.finished_unix
+        strategy.initial_score, strategy.previous_unix = initial_score, previous_unix
+        log.info("round 0 (the initial model): held-out total %.4f on %s", initial_score, settings["heldout-dir"])
     if not settings["wait-for-ready"]:
         strategy.start(grid=grid, initial_arrays=current, num_rounds=cap - done, train_config=train_config,
                        evaluate_config=evaluate_config)
@@ -181,16 +193,20 @@ def run_server(grid: Grid, settings: dict[str, Any]) -> FedVstStrategy | None:
     while not cap or done < cap:
         query_config = {k: settings[k] for k in TRAIN_KEYS if k != "eval-images"} | {
             "global-sha256": state_sha256(current.to_torch_state_dict())}
-        ready = wait_until_ready(grid, min_nodes, query_config, poll_s=float(settings["ready-poll-s"]), on_poll=waiting)
+        live = wait_until_ready(grid, min_nodes, query_config, poll_s=float(settings["ready-poll-s"]),
+                                on_poll=waiting)
+        ready = [edge for edge in live if edge.ready]
         write_status(status, "training", done + 1, min_nodes,
-                     f"training round {done + 1} on {len(ready)} ready edges (nodes {', '.join(map(str, ready))})",
-                     [EdgeState(node, True, "ready") for node in ready])
-        strategy = strategy_for(done, ready, min_nodes)
+                     f"training round {done + 1} on {len(ready)} ready edges ({', '.join(e.label for e in ready)})",
+                     live)
+        strategy = strategy_for(done, [edge.node for edge in ready], min_nodes,
+                                {edge.node: edge.name for edge in live if edge.name})
         strategy.start(grid=grid, initial_arrays=current, num_rounds=1, train_config=train_config,
                        evaluate_config=evaluate_config)
         if strategy.history and strategy.history[-1].counted:
             done += 1
             current = strategy.current_arrays()
+            previous_unix = strategy.previous_unix
             continue
         log.warning("round %d was not counted; asking the edges again in %d s", done + 1,
                     int(settings["retry-wait-s"]))

@@ -8,8 +8,24 @@ from typing import Any
 from flwr.app import ArrayRecord
 
 from stylizer.factory import model_from_description
-from stylizer.images import load_image_dir
+from stylizer.images import IMAGE_SUFFIXES, load_image_dir
 from stylizer.training import PairSampler, evaluate
+
+DEFAULT_HELDOUT = "heldout"  # in the cloud's data folder: the sample media's held-out split
+
+
+def describe_heldout(folder: Path) -> str:
+    """'4 content pictures and 4 styles in FOLDER'; ValueError (one line, what to do) for a folder a
+    cloud could not score on, so ``fedvst cloud serve --heldout`` refuses it before anything starts."""
+    counts = []
+    for sub in ("content", "style"):
+        path = Path(folder) / sub
+        found = [p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES] if path.is_dir() else []
+        if not found:
+            raise ValueError(f"held-out folder {folder} needs images in {sub}/ ({', '.join(sorted(IMAGE_SUFFIXES))}): "
+                             "pictures no edge trains on, which score every round")
+        counts.append(len(found))
+    return f"{counts[0]} content pictures and {counts[1]} styles in {folder}"
 
 
 class HeldOutSet:

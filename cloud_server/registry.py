@@ -17,7 +17,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from cloud_server.status import read_status, status_path
+from cloud_server.overview import overview
 from cloud_server.store import CheckpointStore, round_path
 from fedvst.protocol import fedvst_pb2, fedvst_pb2_grpc
 from fedvst.protocol.security import EXCLUSIVE_PORT, MAX_MESSAGE_BYTES, TokenInterceptor, listen, server_credentials
@@ -32,21 +32,24 @@ SERVICE_NAME = "fedvst.v1.ModelRegistry"
 class RegistryServicer(fedvst_pb2_grpc.ModelRegistryServicer):
     """Serves checkpoints of a CheckpointStore."""
 
-    def __init__(self, store: CheckpointStore, status_file: Path | None = None) -> None:
+    def __init__(self, store: CheckpointStore, cloud_root: Path | None = None) -> None:
         self.store = store
-        self.status_file = status_file if status_file is not None else status_path(store.folder.parent)
+        self.cloud_root = Path(cloud_root) if cloud_root is not None else store.folder.parent
 
     def GetStatus(self, request: fedvst_pb2.StatusRequest,  # noqa: N802 - gRPC method name
                   context: grpc.ServicerContext) -> fedvst_pb2.CloudStatus:
-        """Rounds done and the newest verified checkpoint, with the ServerApp's last report."""
-        report = read_status(self.status_file)
-        reply = fedvst_pb2.CloudStatus(federation_json=json.dumps(report) if report is not None else "")
-        latest = self.store.latest()
-        if latest is not None:
-            reply.rounds_done = latest.round
-            reply.newest_checkpoint = latest.path.name
-            reply.newest_sha256 = latest.checkpoint.sha256
-            reply.newest_saved_unix = latest.path.stat().st_mtime
+        """Rounds done and the newest verified checkpoint, with the ServerApp's last report and the
+        counted rounds' held-out scores (``overview.py``)."""
+        state = overview(self.cloud_root, self.store)
+        report, newest = state["federation"], state["newest"]
+        reply = fedvst_pb2.CloudStatus(federation_json=json.dumps(report) if report is not None else "",
+                                       rounds_json=json.dumps(state["rounds"]),
+                                       best_round=-1 if state["best_round"] is None else state["best_round"])
+        if newest is not None:
+            reply.rounds_done = newest["round"]
+            reply.newest_checkpoint = newest["name"]
+            reply.newest_sha256 = newest["sha256"]
+            reply.newest_saved_unix = newest["saved_unix"]
         return reply
 
     def _verified(self, round_number: int) -> tuple[int, bytes, dict]:

@@ -18,8 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cloud_server.app import CLOUD_DIR_ENV, SERVERAPP_LOG, starting_point
+from cloud_server.dashboard import Dashboard
+from cloud_server.heldout import DEFAULT_HELDOUT, describe_heldout
 from cloud_server.registry import start_registry
+from cloud_server.status import status_path, write_status
 from cloud_server.store import CheckpointStore
+from fedvst.grpc_noise import HandshakeNoise
 from fedvst.processes import (
     DataDirLock,
     check_listenable,
@@ -64,6 +68,7 @@ class CloudSettings:
     node_public_keys: list[Path] = field(default_factory=list)
     start_run: bool = True
     fresh: bool = False  # start over from the initial model when every kept round is damaged
+    dashboard: str | None = None  # HOST:PORT of the read-only dashboard page (off when None)
 
     def __post_init__(self) -> None:
         # the SuperLink, flwr and the ServerApp run in other working directories: every path is absolute
@@ -87,8 +92,10 @@ class Cloud:
         self.superlink: subprocess.Popen | None = None
         self.registry = None
         self.registry_port: int | None = None
+        self.dashboard: Dashboard | None = None
         self.run_id: str | None = None
         self.data_lock: DataDirLock | None = None
+        self.heldout = ""
         self._stopped = threading.Event()
 
     @property
@@ -150,6 +157,22 @@ class Cloud:
                                .strip().splitlines()[-1])
         return str(reply["run-id"])
 
+    def heldout_set(self) -> str:
+        """Fix the pictures every round is scored on (run config ``heldout-dir``: ``--heldout``, else the
+        sample media's held-out split, written once to DATA/heldout); returns a line saying which."""
+        config = self.settings.run_config
+        if config.get("heldout-dir"):
+            return describe_heldout(Path(str(config["heldout-dir"])))
+        from fedvst.samples import write_heldout
+
+        folder = self.root / DEFAULT_HELDOUT
+        try:
+            write_heldout(folder)
+        except OSError as exc:
+            raise OSError(f"could not write the held-out set to {folder}: {exc}; pass --heldout DIR") from None
+        config["heldout-dir"] = str(folder)
+        return describe_heldout(folder) + " (the sample media's held-out split)"
+
     def start(self) -> None:
         """SuperLink, then node registrations, then the registry; the run last. The registry
         listening means the cloud is ready for edges."""
@@ -164,6 +187,12 @@ class Cloud:
         (self.root / "logs").mkdir(parents=True, exist_ok=True)
         self.write_connection()
         token = read_token(s.token_file)
+        self.heldout = self.heldout_set()
+        if s.dashboard:  # bound before anything starts, so a taken port is refused up front
+            self.dashboard = Dashboard(self.root, s.dashboard, token=token, heldout=self.heldout)
+        # a report left by a process that died must not read as what this one does
+        write_status(status_path(self.root), "starting", 0, int(s.run_config.get("min-nodes", 1)),
+                     f"cloud started (pid {os.getpid()}); the ServerApp has not reported yet")
         # the initial model is round 0 before anything listens, so a restoring edge always finds one
         starting_point(CheckpointStore(self.root / "checkpoints"), str(s.run_config.get("initial-checkpoint", "")),
                        fresh=s.fresh)
@@ -177,6 +206,8 @@ class Cloud:
         self.registry, self.registry_port = start_registry(
             self.root / "checkpoints", f"{s.host}:{s.registry_port}", token=token, tls_cert=s.tls_cert,
             tls_key=s.tls_key, tls_ca=None)
+        if self.dashboard is not None:
+            self.dashboard.start()
         if s.start_run:
             self.run_id = self.submit_run()
             threading.Thread(target=self._echo_serverapp_log, daemon=True, name="serverapp-log").start()
@@ -205,6 +236,8 @@ class Cloud:
             stop_process_group(self.superlink)
         if self.registry is not None:
             self.registry.stop(5).wait()
+        if self.dashboard is not None:
+            self.dashboard.stop()
         if self.data_lock is not None:
             self.data_lock.release()
 
@@ -215,7 +248,21 @@ class Cloud:
 def serve(settings: CloudSettings) -> None:
     """Run until SIGTERM or SIGINT."""
     cloud = Cloud(settings)
+    noise = HandshakeNoise(f"cloud registry {settings.host}:{settings.registry_port}",
+                           "fedvst status --ca, fedvst edge serve --tls-ca") if settings.tls_cert else None
+    if noise is not None:
+        noise.start()
+    try:
+        _run(cloud, settings)
+    finally:
+        if noise is not None:
+            noise.stop()
+
+
+def _run(cloud: Cloud, settings: CloudSettings) -> None:
     run_until_signalled(cloud, lambda: (
         f"cloud: SuperLink on {cloud.address} (SuperNodes connect here), model registry on "
-        f"{settings.host}:{cloud.registry_port}; run {cloud.run_id or '(none started)'}; data in {cloud.root}"),
+        f"{settings.host}:{cloud.registry_port}; run {cloud.run_id or '(none started)'}; data in {cloud.root}; "
+        f"every round is scored on {cloud.heldout}"
+        + (f"; dashboard on {cloud.dashboard.url}" if cloud.dashboard is not None else "")),
         "cloud")

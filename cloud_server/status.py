@@ -4,13 +4,16 @@ The ServerApp runs in a process of Flower's; it rewrites this file (atomically) 
 readiness poll and every round, and the registry in ``fedvst cloud serve`` reads it to answer
 GetStatus. Keys: ``updated`` (unix s), ``state`` (waiting, training, finished), ``round`` (the
 round being waited for or trained), ``min_nodes``, ``line`` (one line for a person), ``edges``
-(node, ready, reason per connected edge).
+(per live edge: node, name, ready, reason, new_images, trained, serving_round, last_seen; see
+``readiness.EdgeState``) and ``pid`` (the process that wrote it). ``fedvst cloud serve`` writes
+``starting`` when it starts, so a report left by a process that died is never read as current.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,7 +36,7 @@ def write_status(path: Path, state: str, round_number: int, min_nodes: int, line
                  edges: Sequence[EdgeState] = ()) -> None:
     """Replace the status; a failed write is logged, never raised (the rounds matter more)."""
     record = {"updated": round(time.time(), 3), "state": state, "round": round_number, "min_nodes": min_nodes,
-              "line": line, "edges": [{"node": e.node, "ready": e.ready, "reason": e.reason} for e in edges]}
+              "line": line, "edges": [e.as_json() for e in edges], "pid": os.getpid()}
     try:
         atomic_write_bytes(path, json.dumps(record).encode())
     except OSError as exc:

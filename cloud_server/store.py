@@ -4,7 +4,10 @@ Files in the store folder: ``round_000007.safetensors`` + ``.json`` per round (t
 checkpoint format, with round, nodes, per-node examples and losses in the metadata) and
 ``manifest.json`` (rounds, hashes, losses, best round). The checkpoint files are the
 truth; the manifest is rebuilt from them when missing or damaged. Only the last ``keep``
-rounds and the best round (lowest loss) are kept. A checkpoint that fails verification is
+rounds and the best round are kept. The best round is the one with the lowest ``heldout_total``,
+the cloud's score on one fixed held-out set, whenever rounds carry one: the edges' own losses
+(``eval_total``, then ``train_total``) are measured on frames that change as phones share more,
+so they pick a best round only in a store that has no held-out score at all. A checkpoint that fails verification is
 moved to ``quarantine/`` by the writer (``latest(quarantine=True)``), one line each, so it never
 holds one of the "last K" slots; readers (the registry) only skip it.
 """
@@ -121,19 +124,24 @@ class CheckpointStore:
             return []
         return sorted({int(m.group(1)) for p in folder.iterdir() if (m := _QUARANTINED.match(p.name))})
 
-    def _loss(self, round_number: int) -> float | None:
+    def _metrics(self, round_number: int) -> dict[str, Any]:
         try:
             meta = json.loads(metadata_path(round_path(self.folder, round_number)).read_text())
         except (OSError, ValueError):
-            return None
-        metrics = meta.get("metrics") or {}
-        value = metrics.get("eval_total", metrics.get("train_total"))
-        return float(value) if isinstance(value, (int, float)) else None
+            return {}
+        metrics = meta.get("metrics") if isinstance(meta, dict) else None
+        return metrics if isinstance(metrics, dict) else {}
 
     def best_round(self) -> int | None:
-        """Round with the lowest recorded loss (evaluation if present, else training)."""
-        scored = [(loss, r) for r in self.rounds() if (loss := self._loss(r)) is not None]
-        return min(scored)[1] if scored else None
+        """Round with the lowest held-out score (``heldout_total``) among those that have one; in a
+        store where none has, the lowest edge evaluation, else training loss (see module docstring)."""
+        metrics = {r: self._metrics(r) for r in self.rounds()}
+        for key in ("heldout_total", "eval_total", "train_total"):
+            scored = [(float(m[key]), r) for r, m in metrics.items()
+                      if isinstance(m.get(key), (int, float)) and m[key] == m[key]]
+            if scored:
+                return min(scored)[1]
+        return None
 
     def _prune(self) -> None:
         rounds = self.rounds()

@@ -12,9 +12,7 @@ the offset of the run we resumed from.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
@@ -26,8 +24,9 @@ from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg, FedTrimmedAvg, Krum, Strategy
 
+from cloud_server.history import append_round, heldout_score
 from cloud_server.server_optimizer import ServerOptimizer
-from cloud_server.store import CheckpointStore
+from cloud_server.store import CheckpointStore, round_path
 from cloud_server.validation import NUM_EXAMPLES_KEY, ArraySpec, reply_problem, specs_of
 
 log = logging.getLogger(__name__)
@@ -85,6 +84,35 @@ class RoundLog:
     dropped: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     counted: bool = False  # aggregated and checkpointed
+    names: dict[str, str] = field(default_factory=dict)  # node id → the edge's name
+    checkpoint: str = ""  # file name of the round's checkpoint
+    finished_unix: float = 0.0
+
+
+def round_line(entry: RoundLog, *, initial_score: float | None, previous_unix: float | None) -> str:
+    """The cloud's one line for a counted round: 'round 2 counted: edge-a (node 12) trained on 64
+    images, edge-b (node 34) on 60; held-out total 0.1234 (round 0: 0.1300); checkpoint
+    round_000002.safetensors; 41 s after round 1'."""
+    parts = []
+    for i, node in enumerate(entry.nodes):
+        name = entry.names.get(str(node))
+        who = f"{name} (node {node})" if name else f"node {node}"
+        images = entry.examples.get(str(node), 0)
+        parts.append(f"{who} trained on {images} images" if i == 0 else f"{who} on {images}")
+    line = f"round {entry.round} counted: " + (", ".join(parts) or "no edge")
+    if entry.dropped:
+        line += f" ({len(entry.dropped)} replies dropped)"
+    score = heldout_score(asdict(entry))
+    if score is not None:
+        line += f"; held-out total {score:.4f}"
+        if initial_score is not None:
+            line += f" (round 0: {initial_score:.4f})"
+    else:
+        line += "; no held-out score"
+    line += f"; checkpoint {entry.checkpoint or '(none)'}"
+    if previous_unix is not None and entry.finished_unix:
+        line += f"; {entry.finished_unix - previous_unix:.0f} s after round {entry.round - 1}"
+    return line
 
 
 class FedVstStrategy(Strategy):
@@ -94,8 +122,13 @@ class FedVstStrategy(Strategy):
                  initial: ArrayRecord, *, round_offset: int = 0, max_examples: int = 1_000_000,
                  central_eval: Callable[[ArrayRecord], dict[str, float]] | None = None,
                  history_path: Path | None = None, server_optimizer: ServerOptimizer | None = None,
-                 participants: list[int] | None = None, min_replies: int = 1) -> None:
+                 participants: list[int] | None = None, min_replies: int = 1,
+                 names: dict[int, str] | None = None, initial_score: float | None = None,
+                 previous_unix: float | None = None) -> None:
         self.inner = inner
+        self.names = dict(names or {})  # node id → edge name, from the readiness poll
+        self.initial_score = initial_score  # round 0's held-out total, for the round line
+        self.previous_unix = previous_unix  # when the round before was counted
         self.participants = None if participants is None else set(participants)  # who trains; None: all sampled
         self.min_replies = min_replies  # fewer valid replies: the round is not counted
         self.server_optimizer = server_optimizer
@@ -159,6 +192,8 @@ class FedVstStrategy(Strategy):
             metrics = next(iter(message.content.metric_records.values()))
             entry.nodes.append(node)
             entry.examples[str(node)] = int(metrics[NUM_EXAMPLES_KEY])
+            if node in self.names:
+                entry.names[str(node)] = self.names[node]
             accepted.append(message)
         entry.nodes.sort()
         return content_order(accepted), entry
@@ -186,9 +221,10 @@ class FedVstStrategy(Strategy):
     def save_round(self, entry: RoundLog, arrays: ArrayRecord) -> None:
         """Checkpoint ``arrays`` as round ``entry.round``."""
         state = {key: torch.from_numpy(array.numpy()) for key, array in arrays.items()}
-        self.store.save(entry.round, state, {**self.model_metadata, "nodes": entry.nodes,
+        self.store.save(entry.round, state, {**self.model_metadata, "nodes": entry.nodes, "names": entry.names,
                                              "examples": entry.examples, "dropped": entry.dropped,
                                              "metrics": entry.metrics, "resumed_from_round": self.round_offset})
+        entry.checkpoint = round_path(self.store.folder, entry.round).name
 
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
         """Edges' held-out losses, then the cloud's own held-out set (if any); logs the round."""
@@ -204,14 +240,13 @@ class FedVstStrategy(Strategy):
             if values:
                 self.store.update_metrics(round_number, values)
             self.log_round(entry)
+            log.info("%s", round_line(entry, initial_score=self.initial_score, previous_unix=self.previous_unix))
+            self.previous_unix = entry.finished_unix
         return metrics
 
     def log_round(self, entry: RoundLog) -> None:
-        """Append the round to history.jsonl (one JSON object per line, fsynced)."""
+        """Append the round to history.jsonl (``history.py``)."""
+        entry.finished_unix = round(time.time(), 3)
         if self.history_path is None:
             return
-        line = json.dumps({**asdict(entry), "wall_seconds": round(time.monotonic() - self.started, 2)})
-        with self.history_path.open("a", encoding="utf-8") as handle:
-            handle.write(line + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        append_round(self.history_path, {**asdict(entry), "wall_seconds": round(time.monotonic() - self.started, 2)})

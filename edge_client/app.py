@@ -39,7 +39,7 @@ from edge_client.local_training import (
     save_settings,
     stored_pairs,
 )
-from edge_client.model_slot import install_model, recorded_sha256, slot_path
+from edge_client.model_slot import install_model, recorded_round, recorded_sha256, slot_path
 from edge_client.readiness import commit_sync, propose_sync, readiness
 from stylizer.checkpoint import state_sha256
 from stylizer.device import pick_device
@@ -59,6 +59,16 @@ def edge_dir(context: Context) -> Path:
     if "data-root" in config and "partition-id" in config:
         return Path(str(config["data-root"])) / f"edge_{int(config['partition-id'])}"
     raise ValueError("node config needs data-dir (or data-root and partition-id)")
+
+
+NAME_KEY = "name"  # node config: the edge's name (``fedvst edge serve --name``)
+
+
+def edge_name(context: Context) -> str:
+    """How the cloud names this edge: ``fedvst edge serve --name`` (host:port unless given), else, in
+    simulations, its data folder's name."""
+    name = context.node_config.get(NAME_KEY)
+    return str(name) if name else edge_dir(context).name
 
 
 def global_model(msg: Message, context: Context) -> StylizerNet:
@@ -105,10 +115,13 @@ def query(msg: Message, context: Context) -> Message:
         state = readiness(store, data_dir, needed, trained=trained)
     finally:
         store.close()
+    name = edge_name(context)
+    serving = recorded_round(slot_path(data_dir))
     return Message(content=RecordDict({
-        "metrics": MetricRecord({"new-images": state.new_images, "needed": state.needed,
-                                 "ready": int(state.ready)}),
-        "config": ConfigRecord({"reason": state.reason(data_dir.name)})}), reply_to=msg)
+        "metrics": MetricRecord({"new-images": state.new_images, "needed": state.needed, "ready": int(state.ready),
+                                 "trained": -1 if state.trained is None else state.trained,
+                                 "serving-round": -1 if serving is None else serving}),
+        "config": ConfigRecord({"reason": state.reason(name), NAME_KEY: name})}), reply_to=msg)
 
 
 def _reply(msg: Message, arrays: ArrayRecord | None, metrics: dict[str, float]) -> Message:
@@ -118,15 +131,15 @@ def _reply(msg: Message, arrays: ArrayRecord | None, metrics: dict[str, float]) 
     return Message(content=content, reply_to=msg)
 
 
-def reply_with_local(msg: Message, data_dir: Path, round_number: int) -> Message | None:
+def reply_with_local(msg: Message, data_dir: Path, round_number: int, name: str) -> Message | None:
     """The train reply from what the background trainer learned on the global model the message
     carries, as it is now; None if it has nothing for that model."""
     found = local_reply(data_dir, state_sha256(msg.content["arrays"].to_torch_state_dict()))
     if found is None:
         return None
     checkpoint, local = found
-    log.info("edge %s round %d: replying with what it trained between syncs (%d images, loss %.4f)", data_dir.name,
-             round_number, local.images_trained, local.losses.get("train_total", float("nan")))
+    log.info("edge %s round %d: replying with what it trained between syncs (%d images, loss %.4f)", name, round_number,
+             local.images_trained, local.losses.get("train_total", float("nan")))
     propose_sync(data_dir, local.frames_until, round_number)
     return _reply(msg, ArrayRecord(checkpoint.state), {"num-examples": local.images_trained, **local.losses})
 
@@ -139,7 +152,7 @@ def train(msg: Message, context: Context) -> Message:
     data_dir = edge_dir(context)
     round_number = int(config.get("global-round", config.get("server-round", 0)))
     if context.node_config.get("local-training"):  # else (simulations, --no-train-between-syncs) train here
-        replied = reply_with_local(msg, data_dir, round_number)
+        replied = reply_with_local(msg, data_dir, round_number, edge_name(context))
         if replied is not None:
             return replied
     torch.set_num_threads(int(context.node_config.get("train-threads", 1)))
@@ -173,7 +186,7 @@ def train(msg: Message, context: Context) -> Message:
     mean = totals / steps
     metrics = {"num-examples": steps * batch_size, "train_total": float(mean[0]),
                "train_content": float(mean[1]), "train_style": float(mean[2])}
-    log.info("edge %s round %d: trained on %d images, loss %.4f", data_dir.name, round_number, steps * batch_size,
+    log.info("edge %s round %d: trained on %d images, loss %.4f", edge_name(context), round_number, steps * batch_size,
              mean[0])
     propose_sync(data_dir, training_began, round_number)
     return _reply(msg, ArrayRecord({k: v.cpu() for k, v in model.trainable_state().items()}), metrics)

@@ -84,12 +84,24 @@ def pair_signature(path: Path) -> tuple[tuple[int, int, int], ...] | None:
     return tuple((s.st_ino, s.st_mtime_ns, s.st_size) for s in stats)
 
 
-def recorded_sha256(path: Path) -> str | None:
-    """The hash the slot's metadata claims (cheap: no tensor read), or None."""
+def _recorded(path: Path, key: str) -> object:
     try:
-        return json.loads(metadata_path(path).read_text()).get("sha256")
+        metadata = json.loads(metadata_path(path).read_text())
     except (OSError, ValueError):
         return None
+    return metadata.get(key) if isinstance(metadata, dict) else None
+
+
+def recorded_sha256(path: Path) -> str | None:
+    """The hash the slot's metadata claims (cheap: no tensor read), or None."""
+    value = _recorded(path, "sha256")
+    return value if isinstance(value, str) else None
+
+
+def recorded_round(path: Path) -> int | None:
+    """The global round the slot's metadata claims (cheap: no tensor read), or None."""
+    value = _recorded(path, "round")
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 class ModelSlot:

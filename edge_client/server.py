@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import socket
 import subprocess
 import sys
 import threading
@@ -27,6 +29,7 @@ from edge_client.model_slot import ModelSlot, recover_previous, slot_path
 from edge_client.restore import RegistryUnavailableError, fetch_model
 from edge_client.service import SERVICE, Limits, StylizerService
 from edge_client.supernode_signoff import last_node_id, sign_off
+from fedvst.grpc_noise import HandshakeNoise
 from fedvst.processes import (
     DataDirLock,
     check_listenable,
@@ -78,13 +81,36 @@ class EdgeSettings:
     initial_checkpoint: Path | None = None
     restore_wait_s: float = 30.0  # how long to wait for an unreachable or empty registry
     local_training: bool = True  # with a cloud: train between syncs in a background process
+    name: str | None = None  # how the cloud names this edge (default: host:port)
 
     def __post_init__(self) -> None:
+        if self.name is not None:
+            check_edge_name(self.name)
         # the SuperNode and the ClientApp run in other working directories: every path is absolute
         for name in ("data_dir", "tls_cert", "tls_key", "tls_ca", "token_file", "node_private_key",
                      "initial_checkpoint"):
             if getattr(self, name) is not None:
                 setattr(self, name, Path(getattr(self, name)).resolve())
+
+
+EDGE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@\[\]-]{0,79}$")
+
+
+def check_edge_name(name: str) -> str:
+    """``name`` if it can name an edge (1–80 of letters, digits and ``._:@[]-``, starting with a
+    letter or digit); ValueError saying so otherwise."""
+    if not EDGE_NAME.match(name):
+        raise ValueError(f"--name {name!r}: use 1 to 80 letters, digits and . _ : @ [ ] -, starting with a letter "
+                         "or digit (for example edge-paris-1)")
+    return name
+
+
+def default_edge_name(host: str, port: int) -> str:
+    """host:port of the service, with this machine's host name when it listens on every address:
+    unique among edges that phones can reach, and the same at every restart."""
+    if host in ("", "0.0.0.0", "::", "[::]"):
+        host = socket.gethostname()
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def ensure_model(settings: EdgeSettings, token: str | None) -> str:
@@ -190,6 +216,7 @@ class EdgeServer:
         credentials = server_credentials(settings.tls_cert, settings.tls_key) \
             if settings.tls_cert and settings.tls_key else None
         self.port = listen(self.server, f"{settings.host}:{settings.port}", credentials)
+        self.name = settings.name or default_edge_name(settings.host, self.port)
         if settings.cloud:  # the SuperNode's runtime API (on 127.0.0.1) would otherwise fail and restart forever
             try:
                 check_listenable("127.0.0.1", self.supernode_port)
@@ -208,8 +235,8 @@ class EdgeServer:
 
     def supernode_command(self) -> list[str]:
         settings = self.settings
-        node_config = f"data-dir='{settings.data_dir.resolve()}'" + (" local-training=true" if self.trains_locally
-                                                                      else "")
+        node_config = (f"data-dir='{settings.data_dir.resolve()}' name='{self.name}'"
+                       + (" local-training=true" if self.trains_locally else ""))
         command = [flower_executable("flower-supernode"), "--superlink", str(settings.cloud), "--node-config",
                    node_config,
                     "--port", str(self.supernode_port)]
@@ -234,10 +261,20 @@ class EdgeServer:
 
     def start(self) -> None:
         self.server.start()
+        threading.Thread(target=self._watch_slot, daemon=True, name="slot-watch").start()
         if self.settings.cloud:
             threading.Thread(target=self._supervise_supernode, daemon=True, name="supernode").start()
         if self.trains_locally:
             threading.Thread(target=self._supervise_trainer, daemon=True, name="trainer").start()
+
+    def _watch_slot(self, every_s: float = 2.0) -> None:
+        """Load a model the cloud put into the slot as soon as it lands (the swap is logged then, and
+        the next phone does not wait for the load), not at the next request."""
+        while not self._stopped.wait(every_s):
+            try:
+                self.slot.current()
+            except Exception as exc:  # the service reports slot problems to phones; this thread must live
+                log.debug("slot watch: %s", exc)
 
     def _supervise_trainer(self) -> None:
         """Keep the background trainer (``edge_client.local_training``) running while the edge runs;
@@ -316,9 +353,21 @@ class EdgeServer:
 
 def serve(settings: EdgeSettings) -> None:
     """Run until SIGTERM or SIGINT."""
+    who = f"edge {settings.name or default_edge_name(settings.host, settings.port)}"
+    noise = HandshakeNoise(who, "fedvst stylize --edge-ca") if settings.tls_cert else None
+    if noise is not None:
+        noise.start()
+    try:
+        _run(settings)
+    finally:
+        if noise is not None:
+            noise.stop()
+
+
+def _run(settings: EdgeSettings) -> None:
     edge = EdgeServer(settings)
     joining = f"; SuperNode → {settings.cloud}" if settings.cloud else "; no --cloud: not joining federated rounds"
     run_until_signalled(edge, lambda: (
-        f"edge: stylization service on {settings.host}:{edge.port} (model: {edge.model_source}"
+        f"edge {edge.name}: stylization service on {settings.host}:{edge.port} (model: {edge.model_source}"
         f"{'' if edge.slot.round is None else f', round {edge.slot.round}'}); data in {settings.data_dir}{joining}"),
         "edge")

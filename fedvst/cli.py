@@ -247,8 +247,14 @@ def edge_serve(
     train_between_syncs: Annotated[bool, typer.Option(
         help="with --cloud: train on new frames as they arrive, at idle priority, so a sync sends what was "
              "learned (off: each train message trains)")] = True,
+    name: Annotated[str | None, typer.Option(
+        help="how the cloud, its logs, fedvst status and the dashboard name this edge (default: HOST:PORT)")]
+    = None,
 ) -> None:
     """Start an edge server (stops cleanly on SIGTERM)."""
+    from fedvst.grpc_noise import log_handshakes
+
+    log_handshakes()  # before grpc is imported: a client without TLS then gets one clear line
     from edge_client.server import EdgeSettings, serve
     from edge_client.service import Limits
     from fedvst.protocol.security import check_address
@@ -269,7 +275,7 @@ def edge_serve(
                            tls_key=tls_key, tls_ca=tls_ca, token_file=token_file, node_private_key=node_key,
                            quota_bytes=int(quota_gb * (1 << 30)), device=device,
                            initial_checkpoint=initial_checkpoint, supernode_port=supernode_port,
-                           local_training=train_between_syncs,
+                           local_training=train_between_syncs, name=name,
                            limits=Limits(capacity=capacity, streams_per_peer=streams_per_peer,
                                          stream_idle_s=stream_idle_s)))
     except (ValueError, OSError) as exc:
@@ -303,8 +309,17 @@ def cloud_serve(
     node_key: Annotated[list[Path] | None, typer.Option(help="public key of an edge allowed to join (repeat)")] = None,
     fresh: Annotated[bool, typer.Option(help="start over from the initial model if every kept round is damaged")]
     = False,
+    heldout: Annotated[Path | None, typer.Option(
+        help="folder with content/ and style/ pictures no edge trains on; every round is scored on them "
+             "(default: the sample media's held-out split, written to DATA_DIR/heldout)")] = None,
+    dashboard: Annotated[str | None, typer.Option(
+        help="HOST:PORT for a read-only dashboard page (off by default; needs the --token-file token if set)")]
+    = None,
 ) -> None:
     """Start the cloud (stops cleanly on SIGTERM; restarting resumes the run)."""
+    from fedvst.grpc_noise import log_handshakes
+
+    log_handshakes()  # before grpc is imported: a client without TLS then gets one clear line
     from cloud_server.app import DEFAULTS, run_settings
     from cloud_server.serve import CloudSettings, serve
 
@@ -317,6 +332,8 @@ def cloud_serve(
                                  "server-warmup-rounds": server_warmup}
     if initial_checkpoint is not None:
         config["initial-checkpoint"] = str(initial_checkpoint.resolve())
+    if heldout is not None:
+        config["heldout-dir"] = str(heldout.resolve())
     for item in run_config or []:
         key, sep, value = item.partition("=")
         if not sep:
@@ -331,7 +348,8 @@ def cloud_serve(
     try:
         serve(CloudSettings(data_dir=data_dir, host=host, port=port, registry_port=registry_port, run_config=config,
                             tls_cert=tls_cert, tls_key=tls_key, tls_ca=tls_ca, token_file=token_file,
-                            node_auth=bool(node_key), node_public_keys=list(node_key or []), fresh=fresh))
+                            node_auth=bool(node_key), node_public_keys=list(node_key or []), fresh=fresh,
+                            dashboard=dashboard))
     except (ValueError, OSError, RuntimeError) as exc:
         fail(str(exc))
 

@@ -28,10 +28,15 @@ def fetch_status(address: str, *, token: str | None = None, ca: Path | None = No
         federation = json.loads(reply.federation_json) if reply.federation_json else None
     except ValueError:
         federation = None
+    try:
+        rounds = json.loads(reply.rounds_json) if reply.rounds_json else []
+    except ValueError:
+        rounds = []
     return {"cloud": address, "rounds_done": reply.rounds_done,
             "newest_checkpoint": {"name": reply.newest_checkpoint, "sha256": reply.newest_sha256,
                                   "saved_unix": reply.newest_saved_unix} if reply.newest_checkpoint else None,
-            "federation": federation}
+            "federation": federation, "rounds": rounds if isinstance(rounds, list) else [],
+            "best_round": reply.best_round if reply.best_round >= 0 else None}
 
 
 WRONG_PORT = ("pass the registry's port (fedvst cloud serve --registry-port, 9097 unless changed), not the "
@@ -54,8 +59,22 @@ def _ago(unix: float, now: float) -> str:
     return f"{seconds} s ago" if seconds < 120 else f"{seconds // 60} min ago"
 
 
+def trend_line(rounds: list[dict[str, Any]], best_round: int | None, shown: int = 8) -> str:
+    """'held-out total by round: 0: 0.1703 → 1: 0.1650 → 2: 0.1622 (best: round 2)'; the last ``shown``
+    scored rounds, after round 0 (the initial model) when it was scored. "" when no round was scored."""
+    scored = [r for r in rounds if isinstance(r.get("heldout_total"), (int, float))]
+    if not scored:
+        return ""
+    picked = scored[-shown:]
+    if scored[0]["round"] == 0 and picked[0]["round"] != 0:
+        picked = [scored[0], *picked[1:]]
+    steps = " → ".join(f"{r['round']}: {r['heldout_total']:.4f}" for r in picked)
+    return f"held-out total by round: {steps}" + (f" (best: round {best_round})" if best_round is not None else "")
+
+
 def print_status(status: dict[str, Any]) -> None:
-    """The status for a person: rounds, the newest checkpoint, then one row per connected edge."""
+    """The status for a person: rounds and their held-out trend, the newest checkpoint, then one row
+    per live edge."""
     from rich.console import Console
     from rich.table import Table
 
@@ -66,6 +85,9 @@ def print_status(status: dict[str, Any]) -> None:
     if newest:
         console.print(f"newest checkpoint {newest['name']} (sha256 {newest['sha256'][:12]}…, saved "
                       f"{_ago(newest['saved_unix'], now)})")
+    trend = trend_line(status.get("rounds", []), status.get("best_round"))
+    if trend:
+        console.print(trend, markup=False)
     federation = status["federation"]
     if federation is None:
         console.print("the ServerApp has not reported yet")
@@ -73,11 +95,15 @@ def print_status(status: dict[str, Any]) -> None:
     edges = federation.get("edges", [])
     ready = sum(bool(e.get("ready")) for e in edges)
     console.print(f"{federation.get('state')} (round {federation.get('round')}, reported "
-                  f"{_ago(float(federation.get('updated', now)), now)}): {ready} of {len(edges)} connected edges "
+                  f"{_ago(float(federation.get('updated', now)), now)}): {ready} of {len(edges)} live edges "
                   f"ready, {federation.get('min_nodes')} needed")
     console.print(str(federation.get("line", "")), markup=False)
     if edges:
-        table = Table("node", "ready", "why")
+        table = Table("edge", "node", "ready", "trained since sync", "serves round", "last seen", "why")
         for edge in edges:
-            table.add_row(str(edge.get("node")), "yes" if edge.get("ready") else "no", str(edge.get("reason")))
+            trained, serving = edge.get("trained"), edge.get("serving_round")
+            seen = edge.get("last_seen")
+            table.add_row(str(edge.get("name") or "?"), str(edge.get("node")), "yes" if edge.get("ready") else "no",
+                          "-" if trained is None else str(trained), "-" if serving is None else str(serving),
+                          _ago(float(seen), now) if seen else "-", str(edge.get("reason")))
         console.print(table)

@@ -98,3 +98,34 @@ def heldout_pictures() -> list[tuple[str, np.ndarray]]:
         middle = (start + stop) // 2
         pictures += segment_frames((clip, middle, middle + 1))
     return pictures
+
+
+def write_heldout(folder: Path) -> Path:
+    """The held-out split as a folder a cloud scores every round on: ``folder/content`` holds every
+    held-out picture, ``folder/style`` the held-out photos (PNG). Written once: a folder that holds
+    both already is left as it is (an operator's own set, or an earlier write), so the score stays
+    comparable across restarts. Built beside ``folder`` and renamed into place, so a crash leaves
+    no half-written set."""
+    import shutil
+    import tempfile
+
+    from PIL import Image
+
+    folder = Path(folder)
+    if (folder / "content").is_dir() and (folder / "style").is_dir():
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        for sub in ("content", "style"):
+            (building / sub).mkdir()
+        for name, image in heldout_pictures():
+            file_name = name.replace("#", "_") + ".png"
+            Image.fromarray(image).save(building / "content" / file_name)
+            if name in HELDOUT_PHOTOS:
+                Image.fromarray(image).save(building / "style" / file_name)
+        building.rename(folder)
+    finally:
+        if building.exists():
+            shutil.rmtree(building)
+    return folder

@@ -49,7 +49,7 @@ from edge_client.model_slot import slot_path
 from edge_client.server import EdgeSettings, ensure_model
 from fedvst.processes import descendants
 from fedvst.protocol.security import check_address
-from fedvst.samples import HELDOUT_PHOTOS, heldout_pictures, sample_photo, sample_video
+from fedvst.samples import sample_photo, sample_video, write_heldout
 from fedvst.video.io import read_frames
 from simulations import figure7
 from simulations.watch import PeakMemory, RoundProgress
@@ -150,18 +150,6 @@ def edge_slices(edge: int, iid: bool) -> list[dict]:
     """What edge ``edge`` holds: its own slice (non-IID, the default), or every slice (IID: the paper
     samples each edge's images from one shared training set), told apart by its own sampling seed."""
     return list(SLICES) if iid else [SLICES[edge % len(SLICES)]]
-
-
-def write_heldout(folder: Path) -> Path:
-    """The cloud's held-out set: the held-out split's pictures as content, its photos as styles."""
-    for sub in ("content", "style"):
-        (folder / sub).mkdir(parents=True, exist_ok=True)
-    for name, image in heldout_pictures():
-        file_name = name.replace("#", "_") + ".png"
-        Image.fromarray(image).save(folder / "content" / file_name)
-        if name in HELDOUT_PHOTOS:
-            Image.fromarray(image).save(folder / "style" / file_name)
-    return folder
 
 
 def initial_checkpoint(out: Path, profile: Profile, seed: int) -> Path:

@@ -115,15 +115,19 @@ class StatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class CloudStatus(_message.Message):
-    __slots__ = ("rounds_done", "newest_checkpoint", "newest_sha256", "newest_saved_unix", "federation_json")
+    __slots__ = ("rounds_done", "newest_checkpoint", "newest_sha256", "newest_saved_unix", "federation_json", "rounds_json", "best_round")
     ROUNDS_DONE_FIELD_NUMBER: _ClassVar[int]
     NEWEST_CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
     NEWEST_SHA256_FIELD_NUMBER: _ClassVar[int]
     NEWEST_SAVED_UNIX_FIELD_NUMBER: _ClassVar[int]
     FEDERATION_JSON_FIELD_NUMBER: _ClassVar[int]
+    ROUNDS_JSON_FIELD_NUMBER: _ClassVar[int]
+    BEST_ROUND_FIELD_NUMBER: _ClassVar[int]
     rounds_done: int
     newest_checkpoint: str
     newest_sha256: str
     newest_saved_unix: float
     federation_json: str
-    def __init__(self, rounds_done: _Optional[int] = ..., newest_checkpoint: _Optional[str] = ..., newest_sha256: _Optional[str] = ..., newest_saved_unix: _Optional[float] = ..., federation_json: _Optional[str] = ...) -> None: ...
+    rounds_json: str
+    best_round: int
+    def __init__(self, rounds_done: _Optional[int] = ..., newest_checkpoint: _Optional[str] = ..., newest_sha256: _Optional[str] = ..., newest_saved_unix: _Optional[float] = ..., federation_json: _Optional[str] = ..., rounds_json: _Optional[str] = ..., best_round: _Optional[int] = ...) -> None: ...

@@ -1,0 +1,181 @@
+"""The cloud's dashboard: a read-only web page (``fedvst cloud serve --dashboard HOST:PORT``).
+
+Routes (GET and HEAD only; anything else is 405):
+
+- ``/``: the page (``dashboard.html``), which refreshes itself every few seconds;
+- ``/dashboard.js``: its script;
+- ``/state.json``: ``overview.overview`` of the cloud's data folder, plus ``heldout`` (which
+  pictures score the rounds) and ``now`` (unix s);
+- ``/chart.svg``: the held-out total per counted round, drawn by matplotlib (each point is an SVG
+  group with id ``round-N``), so the page needs no chart script and nothing from outside.
+
+With a token (the registry's ``--token-file``), every route but the script (code, no data) needs
+it, as ``Authorization: Bearer TOKEN`` or ``?token=TOKEN`` (the page passes the one it was opened
+with to its requests); a request without it gets 401 and one line saying what to do.
+"""
+
+from __future__ import annotations
+
+import hmac
+import io
+import json
+import logging
+import threading
+import time
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from cloud_server.overview import overview
+
+log = logging.getLogger(__name__)
+HERE = Path(__file__).parent
+STATIC = {"/": ("dashboard.html", "text/html; charset=utf-8"),
+          "/dashboard.js": ("dashboard.js", "text/javascript; charset=utf-8")}
+PUBLIC = "/dashboard.js"  # the one route without the token: code only (a browser sends no header for it)
+SECURITY_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
+                    "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; "
+                                               "img-src 'self' data:; frame-ancestors 'none'"}
+
+
+def chart_svg(rounds: list[dict[str, Any]]) -> bytes:
+    """The held-out total per round as an SVG (matplotlib, no pyplot: safe in server threads). Each
+    scored round is a marker in a group with id ``round-N``; round 0 (the initial model) is also a
+    dashed reference line."""
+    from matplotlib.backends.backend_svg import FigureCanvasSVG
+    from matplotlib.figure import Figure
+
+    scored = [(r["round"], float(r["heldout_total"])) for r in rounds
+              if isinstance(r.get("heldout_total"), (int, float))]
+    figure = Figure(figsize=(7.0, 3.2), dpi=100)
+    FigureCanvasSVG(figure)
+    axes = figure.add_subplot()
+    axes.set_xlabel("global round")
+    axes.set_ylabel("held-out loss (Eq. 5 total)")
+    if scored:
+        xs, ys = zip(*scored, strict=True)
+        axes.plot(xs, ys, color="#1f77b4", linewidth=1.5)
+        for x, y in scored:
+            axes.plot([x], [y], marker="o", color="#1f77b4", gid=f"round-{x}")
+        if xs[0] == 0:
+            axes.axhline(ys[0], color="#888888", linestyle="--", linewidth=1, label="initial model (round 0)")
+            axes.legend(loc="upper right", fontsize=8, frameon=False)
+        axes.set_xticks(sorted(set(xs)) if len(xs) <= 20 else axes.get_xticks())
+    else:
+        axes.text(0.5, 0.5, "no round scored yet", ha="center", va="center", transform=axes.transAxes)
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="svg")
+    return buffer.getvalue()
+
+
+class Dashboard:
+    """The dashboard of the cloud whose data folder is ``cloud_root``; ``start`` then ``stop``."""
+
+    def __init__(self, cloud_root: Path, address: str, *, token: str | None = None, heldout: str = "") -> None:
+        host, _, port = address.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"--dashboard takes HOST:PORT (for example 127.0.0.1:8090), got {address!r}")
+        self.cloud_root = Path(cloud_root)
+        self.token = token
+        self.heldout = heldout
+        self._chart: tuple[str, bytes] = ("", b"")
+        self._chart_lock = threading.Lock()
+        self._serving: threading.Thread | None = None
+        try:
+            self.server = ThreadingHTTPServer((host.strip("[]"), int(port)), self._handler())
+        except OSError as exc:
+            raise OSError(f"--dashboard {address}: cannot listen there ({exc.strerror or exc})") from None
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.host = host
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/"
+
+    def start(self) -> None:
+        self._serving = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.5},
+                                         daemon=True, name="dashboard")
+        self._serving.start()
+
+    def stop(self) -> None:
+        if self._serving is not None:  # shutdown() waits for a serve_forever that never ran
+            self.server.shutdown()
+        self.server.server_close()
+
+    def state(self) -> dict[str, Any]:
+        return {**overview(self.cloud_root), "heldout": self.heldout, "now": time.time()}
+
+    def chart(self, rounds: list[dict[str, Any]]) -> bytes:
+        """The chart for ``rounds``, drawn again only when their scores change."""
+        key = json.dumps([(r["round"], r.get("heldout_total")) for r in rounds])
+        with self._chart_lock:
+            if self._chart[0] != key:
+                self._chart = (key, chart_svg(rounds))
+            return self._chart[1]
+
+    def authorized(self, header: str | None, query: dict[str, list[str]]) -> bool:
+        if not self.token:
+            return True
+        offered = header[len("Bearer "):] if header and header.startswith("Bearer ") else \
+            (query.get("token") or [""])[0]
+        return hmac.compare_digest(offered.encode(), self.token.encode())
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        dashboard = self
+
+        class Handler(BaseHTTPRequestHandler):
+            server_version = "fedvst-dashboard"
+            sys_version = ""
+
+            def log_message(self, format: str, *args: Any) -> None:
+                log.debug("dashboard %s: " + format, self.client_address[0], *args)
+
+            def _send(self, status: HTTPStatus, body: bytes, content_type: str) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                for name, value in SECURITY_HEADERS.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            def do_GET(self) -> None:
+                parts = urlsplit(self.path)
+                if parts.path != PUBLIC and not dashboard.authorized(self.headers.get("Authorization"),
+                                                                     parse_qs(parts.query)):
+                    self._send(HTTPStatus.UNAUTHORIZED, b"this dashboard needs the cloud's token: open "
+                               b"/?token=TOKEN, TOKEN being what fedvst cloud serve --token-file holds\n",
+                               "text/plain; charset=utf-8")
+                    return
+                try:
+                    if parts.path in STATIC:
+                        name, content_type = STATIC[parts.path]
+                        self._send(HTTPStatus.OK, (HERE / name).read_bytes(), content_type)
+                    elif parts.path == "/state.json":
+                        self._send(HTTPStatus.OK, json.dumps(dashboard.state()).encode(), "application/json")
+                    elif parts.path == "/chart.svg":
+                        body = dashboard.chart(overview(dashboard.cloud_root)["rounds"])
+                        self._send(HTTPStatus.OK, body, "image/svg+xml")
+                    else:
+                        self._send(HTTPStatus.NOT_FOUND, b"not found: the dashboard has /, /state.json and "
+                                   b"/chart.svg\n", "text/plain; charset=utf-8")
+                except Exception as exc:  # one bad read must not take the page down for good
+                    log.warning("dashboard: %s failed: %s", parts.path, exc)
+                    self._send(HTTPStatus.INTERNAL_SERVER_ERROR, f"could not read the cloud's state: {exc}\n"
+                               .encode(), "text/plain; charset=utf-8")
+
+            do_HEAD = do_GET  # noqa: N815 - http.server's name
+
+            def _refuse(self) -> None:
+                self._send(HTTPStatus.METHOD_NOT_ALLOWED, b"the dashboard is read-only: GET only\n",
+                           "text/plain; charset=utf-8")
+
+            do_POST = do_PUT = do_DELETE = do_PATCH = _refuse  # noqa: N815 - http.server's names
+
+        return Handler

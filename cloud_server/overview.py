@@ -1,0 +1,52 @@
+"""How the federation stands, read from a cloud's data folder: the one source of ``fedvst status``
+(through the registry's GetStatus) and of the dashboard.
+
+Everything here only reads: ``status.json`` (the ServerApp's last report), ``history.jsonl`` (the
+counted rounds and their held-out scores) and the checkpoint store (the newest verified round).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from cloud_server.history import heldout_score, history_path, read_history
+from cloud_server.status import read_status, status_path
+from cloud_server.store import CheckpointStore
+
+MAX_ROUNDS_SHOWN = 200  # the newest rounds a status reply or the dashboard carries
+
+
+def round_summary(record: dict[str, Any]) -> dict[str, Any]:
+    """One history record, cut to what a person reads: round, the held-out scores (None if not
+    scored), the edges by name (node id where none) with the images each trained on, the checkpoint
+    and when the round was counted."""
+    metrics = record.get("metrics") or {}
+    names = record.get("names") or {}
+    examples = record.get("examples") or {}
+    return {"round": record["round"], "heldout_total": heldout_score(record),
+            "heldout_content": metrics.get("heldout_content"), "heldout_style": metrics.get("heldout_style"),
+            "edges": {names.get(node, f"node {node}"): int(images) for node, images in examples.items()},
+            "checkpoint": record.get("checkpoint", ""), "finished_unix": record.get("finished_unix")}
+
+
+def newest_checkpoint(store: CheckpointStore) -> dict[str, Any] | None:
+    """The newest round that verifies: round, name, sha256, saved_unix; None before the first."""
+    latest = store.latest()
+    if latest is None:
+        return None
+    return {"round": latest.round, "name": latest.path.name, "sha256": latest.checkpoint.sha256,
+            "saved_unix": latest.path.stat().st_mtime}
+
+
+def overview(cloud_root: Path, store: CheckpointStore | None = None) -> dict[str, Any]:
+    """``newest`` (see newest_checkpoint), ``federation`` (status.json, None before any report),
+    ``rounds`` (round_summary of the newest MAX_ROUNDS_SHOWN counted rounds, oldest first) and
+    ``best_round`` (the store's pick: lowest held-out score; None if none)."""
+    folder = Path(cloud_root) / "checkpoints"
+    if store is None and folder.is_dir():  # a store's constructor makes its folder: not for a reader
+        store = CheckpointStore(folder)
+    rounds = [round_summary(record) for record in read_history(history_path(cloud_root))][-MAX_ROUNDS_SHOWN:]
+    return {"newest": newest_checkpoint(store) if store is not None else None,
+            "federation": read_status(status_path(cloud_root)), "rounds": rounds,
+            "best_round": store.best_round() if store is not None else None}
