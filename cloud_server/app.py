@@ -180,7 +180,7 @@ def run_server(grid: Grid, settings: dict[str, Any]) -> FedVstStrategy | None:
         strategy.log_round(entry)
         initial_score, previous_unix = heldout_score(asdict(entry)), entry.finished_unix
         strategy.initial_score, strategy.previous_unix = initial_score, previous_unix
-        log.info("round 0 (the initial model): held-out total %.4f on %s", initial_score, settings["heldout-dir"])
+        log.info("round 0 (the initial model): held-out total %.5g on %s", initial_score, settings["heldout-dir"])
     if not settings["wait-for-ready"]:
         strategy.start(grid=grid, initial_arrays=current, num_rounds=cap - done, train_config=train_config,
                        evaluate_config=evaluate_config)

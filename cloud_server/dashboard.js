@@ -34,8 +34,8 @@ function render(state) {
     cell(row, edge.name || "?", "name");
     cell(row, String(edge.node));
     cell(row, edge.ready ? "yes" : "no", edge.ready ? "ready-yes" : "ready-no");
-    cell(row, edge.trained === null || edge.trained === undefined ? String(edge.new_images ?? "-") + " kept"
-      : String(edge.trained));
+    cell(row, edge.trained === null || edge.trained === undefined
+      ? String(edge.new_images ?? "-") + " new frames (no trainer)" : String(edge.trained));
     cell(row, edge.serving_round === null || edge.serving_round === undefined ? "-" : String(edge.serving_round));
     cell(row, ago(edge.last_seen, state.now));
     cell(row, edge.reason || "");

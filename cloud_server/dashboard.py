@@ -5,7 +5,7 @@ Routes (GET and HEAD only; anything else is 405):
 - ``/``: the page (``dashboard.html``), which refreshes itself every few seconds;
 - ``/dashboard.js``: its script;
 - ``/state.json``: ``overview.overview`` of the cloud's data folder, plus ``heldout`` (which
-  pictures score the rounds) and ``now`` (unix s);
+  pictures score the rounds) and ``now`` (unix s); node ids are strings;
 - ``/chart.svg``: the held-out total per counted round, drawn by matplotlib (each point is an SVG
   group with id ``round-N``), so the page needs no chart script and nothing from outside.
 
@@ -108,7 +108,12 @@ class Dashboard:
         self.server.server_close()
 
     def state(self) -> dict[str, Any]:
-        return {**overview(self.cloud_root), "heldout": self.heldout, "now": time.time()}
+        """``overview`` plus ``heldout`` and ``now``; node ids as strings (64-bit: JavaScript's numbers
+        would round them)."""
+        state = {**overview(self.cloud_root), "heldout": self.heldout, "now": time.time()}
+        for edge in (state["federation"] or {}).get("edges", []):
+            edge["node"] = str(edge.get("node"))
+        return state
 
     def chart(self, rounds: list[dict[str, Any]]) -> bytes:
         """The chart for ``rounds``, drawn again only when their scores change."""

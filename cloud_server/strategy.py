@@ -104,9 +104,9 @@ def round_line(entry: RoundLog, *, initial_score: float | None, previous_unix: f
         line += f" ({len(entry.dropped)} replies dropped)"
     score = heldout_score(asdict(entry))
     if score is not None:
-        line += f"; held-out total {score:.4f}"
+        line += f"; held-out total {score:.5g}"
         if initial_score is not None:
-            line += f" (round 0: {initial_score:.4f})"
+            line += f" (round 0: {initial_score:.5g})"
     else:
         line += "; no held-out score"
     line += f"; checkpoint {entry.checkpoint or '(none)'}"

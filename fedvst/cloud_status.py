@@ -68,7 +68,7 @@ def trend_line(rounds: list[dict[str, Any]], best_round: int | None, shown: int 
     picked = scored[-shown:]
     if scored[0]["round"] == 0 and picked[0]["round"] != 0:
         picked = [scored[0], *picked[1:]]
-    steps = " → ".join(f"{r['round']}: {r['heldout_total']:.4f}" for r in picked)
+    steps = " → ".join(f"{r['round']}: {r['heldout_total']:.5g}" for r in picked)
     return f"held-out total by round: {steps}" + (f" (best: round {best_round})" if best_round is not None else "")
 
 

@@ -243,17 +243,32 @@ def test_tls_and_node_authentication_refuse_an_unregistered_edge(tmp_path, small
         procs.stop(cloud)
 
 
-def cloud_status(registry_port: int) -> dict:
-    """``fedvst status --json`` as an operator would run it."""
+def cloud_status(registry_port: int, *extra: str) -> dict:
+    """``fedvst status --json`` (plus ``extra`` options) as an operator would run it."""
     result = subprocess.run([sys.executable, "-m", "fedvst.cli", "status", "--cloud", f"127.0.0.1:{registry_port}",
-                             "--json"], capture_output=True, text=True, timeout=120)
+                             "--json", *extra], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
 
+def start_readme_cloud(cloud_dir: Path, initial: Path, port: int, registry_port: int, rounds: int,
+                       log: Path):
+    return procs.start(["cloud", "serve", "--data-dir", str(cloud_dir), "--port", str(port), "--registry-port",
+                        str(registry_port), "--rounds", str(rounds), "--min-nodes", "2", "--images-per-round", "4",
+                        "--initial-checkpoint", str(initial), "--run-config", "base-size=32",
+                        "--run-config", "eval-images=2", "--run-config", "ready-poll-s=2"], log)
+
+
+ROUND_LINE = re.compile(r"round 1 counted: (?P<first>\S+) \(node \d+\) trained on (?P<n1>\d+) images, "
+                        r"(?P<second>\S+) \(node \d+\) on (?P<n2>\d+); held-out total (?P<score>[\d.]+) "
+                        r"\(round 0: (?P<initial>[\d.]+)\); checkpoint round_000001\.safetensors; \d+ s after round 0")
+
+
 def test_the_readme_flow_trains_on_the_frames_phones_share(tmp_path, small_model, photos):
     """README's "Edge servers and the cloud", on 127.0.0.1: edges with empty stores spend no round;
-    once a phone shares its key frames through both, a round aggregates both and both hot-swap it."""
+    once a phone shares its key frames through both, a round aggregates both, the cloud says so in one
+    line and scores it on its held-out set, and both edges hot-swap it. A cloud restarted after an
+    edge was killed counts only the edge that is alive."""
     from tests.fedvst.clips import camera_clip, write_clip
 
     initial = tmp_path / "initial.safetensors"
@@ -261,33 +276,37 @@ def test_the_readme_flow_trains_on_the_frames_phones_share(tmp_path, small_model
     cloud_dir = tmp_path / "cloud"
     port, registry_port = procs.free_port(), procs.free_port()
     logs = [tmp_path / "cloud.log", cloud_dir / "logs" / "superlink.log"]
-    cloud = procs.start(["cloud", "serve", "--data-dir", str(cloud_dir), "--port", str(port), "--registry-port",
-                         str(registry_port), "--rounds", "1", "--min-nodes", "2", "--images-per-round", "4",
-                         "--initial-checkpoint", str(initial), "--run-config", "base-size=32",
-                         "--run-config", "eval-images=2", "--run-config", "ready-poll-s=2"], logs[0])
+    cloud = start_readme_cloud(cloud_dir, initial, port, registry_port, 1, logs[0])
     edges, edge_ports = [], []
     try:
         procs.wait_port(registry_port, cloud, log=logs[0])
         for i in range(2):
             edge_ports.append(procs.free_port())
             logs += [tmp_path / f"edge{i}.log", tmp_path / f"edge{i}" / "supernode.log"]
+            named = ["--name", "edge0"] if i == 0 else []  # edge 1 keeps the default name, host:port
             edges.append(procs.start(["edge", "serve", "--port", str(edge_ports[i]), "--data-dir",
                                       str(tmp_path / f"edge{i}"), "--cloud", f"127.0.0.1:{port}", "--registry",
-                                      f"127.0.0.1:{registry_port}"], logs[-2]))
+                                      f"127.0.0.1:{registry_port}", *named], logs[-2]))
+        names = ["edge0", f"127.0.0.1:{edge_ports[1]}"]
         for edge_port, edge, log in zip(edge_ports, edges, logs[2::2], strict=True):
             procs.wait_port(edge_port, edge, log=log)
         checkpoints = cloud_dir / "checkpoints"
         time.sleep(60)  # the edges have nothing to train on: no round may be spent
         assert not (checkpoints / "round_000001.json").exists()
         history = cloud_dir / "history.jsonl"
-        assert not history.exists() or history.read_text().strip() == ""
         cloud_says = logs[0].read_text()  # one line says why nothing happens
         assert "waiting: 0 of 2 edges ready, 2 needed (" in cloud_says
         assert "edge0 has no style stored yet (0 new images)" in cloud_says
-        waiting = cloud_status(registry_port)  # fedvst status says the same
+        assert f"{names[1]} has no style stored yet (0 new images)" in cloud_says
+        assert "resuming" not in cloud_says and "starting from the initial model" in cloud_says
+        waiting = cloud_status(registry_port)  # fedvst status says the same, edges by name
         assert waiting["rounds_done"] == 0 and waiting["federation"]["state"] == "waiting"
         assert [e["ready"] for e in waiting["federation"]["edges"]] == [False, False]
+        assert sorted(e["name"] for e in waiting["federation"]["edges"]) == sorted(names)
+        assert all(e["serving_round"] == 0 for e in waiting["federation"]["edges"])
         assert "waiting: 0 of 2 edges ready" in waiting["federation"]["line"]
+        # round 0, the initial model, is scored on the held-out split before any round
+        assert [r["round"] for r in waiting["rounds"]] == [0] and waiting["rounds"][0]["heldout_total"] > 0
 
         clip = write_clip(tmp_path / "clip.mp4", camera_clip(photos["astronaut"], 24, (3.0, 1.0), (96, 160)))
         Image.fromarray(photos["coffee"]).save(tmp_path / "style.png")
@@ -307,18 +326,49 @@ def test_the_readme_flow_trains_on_the_frames_phones_share(tmp_path, small_model
         examples = sorted(first["examples"].values())
         assert len(first["nodes"]) == 2 and min(examples) >= 4
         assert examples in [sorted(pair) for pair in itertools.product(*trained)], (examples, trained)
-        for i, edge_port in enumerate(edge_ports):  # both edges hot-swap round 1's model
+        assert sorted(first["names"].values()) == sorted(names)
+        for i, edge_port in enumerate(edge_ports):  # both edges hot-swap round 1's model, and say so
             slot = tmp_path / f"edge{i}" / "model" / "current.json"
             wait_for(lambda slot=slot: slot.exists() and json.loads(slot.read_text())["sha256"] == first["sha256"],
                      120, f"round 1 in edge {i}'s slot", logs)
+            wait_for(lambda i=i: "now serving round 1" in (tmp_path / f"edge{i}.log").read_text(), 60,
+                     f"edge {i} logging the swap before any phone asks", logs)
             assert served_model(edge_port) == first["sha256"]
         # the cloud writes the round's history line once the edges' evaluate replies are in
-        wait_for(lambda: history.exists() and history.read_text().strip(), 120, "round 1 in history.jsonl", logs)
-        rounds = [json.loads(line)["round"] for line in history.read_text().splitlines()]
-        assert rounds == [1]  # history holds aggregated rounds only
+        wait_for(lambda: ROUND_LINE.search(logs[0].read_text()), 120, "the cloud's line for round 1", logs)
+        said = ROUND_LINE.search(logs[0].read_text())
+        assert sorted([said["first"], said["second"]]) == sorted(names)
+        assert sorted([int(said["n1"]), int(said["n2"])]) == examples
+        recorded = [json.loads(line) for line in history.read_text().splitlines()]
+        assert [r["round"] for r in recorded] == [0, 1]  # round 0 (the initial model), then counted rounds only
+        scores = [r["metrics"]["heldout_total"] for r in recorded]
+        assert all(score > 0 for score in scores)
+        assert float(said["score"]) == pytest.approx(scores[1], rel=1e-4)  # printed to 5 digits
+        assert float(said["initial"]) == pytest.approx(scores[0], rel=1e-4)
+        assert round_meta(cloud_dir, 1)["metrics"]["heldout_total"] == pytest.approx(scores[1])
         done = cloud_status(registry_port)
         assert done["rounds_done"] == 1 and done["newest_checkpoint"]["sha256"] == first["sha256"]
         assert done["newest_checkpoint"]["name"] == "round_000001.safetensors"
+        assert [(r["round"], r["heldout_total"]) for r in done["rounds"]] == [(0, scores[0]), (1, scores[1])]
+        assert done["best_round"] == (1 if scores[1] < scores[0] else 0)
+
+        # kill -9 edge 1, then restart the cloud for one more round: only edge 0 is counted
+        assert procs.kill_leader_only(edges[1]) == []
+        old_pid = cloud_status(registry_port)["federation"]["pid"]
+        procs.stop(cloud)
+        cloud = start_readme_cloud(cloud_dir, initial, port, registry_port, 2, logs[0].with_name("cloud2.log"))
+        logs.append(logs[0].with_name("cloud2.log"))
+        procs.wait_port(registry_port, cloud, log=logs[-1])
+        fresh = cloud_status(registry_port)["federation"]
+        assert fresh["pid"] != old_pid and fresh["state"] in ("starting", "waiting"), fresh
+
+        def only_edge0_counted() -> bool:
+            federation = cloud_status(registry_port)["federation"]
+            return (federation["state"] == "waiting" and [e["name"] for e in federation["edges"]] == ["edge0"]
+                    and "of 1 edges ready" in federation["line"])
+
+        wait_for(only_edge0_counted, 240, "the restarted cloud counting edge0 alone", logs)
+        assert "resuming after round 1" in logs[-1].read_text()
         # an edge or the cloud killed alone takes its Flower helpers (SuperNode or SuperLink, and the
         # SuperExec below them, which Flower starts in sessions of their own) with it
         assert procs.kill_leader_only(edges[0]) == []

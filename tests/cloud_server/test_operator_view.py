@@ -30,7 +30,7 @@ def test_the_round_line_names_the_edges_their_images_the_score_the_checkpoint_an
                      checkpoint="round_000003.safetensors", finished_unix=1000.0)
     line = round_line(entry, initial_score=0.13, previous_unix=959.0)
     assert line == ("round 3 counted: paris:8500 (node 12) trained on 64 images, lyon:8500 (node 34) on 60; "
-                    "held-out total 0.1234 (round 0: 0.1300); checkpoint round_000003.safetensors; "
+                    "held-out total 0.1234 (round 0: 0.13); checkpoint round_000003.safetensors; "
                     "41 s after round 2")
     unscored = round_line(RoundLog(1, nodes=[5], examples={"5": 8}, counted=True), initial_score=None,
                           previous_unix=None)
@@ -113,7 +113,7 @@ def test_edge_names_default_to_host_and_port_and_odd_names_are_refused():
 def test_status_shows_the_held_out_trend_after_round_0():
     rounds = [{"round": r, "heldout_total": 0.2 - r / 100} for r in range(12)]
     line = trend_line(rounds, 11, shown=4)
-    assert line == "held-out total by round: 0: 0.2000 → 9: 0.1100 → 10: 0.1000 → 11: 0.0900 (best: round 11)"
+    assert line == "held-out total by round: 0: 0.2 → 9: 0.11 → 10: 0.1 → 11: 0.09 (best: round 11)"
     assert trend_line([{"round": 1, "heldout_total": None}], None) == ""
 
 
@@ -198,7 +198,7 @@ def test_the_dashboard_serves_state_and_chart_read_only_and_only_with_the_token(
         state = json.loads(body)
         assert status == 200 and [r["round"] for r in state["rounds"]] == [0, 1, 2]
         assert state["rounds"][2]["edges"] == {"paris:8500": 8} and state["heldout"] == "test pictures"
-        assert [e["name"] for e in state["federation"]["edges"]] == ["paris:8500"]
+        assert [(e["name"], e["node"]) for e in state["federation"]["edges"]] == [("paris:8500", "5")]
         status, svg = _get(base + "chart.svg?token=s3cret-token-0123456789")
         assert status == 200 and all(f'id="round-{n}"'.encode() in svg for n in range(3))
         assert _get(base + "?token=s3cret-token-0123456789")[0] == 200
