@@ -105,17 +105,18 @@ def model_description(metadata: dict[str, Any]) -> dict[str, Any]:
     return {"encoder": metadata["encoder"], "config": metadata["config"]}
 
 
-def starting_point(store: CheckpointStore, initial: str, *,
-                   fresh: bool = False) -> tuple[int, dict[str, torch.Tensor], dict[str, Any]]:
-    """(rounds already done, tensors, model description): newest stored round, else the initial checkpoint.
+def starting_point(store: CheckpointStore, initial: str, *, fresh: bool = False,
+                   announce: bool = True) -> tuple[int, dict[str, torch.Tensor], dict[str, Any]]:
+    """(rounds already done, tensors, model description): newest stored round, else the initial checkpoint;
+    ``announce``: log which (the ServerApp does; ``fedvst cloud serve``'s check before it does not repeat it).
 
     Damaged rounds are quarantined. When every round the store held is damaged, starting over
     from the initial model is refused (CheckpointError) unless ``fresh``: the operator decides."""
     latest = store.latest(quarantine=True)
     if latest is not None:
-        if latest.round == 0:  # a fresh cloud: nothing to resume
+        if announce and latest.round == 0:  # a fresh cloud: nothing to resume
             log.info("starting from the initial model (%s); round 1 is next", latest.path.name)
-        else:
+        elif announce:
             log.info("resuming after round %d (%s)", latest.round, latest.path.name)
         return latest.round, latest.checkpoint.state, model_description(latest.checkpoint.metadata)
     damaged = store.quarantined_rounds()

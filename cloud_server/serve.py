@@ -195,7 +195,7 @@ class Cloud:
                      f"cloud started (pid {os.getpid()}); the ServerApp has not reported yet")
         # the initial model is round 0 before anything listens, so a restoring edge always finds one
         starting_point(CheckpointStore(self.root / "checkpoints"), str(s.run_config.get("initial-checkpoint", "")),
-                       fresh=s.fresh)
+                       fresh=s.fresh, announce=False)
         self.superlink = start_child(self.superlink_command(), self.root / "logs" / "superlink.log",
                                      env=guard_flower_children(self.root, self.env()),  # its SuperExec, ServerApps
                                      cwd=self.root)
@@ -245,13 +245,13 @@ class Cloud:
         self._stopped.wait()
 
 
-def serve(settings: CloudSettings) -> None:
-    """Run until SIGTERM or SIGINT."""
+def serve(settings: CloudSettings, noise: HandshakeNoise | None = None) -> None:
+    """Run until SIGTERM or SIGINT; ``noise`` (started by the caller before grpc was imported, see
+    ``fedvst.grpc_noise``) is told this cloud's name and stopped at the end."""
     cloud = Cloud(settings)
-    noise = HandshakeNoise(f"cloud registry {settings.host}:{settings.registry_port}",
-                           "fedvst status --ca, fedvst edge serve --tls-ca") if settings.tls_cert else None
     if noise is not None:
-        noise.start()
+        noise.who = f"cloud registry {settings.host}:{settings.registry_port}"
+        noise.ca_flag = "fedvst status --ca, fedvst edge serve --tls-ca"
     try:
         _run(cloud, settings)
     finally:

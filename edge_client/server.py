@@ -351,12 +351,12 @@ class EdgeServer:
         self._stopped.wait()
 
 
-def serve(settings: EdgeSettings) -> None:
-    """Run until SIGTERM or SIGINT."""
-    who = f"edge {settings.name or default_edge_name(settings.host, settings.port)}"
-    noise = HandshakeNoise(who, "fedvst stylize --edge-ca") if settings.tls_cert else None
+def serve(settings: EdgeSettings, noise: HandshakeNoise | None = None) -> None:
+    """Run until SIGTERM or SIGINT; ``noise`` (started by the caller before grpc was imported, see
+    ``fedvst.grpc_noise``) is told this edge's name and stopped at the end."""
     if noise is not None:
-        noise.start()
+        noise.who = f"edge {settings.name or default_edge_name(settings.host, settings.port)}"
+        noise.ca_flag = "fedvst stylize --edge-ca"
     try:
         _run(settings)
     finally:
@@ -369,5 +369,6 @@ def _run(settings: EdgeSettings) -> None:
     joining = f"; SuperNode → {settings.cloud}" if settings.cloud else "; no --cloud: not joining federated rounds"
     run_until_signalled(edge, lambda: (
         f"edge {edge.name}: stylization service on {settings.host}:{edge.port} (model: {edge.model_source}"
-        f"{'' if edge.slot.round is None else f', round {edge.slot.round}'}); data in {settings.data_dir}{joining}"),
+        f"{'' if edge.slot.round is None or 'round' in edge.model_source else f', round {edge.slot.round}'}); "
+        f"data in {settings.data_dir}{joining}"),
         "edge")

@@ -252,9 +252,10 @@ def edge_serve(
     = None,
 ) -> None:
     """Start an edge server (stops cleanly on SIGTERM)."""
-    from fedvst.grpc_noise import log_handshakes
+    from fedvst.grpc_noise import watch_handshakes
 
-    log_handshakes()  # before grpc is imported: a client without TLS then gets one clear line
+    # before grpc is imported: a client that reaches this TLS port without TLS then gets one clear line
+    noise = watch_handshakes() if tls_cert is not None else None
     from edge_client.server import EdgeSettings, serve
     from edge_client.service import Limits
     from fedvst.protocol.security import check_address
@@ -277,7 +278,7 @@ def edge_serve(
                            initial_checkpoint=initial_checkpoint, supernode_port=supernode_port,
                            local_training=train_between_syncs, name=name,
                            limits=Limits(capacity=capacity, streams_per_peer=streams_per_peer,
-                                         stream_idle_s=stream_idle_s)))
+                                         stream_idle_s=stream_idle_s)), noise)
     except (ValueError, OSError) as exc:
         fail(str(exc))
 
@@ -317,9 +318,10 @@ def cloud_serve(
     = None,
 ) -> None:
     """Start the cloud (stops cleanly on SIGTERM; restarting resumes the run)."""
-    from fedvst.grpc_noise import log_handshakes
+    from fedvst.grpc_noise import watch_handshakes
 
-    log_handshakes()  # before grpc is imported: a client without TLS then gets one clear line
+    # before grpc is imported: a client that reaches this TLS port without TLS then gets one clear line
+    noise = watch_handshakes() if tls_cert is not None else None
     from cloud_server.app import DEFAULTS, run_settings
     from cloud_server.serve import CloudSettings, serve
 
@@ -349,7 +351,7 @@ def cloud_serve(
         serve(CloudSettings(data_dir=data_dir, host=host, port=port, registry_port=registry_port, run_config=config,
                             tls_cert=tls_cert, tls_key=tls_key, tls_ca=tls_ca, token_file=token_file,
                             node_auth=bool(node_key), node_public_keys=list(node_key or []), fresh=fresh,
-                            dashboard=dashboard))
+                            dashboard=dashboard), noise)
     except (ValueError, OSError, RuntimeError) as exc:
         fail(str(exc))
 

@@ -74,7 +74,8 @@ def rewrite(line: str, who: str, ca_flag: str) -> str | None:
 
 
 class HandshakeNoise:
-    """While started, gRPC handshake failures on fd 2 come out as ``explain`` lines."""
+    """While started, gRPC handshake failures on fd 2 come out as ``explain`` lines. ``who`` and
+    ``ca_flag`` may be set after ``start`` (a server learns its name once it listens)."""
 
     def __init__(self, who: str, ca_flag: str) -> None:
         self.who = who
@@ -113,3 +114,12 @@ class HandshakeNoise:
             self._reader.join(timeout=5)
         os.close(self._saved)
         self._saved = None
+
+
+def watch_handshakes(who: str = "server", ca_flag: str = "--ca") -> HandshakeNoise:
+    """For a TLS server, before anything imports grpc: the filter, started, then ``log_handshakes``
+    (so even gRPC's start-up warning about its log level goes through the filter)."""
+    noise = HandshakeNoise(who, ca_flag)
+    noise.start()
+    log_handshakes()
+    return noise
