@@ -1,11 +1,12 @@
 """``CLOUD/history.jsonl``: one JSON object per counted round (round 0 is the initial model).
 
 Keys (``strategy.RoundLog``): ``round``, ``nodes`` (Flower node ids that took part), ``names``
-(node id → the edge's name), ``examples`` (node id → images it trained on), ``dropped``,
-``metrics`` (``heldout_total``/``heldout_content``/``heldout_style``: the cloud's score on its
-fixed held-out set; ``eval_*``: the edges' own held-out frames; ``train_*``), ``counted``,
-``checkpoint`` (file name), ``finished_unix`` and ``wall_seconds``. Lines are appended and
-fsynced; readers skip a line cut by a crash.
+(node id → the edge's name), ``examples`` (node id → images it trained on), ``train_seconds``
+(node id → seconds its reply spent in training steps), ``dropped``, ``metrics``
+(``heldout_total``/``heldout_content``/``heldout_style``: the cloud's score on its fixed held-out
+set; ``eval_*``: the edges' own held-out frames; ``train_*``), ``counted``, ``checkpoint`` (file
+name), ``finished_unix`` and ``wall_seconds``. Lines are appended and fsynced; readers skip a line
+cut by a crash.
 """
 
 from __future__ import annotations

@@ -30,6 +30,7 @@ from cloud_server.store import CheckpointStore, round_path
 from cloud_server.validation import NUM_EXAMPLES_KEY, ArraySpec, reply_problem, specs_of
 
 log = logging.getLogger(__name__)
+TRAIN_SECONDS = "train_seconds"  # an edge's reply metric: seconds in training steps (per node, not averaged)
 AGGREGATORS = ("fedavg", "trimmed-mean", "krum")
 
 
@@ -85,6 +86,7 @@ class RoundLog:
     metrics: dict[str, float] = field(default_factory=dict)
     counted: bool = False  # aggregated and checkpointed
     names: dict[str, str] = field(default_factory=dict)  # node id → the edge's name
+    train_seconds: dict[str, float] = field(default_factory=dict)  # node id → seconds in training steps
     checkpoint: str = ""  # file name of the round's checkpoint
     finished_unix: float = 0.0
 
@@ -194,6 +196,8 @@ class FedVstStrategy(Strategy):
             entry.examples[str(node)] = int(metrics[NUM_EXAMPLES_KEY])
             if node in self.names:
                 entry.names[str(node)] = self.names[node]
+            if isinstance(metrics.get(TRAIN_SECONDS), (int, float)):
+                entry.train_seconds[str(node)] = float(metrics[TRAIN_SECONDS])
             accepted.append(message)
         entry.nodes.sort()
         return content_order(accepted), entry
@@ -214,7 +218,7 @@ class FedVstStrategy(Strategy):
             arrays = self.server_optimizer.step(self._global, arrays, entry.round)
         self._global = arrays
         entry.metrics = {f"train_{k}" if not k.startswith("train") else k: float(v)
-                         for k, v in (metrics or {}).items() if k != NUM_EXAMPLES_KEY}
+                         for k, v in (metrics or {}).items() if k not in (NUM_EXAMPLES_KEY, TRAIN_SECONDS)}
         self.save_round(entry, arrays)
         return arrays, metrics
 

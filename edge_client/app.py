@@ -81,6 +81,7 @@ def global_model(msg: Message, context: Context) -> StylizerNet:
                                   allow_download=False)
 
 
+TRAIN_SECONDS = "train_seconds"  # reply metric: seconds this train message spent in training steps
 NOT_READY = 4001  # Flower error code of a train reply from an edge with nothing to train on
 
 
@@ -175,17 +176,20 @@ def train(msg: Message, context: Context) -> Message:
     restore_optimizer(optimizer, data_dir)
     load = LoadSignal(data_dir / "serving.load")
     totals = np.zeros(3)
+    stepping = 0.0  # seconds in training steps alone (no waiting for phones, no loading)
     try:
         for _ in range(steps):
             load.wait_until_idle()
+            started = time.perf_counter()
             values = train_step(model, sampler.sample(batch_size), optimizer)
+            stepping += time.perf_counter() - started
             totals += (values.total, values.content, values.style)
     finally:
         load.close()
     save_optimizer(optimizer, data_dir)
     mean = totals / steps
     metrics = {"num-examples": steps * batch_size, "train_total": float(mean[0]),
-               "train_content": float(mean[1]), "train_style": float(mean[2])}
+               "train_content": float(mean[1]), "train_style": float(mean[2]), TRAIN_SECONDS: round(stepping, 4)}
     log.info("edge %s round %d: trained on %d images, loss %.4f", edge_name(context), round_number, steps * batch_size,
              mean[0])
     propose_sync(data_dir, training_began, round_number)

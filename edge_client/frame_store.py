@@ -24,6 +24,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -326,13 +327,67 @@ def is_held_out(image: StoredImage, every: int = 8) -> bool:
     return int(image.sha256[:8], 16) % every == 0
 
 
+class DecodedCache:
+    """Decoded stored images, most recently used first, up to ``max_bytes`` of pixels, keyed by the
+    file's path, content hash and (inode, mtime, size): a file written again is read and verified
+    again. Training reads the same store every round; decoding and hashing it each time was most of
+    a simulated round's cost that was not training."""
+
+    def __init__(self, max_bytes: int = 256 << 20) -> None:
+        self.max_bytes = max_bytes
+        self._images: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(image: StoredImage) -> tuple | None:
+        try:
+            stat = image.path.stat()
+        except OSError:
+            return None
+        return str(image.path), image.sha256, stat.st_ino, stat.st_mtime_ns, stat.st_size
+
+    def get(self, key: tuple) -> np.ndarray | None:
+        with self._lock:
+            found = self._images.get(key)
+            if found is not None:
+                self._images.move_to_end(key)
+            return found
+
+    def put(self, key: tuple, pixels: np.ndarray) -> None:
+        if pixels.nbytes > self.max_bytes:
+            return
+        pixels.setflags(write=False)  # shared by every reader: nobody may change it in place
+        with self._lock:
+            if key in self._images:
+                return
+            self._images[key] = pixels
+            self._bytes += pixels.nbytes
+            while self._bytes > self.max_bytes:
+                _, dropped = self._images.popitem(last=False)
+                self._bytes -= dropped.nbytes
+
+
+DECODED = DecodedCache()
+
+
 def load_images(images: list[StoredImage]) -> list[np.ndarray]:
-    """Decode stored images; one that vanished, fails its hash or fails to decode is skipped and
-    logged (the writer drops or quarantines it when it next opens the store)."""
+    """Decode stored images (read-only arrays, shared through ``DECODED``); one that vanished, fails
+    its hash or fails to decode is skipped and logged (the writer drops or quarantines it when it
+    next opens the store)."""
     out = []
     for image in images:
+        key = DECODED.key(image)
+        cached = DECODED.get(key) if key is not None else None
+        if cached is not None:
+            out.append(cached)
+            continue
         try:
-            out.append(decode_image_bytes(read_verified(image.path, image.sha256), f"stored image {image.path}"))
+            pixels = decode_image_bytes(read_verified(image.path, image.sha256), f"stored image {image.path}")
         except (ImageError, OSError) as exc:
             log.warning("skipping stored image %s: %s", image.path.name, exc)
+            continue
+        if key is not None:
+            DECODED.put(key, pixels)
+        out.append(pixels)
     return out

@@ -152,8 +152,9 @@ def simulate(
     target_loss: Annotated[float | None, typer.Option(
         help="default: the best point of the fewest-edges runs' mean smoothed loss")] = None,
     smoothing: Annotated[int, typer.Option(help="rounds in the trailing mean of the loss")] = 3,
-    iid: Annotated[bool, typer.Option(help="every edge holds all the sample media (the paper's shared training "
-                                           "set) instead of a slice of its own")] = False,
+    non_iid: Annotated[bool, typer.Option(
+        "--non-iid", help="each edge holds a slice of its own of the training media (default: every edge samples "
+                          "from one shared training set, the paper's setting)")] = False,
     server_lr: Annotated[str, typer.Option(
         help="the cloud's learning rate η on the averaged update: a number, sqrt (√N) or linear (N)")] = "1",
     server_momentum: Annotated[str, typer.Option(help="FedAvgM momentum β: a number (0: none) or scaled (1 − 1/N)")]
@@ -167,7 +168,7 @@ def simulate(
 
     request = Request(out=out, profile=profile, edges=edges, seeds=seeds or [0], sample=sample, rounds=rounds,
                       images_per_sync=images_per_sync, head=head, crash_edge=crash_edge, at_round=at_round,
-                      target_loss=target_loss, smoothing=smoothing, iid=iid, server_lr=server_lr,
+                      target_loss=target_loss, smoothing=smoothing, iid=not non_iid, server_lr=server_lr,
                       server_momentum=server_momentum, server_warmup=server_warmup, ray_address=ray_address,
                       progress=sys.stderr.isatty() if progress is None else progress)
     try:

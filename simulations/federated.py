@@ -27,6 +27,7 @@ import logging
 import os
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -325,11 +326,12 @@ class RunResult:
     seconds_per_round: float
     peak_rss_mb: float
     sampled: int  # edges trained in each round
+    training_seconds_per_round: float = 0.0  # of that, the training steps alone (training_wall_seconds)
 
 
 def run_one(edges: int, out: Path, profile: Profile, initial: Path, heldout: Path, *,
             crash_edge: int | None = None, crash_round: int | None = None,
-            server: dict | None = None, seed: int = 0, iid: bool = False, sample: int = 0,
+            server: dict | None = None, seed: int = 0, iid: bool = True, sample: int = 0,
             ray_address: str | None = None, progress: RoundProgress | None = None) -> RunResult:
     """Simulate ``edges`` edges (``sample`` of them trained each round; 0: all) for one seed, with
     its working folder in ``out``/edges_N."""
@@ -368,9 +370,12 @@ def run_one(edges: int, out: Path, profile: Profile, initial: Path, heldout: Pat
             item = json.loads(line)
             marks.setdefault(int(item["round"]), []).append(item["event"])
     rows = []
+    training: list[float] = []  # per counted round: seconds its training steps took on this machine
     for line in (cloud / "history.jsonl").read_text().splitlines():
         entry = json.loads(line)
         metrics = entry["metrics"]
+        if entry["round"] > 0 and entry.get("train_seconds"):
+            training.append(training_wall_seconds(list(entry["train_seconds"].values()), cpus))
         if "heldout_total" not in metrics:
             continue
         rows.append({"seed": seed, "edges": edges, "round": entry["round"],
@@ -381,7 +386,18 @@ def run_one(edges: int, out: Path, profile: Profile, initial: Path, heldout: Pat
                      "event": "; ".join(marks.get(entry["round"], [])), "nodes": len(entry["nodes"])})
     trained = [r for r in rows if r["round"] > 0]
     seconds = (trained[-1]["wall_seconds"] - rows[0]["wall_seconds"]) / len(trained) if trained else 0.0
-    return RunResult(rows, round(seconds, 2), memory.peak_mb, sampled or edges)
+    training_seconds = sum(training) / len(training) if training else 0.0
+    return RunResult(rows, round(seconds, 2), memory.peak_mb, sampled or edges, round(training_seconds, 2))
+
+
+def training_wall_seconds(seconds: list[float], cpus: int) -> float:
+    """Wall seconds a round's training steps take when its edges' steps (``seconds``, one per edge)
+    run ``cpus`` at a time, as the simulation runs them: the longest of a greedy split into ``cpus``
+    lanes (for equal edges, their sum over ``min(edges, cpus)``)."""
+    lanes = [0.0] * max(1, min(cpus, len(seconds)))
+    for value in sorted(seconds, reverse=True):
+        lanes[lanes.index(min(lanes))] += value
+    return max(lanes)
 
 
 def server_learning_rate(rule: str, edges: int) -> float:
@@ -423,7 +439,7 @@ class Request:
     at_round: int | None = None
     target_loss: float | None = None
     smoothing: int = 3
-    iid: bool = False
+    iid: bool = True  # the paper's setting: every edge samples from one shared training set
     server_lr: str = "1"
     server_momentum: str = "0"
     server_warmup: int = 0
@@ -549,8 +565,12 @@ def simulate(plan: Plan) -> dict:
     summary = {"target_loss": round(target, 6),
                "images_to_target": figure7.images_to_target(rows, target, request.smoothing),
                "final_loss": figure7.final_loss(rows, request.smoothing),
+               "initial_loss": figure7.spread([r["total"] for r in rows if r["round"] == 0]),
+               "encoder": encoder_identity(out, request.seeds),
                "cost": {n: {"sampled": results[0].sampled,
                             "seconds_per_round": figure7.spread([r.seconds_per_round for r in results]),
+                            "training_seconds_per_round": figure7.spread([r.training_seconds_per_round
+                                                                          for r in results]),
                             "peak_rss_mb": figure7.spread([r.peak_rss_mb for r in results])}
                         for n, results in costs.items()},
                "smoothing_rounds": request.smoothing, "seeds": request.seeds,
@@ -561,6 +581,17 @@ def simulate(plan: Plan) -> dict:
                "wall_seconds": round(time.monotonic() - started, 1)}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
+
+
+def encoder_identity(out: Path, seeds: list[int]) -> str:
+    """The encoder every run of this simulation scored and trained with (from round 0's checkpoint)."""
+    for seed in seeds:
+        for meta in sorted((out / f"seed_{seed}").glob("edges_*/cloud/checkpoints/round_*.json")):
+            try:
+                return str(json.loads(meta.read_text())["encoder"]["identity"])
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+    return ""
 
 
 def summary_lines(summary: dict) -> list[str]:
@@ -578,17 +609,18 @@ def summary_lines(summary: dict) -> list[str]:
             if reached["reached"] < reached["runs"]:
                 images += f" ({reached['reached']} of {reached['runs']} seeds reached it)"
         lines.append(f"  {n} edge(s), {cost['sampled']} a round: {images}; final loss {final['mean']:.4f} "
-                     f"[{final['min']:.4f}–{final['max']:.4f}]; {cost['seconds_per_round']['mean']:.1f} s a round, "
+                     f"[{final['min']:.4f}–{final['max']:.4f}]; {cost['seconds_per_round']['mean']:.1f} s a round "
+                     f"({cost['training_seconds_per_round']['mean']:.1f} s of it training), "
                      f"peak {cost['peak_rss_mb']['max']:.0f} MB")
     return lines
 
 
-def main(argv: list[str] | None = None) -> dict:
-    """``python -m simulations.federated ARGS``: the same as ``fedvst simulate ARGS``; returns the summary."""
-    from fedvst.cli import run_command
-
-    return run_command(["simulate", *(sys.argv[1:] if argv is None else argv)])
+def main(argv: list[str] | None = None) -> int:
+    """``python -m simulations.federated ARGS``: runs ``fedvst simulate ARGS`` (in a child process: the
+    CLI is the top layer, and nothing below it imports it); returns its exit status."""
+    args = sys.argv[1:] if argv is None else argv
+    return subprocess.call([sys.executable, "-m", "fedvst.cli", "simulate", *args])
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -99,8 +99,35 @@ def read_weights_file(path: Path) -> EncoderWeights:
     return EncoderWeights(features, "sha256:" + encoder_state_sha256(features), convention)
 
 
+_KERAS_SEEN: dict[tuple[int, int, int], EncoderWeights] = {}  # cache file's (inode, mtime ns, size) → weights
+
+
+def _cache_signature() -> tuple[int, int, int] | None:
+    try:
+        stat = keras_vgg16.cached_path().stat()
+    except OSError:
+        return None
+    return stat.st_ino, stat.st_mtime_ns, stat.st_size
+
+
 def keras_weights() -> EncoderWeights:
-    """The Keras ImageNet VGG-16 (the default encoder); KerasVGGUnavailableError says in one line why not."""
+    """The Keras ImageNet VGG-16 (the default encoder); KerasVGGUnavailableError says in one line why not.
+
+    Verified once per process for each version of the cache file: a process that builds a model per
+    message (an edge's ClientApp, the cloud's held-out scoring) does not read and hash 11 MB each time.
+    The tensors are shared read-only (``VGGEncoder`` copies them into its own parameters)."""
+    seen = _cache_signature()
+    if seen is not None and seen in _KERAS_SEEN:
+        return _KERAS_SEEN[seen]
+    weights = _verified_keras_weights()
+    signature = _cache_signature()
+    if signature is not None:
+        _KERAS_SEEN.clear()
+        _KERAS_SEEN[signature] = weights
+    return weights
+
+
+def _verified_keras_weights() -> EncoderWeights:
     state = keras_vgg16.keras_vgg16_state()
     identity = "sha256:" + encoder_state_sha256(state)
     if identity != KERAS_VGG16_IDENTITY and keras_vgg16.cached_path().is_file():  # a cache altered since: moved

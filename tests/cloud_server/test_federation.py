@@ -220,7 +220,8 @@ def test_tls_and_node_authentication_refuse_an_unregistered_edge(tmp_path, small
         activated = logs[1].read_text().count("Activated node_id=")
         cloud = procs.start(cloud_args, logs[-1], cwd=tmp_path)
         procs.wait_port(registry_port, cloud, log=logs[-1])
-        assert "resuming after round 1" in logs[-1].read_text() and cloud.poll() is None
+        wait_for(lambda: "resuming after round 1" in logs[-1].read_text(), 120, "the ServerApp resuming", logs)
+        assert cloud.poll() is None
         # the registered edge's SuperNode reconnects to the restarted cloud on its own; then the edge is
         # killed with -9 alone and started again: it signs its dead SuperNode off, so the SuperLink
         # activates the new one without the refusals that last up to 60 s otherwise

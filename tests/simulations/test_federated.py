@@ -6,6 +6,7 @@ import socket
 
 import pytest
 
+from fedvst.cli import run_command
 from fedvst.processes import free_port
 from simulations.federated import (
     CSV_COLUMNS,
@@ -13,7 +14,6 @@ from simulations.federated import (
     edge_seed,
     edge_slices,
     images_per_edge,
-    main,
     sampled_edges,
     server_learning_rate,
     server_momentum,
@@ -22,11 +22,16 @@ from simulations.figure7 import band, default_target, final_loss, images_to_targ
 from stylizer import load_checkpoint
 
 
+def simulate_cli(args: list[str]) -> dict:
+    """``fedvst simulate ARGS`` in this process; returns the summary."""
+    return run_command(["simulate", *args])
+
+
 @pytest.mark.slow
 def test_two_edges_learn_and_a_crashed_edge_rejoins(tmp_path):
     # the image head: an untrained affine head already outputs its colour prior, so its held-out
     # loss moves too little in 3 tiny rounds to show learning
-    summary = main(["--edges", "2", "--profile", "tiny", "--rounds", "3", "--out", str(tmp_path),
+    summary = simulate_cli(["--edges", "2", "--profile", "tiny", "--rounds", "3", "--out", str(tmp_path),
                     "--crash-edge", "1", "--at-round", "2", "--head", "image"])
     with (tmp_path / "curves.csv").open() as handle:
         reader = csv.DictReader(handle)
@@ -56,6 +61,12 @@ def test_two_edges_learn_and_a_crashed_edge_rejoins(tmp_path):
     assert reached["per_seed"] == {"0": reached["mean"]} and summary["cost"]["2"]["sampled"] == 2
     assert summary["final_loss"]["2"]["mean"] == pytest.approx(smoothed[-1], rel=1e-5)
     assert summary["cost"]["2"]["peak_rss_mb"]["max"] > 100  # this process and its Ray workers
+    assert summary["initial_loss"]["mean"] == pytest.approx(float(rows[0]["total"]), rel=1e-5)
+    assert summary["encoder"].startswith("sha256:") and summary["data"] == "iid"
+    cost = summary["cost"]["2"]
+    assert 0 < cost["training_seconds_per_round"]["mean"] < cost["seconds_per_round"]["mean"]
+    trained = [sum(h["train_seconds"].values()) for h in history[1:]]
+    assert all(seconds > 0 for seconds in trained)  # every counted round's replies said how long they trained
 
 
 def rows_of(curves: dict[tuple[int, int], list[float]]) -> list[dict]:
@@ -144,7 +155,7 @@ def test_each_run_seed_gives_every_edge_its_own_sampling_seed():
 def test_a_request_the_run_could_not_honour_is_refused_before_anything_runs(tmp_path, capsys, args, message):
     out = tmp_path / "run"
     with pytest.raises(SystemExit) as exited:
-        main(["--profile", "tiny", *args, "--out", str(out)])
+        simulate_cli(["--profile", "tiny", *args, "--out", str(out)])
     err = capsys.readouterr().err
     assert exited.value.code == 2 and message in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
@@ -168,7 +179,7 @@ def test_an_unreachable_ray_address_is_refused_in_one_line_naming_it(tmp_path, c
                                  (f"127.0.0.1:{grpc_port}", "answers gRPC but is not a Ray head"),
                                  ("nowhere", "--ray-address takes the head's HOST:PORT")):
             with pytest.raises(SystemExit):  # each check waits at most RAY_CONNECT_S; ray.init retries for minutes
-                main(["--profile", "tiny", "--ray-address", address, "--out", str(tmp_path / "run")])
+                simulate_cli(["--profile", "tiny", "--ray-address", address, "--out", str(tmp_path / "run")])
             assert message in capsys.readouterr().err
     other_grpc.stop(0)
     assert not (tmp_path / "run").exists()
