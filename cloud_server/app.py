@@ -4,8 +4,9 @@ Run config (``[tool.flwr.app.config]``, overridable with ``flwr run --run-config
 num-server-rounds (total global rounds, resumed runs included), images-per-round,
 batch-size, learning-rate, base-size, min-nodes, aggregator, server-learning-rate and
 server-momentum (FedAvgM; 1 and 0 are plain FedAvg), server-warmup-rounds, keep-last, data-dir,
-initial-checkpoint, eval-images, heldout-dir (a folder with content/ and style/ images the
-cloud scores every round's global model on; no edge trains on them), wait-for-ready (rounds
+initial-checkpoint, eval-images (the held-out frames each edge scores the new model on: extra
+metrics), heldout-dir (a folder with content/ and style/ images the cloud scores every round's
+global model on; no edge trains on them), heldout-images (how many pairs of them it scores), wait-for-ready (rounds
 start only when min-nodes edges have images-per-round new images; see run_server),
 ready-poll-s and retry-wait-s, sample-nodes (K > 0: Flower samples K of the min-nodes connected
 edges for each round; needs wait-for-ready false). num-server-rounds 0 means no cap: the cloud
@@ -43,6 +44,7 @@ DEFAULTS: dict[str, Any] = {
     "min-nodes": 1, "aggregator": "fedavg", "server-learning-rate": 1.0, "server-momentum": 0.0,
     "server-warmup-rounds": 0, "keep-last": 5,
     "data-dir": "", "initial-checkpoint": "", "eval-images": 8, "heldout-dir": "",
+    "heldout-images": 16,
     "wait-for-ready": True, "ready-poll-s": 15, "retry-wait-s": 10, "sample-nodes": 0,
 }
 TRAIN_KEYS = ("images-per-round", "batch-size", "learning-rate", "base-size", "eval-images")
@@ -53,7 +55,7 @@ app = ServerApp()
 # the smallest value each counted setting may take
 MINIMUM: dict[str, int] = {"num-server-rounds": 0, "images-per-round": 1, "batch-size": 1, "base-size": 16,
                            "min-nodes": 1, "server-warmup-rounds": 0, "keep-last": 1, "eval-images": 1,
-                           "ready-poll-s": 1, "retry-wait-s": 1, "sample-nodes": 0}
+                           "heldout-images": 2, "ready-poll-s": 1, "retry-wait-s": 1, "sample-nodes": 0}
 
 
 def run_settings(run_config: dict[str, Any]) -> dict[str, Any]:
@@ -151,7 +153,7 @@ def run_server(grid: Grid, settings: dict[str, Any]) -> FedVstStrategy | None:
     central = None
     if settings["heldout-dir"]:
         central = HeldOutSet(Path(str(settings["heldout-dir"])), description, int(settings["base-size"]),
-                             int(settings["eval-images"]))
+                             int(settings["heldout-images"]))
     train_config = ConfigRecord({k: settings[k] for k in TRAIN_KEYS} | {"model": json.dumps(description)})
     evaluate_config = ConfigRecord({"eval-images": settings["eval-images"], "base-size": settings["base-size"],
                                     "model": json.dumps(description)})

@@ -9,6 +9,7 @@ from flwr.app import ArrayRecord
 
 from stylizer.factory import model_from_description
 from stylizer.images import IMAGE_SUFFIXES, load_image_dir
+from stylizer.losses import TargetFeatures, target_features
 from stylizer.training import PairSampler, evaluate
 
 DEFAULT_HELDOUT = "heldout"  # in the cloud's data folder: the sample media's held-out split
@@ -38,8 +39,11 @@ class HeldOutSet:
         sampler = PairSampler(contents, styles, base_size=base_size, seed=seed)
         self.batches = list(sampler.batches(max(1, images // 2), batch_size=2))
         self.description = description
+        self.targets: list[TargetFeatures] | None = None  # the batches' Eq. 5 targets: the same every round
 
     def __call__(self, arrays: ArrayRecord) -> dict[str, float]:
         model = model_from_description(self.description, arrays.to_torch_state_dict(), allow_download=False)
-        values = evaluate(model, self.batches)
+        if self.targets is None:  # the description fixes the encoder, so these never change
+            self.targets = [target_features(model.encoder, b.content_target, b.style_target) for b in self.batches]
+        values = evaluate(model, self.batches, targets=self.targets)
         return {"heldout_total": values.total, "heldout_content": values.content, "heldout_style": values.style}

@@ -2,7 +2,9 @@
 
 Keys (``strategy.RoundLog``): ``round``, ``nodes`` (Flower node ids that took part), ``names``
 (node id → the edge's name), ``examples`` (node id → images it trained on), ``train_seconds``
-(node id → seconds its reply spent in training steps), ``dropped``, ``metrics``
+(node id → seconds its reply spent in training steps), ``phase_seconds`` (train: messages out to
+replies in; checkpoint; evaluate: the edges' hot swap and own check; heldout: the cloud's score),
+``dropped``, ``metrics``
 (``heldout_total``/``heldout_content``/``heldout_style``: the cloud's score on its fixed held-out
 set; ``eval_*``: the edges' own held-out frames; ``train_*``), ``counted``, ``checkpoint`` (file
 name), ``finished_unix`` and ``wall_seconds``. Lines are appended and fsynced; readers skip a line

@@ -87,6 +87,7 @@ class RoundLog:
     counted: bool = False  # aggregated and checkpointed
     names: dict[str, str] = field(default_factory=dict)  # node id → the edge's name
     train_seconds: dict[str, float] = field(default_factory=dict)  # node id → seconds in training steps
+    phase_seconds: dict[str, float] = field(default_factory=dict)  # train, checkpoint, evaluate, heldout
     checkpoint: str = ""  # file name of the round's checkpoint
     finished_unix: float = 0.0
 
@@ -144,6 +145,7 @@ class FedVstStrategy(Strategy):
         self.round_offset = round_offset
         self.max_examples = max_examples
         self.history: list[RoundLog] = []
+        self._phase_started = time.monotonic()  # when the current phase's messages went out
 
     def current_arrays(self) -> ArrayRecord:
         """The global model after the last aggregated round (the initial one before any)."""
@@ -158,6 +160,7 @@ class FedVstStrategy(Strategy):
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
                         grid: Grid) -> Iterable[Message]:
         config["global-round"] = self.global_round(server_round)
+        self._phase_started = time.monotonic()  # the round's train messages go out now
         return self._only_participants(self.inner.configure_train(server_round, arrays, config, grid))
 
     def configure_evaluate(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
@@ -166,6 +169,7 @@ class FedVstStrategy(Strategy):
         if entry is not None and not entry.counted:
             return []  # nothing new to hand out: the edges keep their frames new for the retry
         config["global-round"] = self.global_round(server_round)
+        self._phase_started = time.monotonic()
         return list(self.inner.configure_evaluate(server_round, arrays, config, grid))  # all: each hot-swaps it
 
     def _only_participants(self, messages: Iterable[Message]) -> list[Message]:
@@ -205,6 +209,7 @@ class FedVstStrategy(Strategy):
     def aggregate_train(self, server_round: int,
                         replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
         accepted, entry = self.accepted_replies(server_round, replies)
+        entry.phase_seconds["train"] = round(time.monotonic() - self._phase_started, 3)
         self.history.append(entry)
         if len(entry.nodes) < self.min_replies:
             log.warning("round %d not counted: %d valid replies, %d needed; the global model stays as it was",
@@ -219,7 +224,9 @@ class FedVstStrategy(Strategy):
         self._global = arrays
         entry.metrics = {f"train_{k}" if not k.startswith("train") else k: float(v)
                          for k, v in (metrics or {}).items() if k not in (NUM_EXAMPLES_KEY, TRAIN_SECONDS)}
+        saving = time.monotonic()
         self.save_round(entry, arrays)
+        entry.phase_seconds["checkpoint"] = round(time.monotonic() - saving, 3)
         return arrays, metrics
 
     def save_round(self, entry: RoundLog, arrays: ArrayRecord) -> None:
@@ -236,10 +243,12 @@ class FedVstStrategy(Strategy):
         round_number = self.global_round(server_round)
         values = {(k if k.startswith("eval") else f"eval_{k}"): float(v) for k, v in (metrics or {}).items()
                   if k != NUM_EXAMPLES_KEY}
+        evaluated, scoring = time.monotonic() - self._phase_started, time.monotonic()
         if self.central_eval is not None:  # the global model after this round, even if it kept the last one
             values.update(self.central_eval(self._global))
         entry = self._entry(round_number)
         if entry is not None and entry.counted:  # history.jsonl records aggregated rounds only
+            entry.phase_seconds.update(evaluate=round(evaluated, 3), heldout=round(time.monotonic() - scoring, 3))
             entry.metrics.update(values)
             if values:
                 self.store.update_metrics(round_number, values)

@@ -54,17 +54,29 @@ def _mean_std(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return flat.mean(-1), (flat.var(-1, unbiased=False) + 1e-5).sqrt()
 
 
+TargetFeatures = tuple[torch.Tensor, dict[str, torch.Tensor]]  # (content's deepest tap, style's taps)
+
+
+def target_features(encoder: VGGEncoder, content_target: torch.Tensor,
+                    style_target: torch.Tensor) -> TargetFeatures:
+    """What Eq. 5 compares an output with: the content's deepest-tap features and the style's taps.
+    They do not depend on the model, so a fixed evaluation set computes them once."""
+    with torch.no_grad():
+        return encoder.deepest(content_target), encoder(style_target)
+
+
 def perceptual_loss(encoder: VGGEncoder, output: torch.Tensor, content_target: torch.Tensor,
-                    style_target: torch.Tensor, style_weight: float = 1.0) -> LossTerms:
+                    style_target: torch.Tensor, style_weight: float = 1.0,
+                    targets: TargetFeatures | None = None) -> LossTerms:
     """Eq. 5: (N, 3, H, W) output vs R^r(I_c) of the same size, and vs the style's feature statistics
-    (``style_target`` (N, 3, H_s, W_s) may have any size: only per-channel means and deviations count)."""
+    (``style_target`` (N, 3, H_s, W_s) may have any size: only per-channel means and deviations count).
+    ``targets``: ``target_features`` of these targets with this encoder, if already computed."""
     if output.shape != content_target.shape or output.shape[:2] != style_target.shape[:2]:
         raise ValueError(f"loss needs the output's size for the content: output {tuple(output.shape)}, content "
                          f"{tuple(content_target.shape)}, style {tuple(style_target.shape)}")
     out_features = encoder(output)
-    with torch.no_grad():
-        content_features = encoder.deepest(content_target)
-        style_features = encoder(style_target)
+    content_features, style_features = (targets if targets is not None
+                                        else target_features(encoder, content_target, style_target))
     deepest = encoder.taps[-1]
     content = F.mse_loss(out_features[deepest].float(), content_features.float())
     style = output.new_zeros((), dtype=torch.float32)

@@ -18,7 +18,14 @@ import torch.nn.functional as F
 
 from stylizer.colour_prior import apply_global
 from stylizer.images import to_tensor
-from stylizer.losses import LossTerms, LossValues, colour_statistics_loss, field_smoothness, perceptual_loss
+from stylizer.losses import (
+    LossTerms,
+    LossValues,
+    TargetFeatures,
+    colour_statistics_loss,
+    field_smoothness,
+    perceptual_loss,
+)
 from stylizer.model import StylizerNet, scale_factor
 from stylizer.render_torch import render_field
 
@@ -157,7 +164,8 @@ def _device_of(model: StylizerNet) -> torch.device:
     return next(model.decoder.parameters()).device
 
 
-def compute_losses(model: StylizerNet, batch: TrainBatch, style_weight: float = 1.0) -> LossTerms:
+def compute_losses(model: StylizerNet, batch: TrainBatch, style_weight: float = 1.0,
+                   targets: TargetFeatures | None = None) -> LossTerms:
     """Forward pass and Eq. 5 terms (LossTerms) for one batch on the model's device.
 
     The affine head's field is rendered on the full-resolution target crop (what R^r(I_c) is).
@@ -165,12 +173,14 @@ def compute_losses(model: StylizerNet, batch: TrainBatch, style_weight: float = 
     as written) or with the crop as the closed-form prior recolours it ("prior": the reference the
     field is a residual over), at the config's ``loss_tap``; its style term adds CIELAB statistics
     (``colour_weight``), and the weighted edge-aware smoothness of the field is the regulariser.
-    ``total`` stays content + λ·style.
+    ``total`` stays content + λ·style. ``targets``: the batch's ``target_features`` if already
+    computed (with the "prior" reference they depend on the model: then they are ignored).
     """
     code = model.style_code(batch.style)
     if model.head != "affine":
         output = model(batch.content, code, batch.target_size)
-        return perceptual_loss(model.encoder, output, batch.content_target, batch.style_target, style_weight)
+        return perceptual_loss(model.encoder, output, batch.content_target, batch.style_target, style_weight,
+                               targets)
     field = model.field(batch.content, code, scale_factor(tuple(batch.content.shape[-2:]), batch.target_size))
     with torch.autocast(device_type=field.device.type, enabled=False):
         full = batch.content_target.float()
@@ -179,7 +189,8 @@ def compute_losses(model: StylizerNet, batch: TrainBatch, style_weight: float = 
             reference = (apply_global(full, model.prior(batch.content, code))
                          if model.config.content_reference == "prior" else full)
         colour = colour_statistics_loss(output, batch.style_target)
-    terms = perceptual_loss(model.encoder, output, reference, batch.style_target, style_weight)
+    fixed = targets if model.config.content_reference != "prior" else None
+    terms = perceptual_loss(model.encoder, output, reference, batch.style_target, style_weight, fixed)
     terms.style = terms.style + model.config.colour_weight * colour
     terms.total = terms.content + style_weight * terms.style
     terms.regularizer = model.config.smoothness_weight * field_smoothness(field, batch.content)
@@ -208,16 +219,19 @@ def train_step(model: StylizerNet, batch: TrainBatch, optimizer: torch.optim.Opt
 
 @torch.no_grad()
 def evaluate(model: StylizerNet, batches: Sequence[TrainBatch], *, style_weight: float = 1.0,
-             autocast_dtype: torch.dtype | None = None) -> LossValues:
-    """Mean losses over ``batches`` without touching the weights."""
+             autocast_dtype: torch.dtype | None = None,
+             targets: Sequence[TargetFeatures | None] | None = None) -> LossValues:
+    """Mean losses over ``batches`` without touching the weights (and without building a graph);
+    ``targets``: each batch's ``target_features`` (a fixed set computes them once, ``HeldOutSet``)."""
     if not batches:
         raise ValueError("evaluation needs at least one batch")
     device = _device_of(model)
     model.eval()
     totals = np.zeros(3)
-    for batch in batches:
-        with _autocast(device, autocast_dtype):
-            values = compute_losses(model, batch.to(device), style_weight).values()
+    for i, batch in enumerate(batches):
+        with torch.inference_mode(), _autocast(device, autocast_dtype):
+            values = compute_losses(model, batch.to(device), style_weight,
+                                    targets[i] if targets is not None else None).values()
         totals += (values.total, values.content, values.style)
     mean = totals / len(batches)
     return LossValues(float(mean[0]), float(mean[1]), float(mean[2]))
