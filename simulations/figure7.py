@@ -109,7 +109,10 @@ def plot(rows: list[dict], path: Path, window: int = 3, target: float | None = N
                         color=f"C{colour}")
             ax.plot(images, mean, color=f"C{colour}", label=label)
         if key == "total" and target is not None:
-            ax.axhline(target, color="grey", linestyle="--", linewidth=1, label=f"target {target:.3f}")
+            ax.axhline(target, color="grey", linestyle="--", linewidth=1, label=f"target {target:.4g}")
+        values = [r[key] for r in rows if r[key] > 0]
+        if values and max(values) > 10 * min(values):  # a fresh decoder starts orders of magnitude above the rest
+            ax.set_yscale("log")
         over = f"mean of {len(seeds)} seeds, band min–max" if len(seeds) > 1 else f"seed {seeds[0]}"
         ax.set_title(f"{key} loss (held-out, {window}-round mean)\n{over}", fontsize=9)
         ax.set_xlabel("images trained per edge (mean over the edges)")

@@ -1,10 +1,12 @@
 """``fedvst status``: the registry's GetStatus, from the checkpoint store and the ServerApp's report."""
 
 import json
+import time
 
 import pytest
 import torch
 
+from cloud_server.history import append_round, history_path
 from cloud_server.readiness import EdgeState
 from cloud_server.registry import start_registry
 from cloud_server.status import read_status, status_path, write_status
@@ -36,12 +38,26 @@ def test_status_gives_rounds_the_newest_checkpoint_and_the_edges_as_last_reporte
 
 
 def test_status_prints_json_for_scripts_and_one_line_when_refused(cloud, tmp_path, capsys):
-    _, address, sha = cloud
+    tmp_path, address, sha = cloud
     (tmp_path / "token").write_text("s3cret-token-0123456789\n")
     run_command(["status", "--cloud", address, "--token-file", str(tmp_path / "token"), "--json"])
     assert json.loads(capsys.readouterr().out)["newest_checkpoint"]["sha256"] == sha
     run_command(["status", "--cloud", address, "--token-file", str(tmp_path / "token")])
     assert "2 rounds done" in capsys.readouterr().out
+    root = tmp_path  # the cloud fixture's folder: its rounds' scores and a live edge by name
+    append_round(history_path(root), {"round": 0, "metrics": {"heldout_total": 0.25}})
+    append_round(history_path(root), {"round": 2, "metrics": {"heldout_total": 0.2}, "names": {"7": "lyon:8500"},
+                                      "examples": {"7": 64}})
+    write_status(status_path(root), "waiting", 3, 1, "waiting: 0 of 1 edges ready, 1 needed (lyon:8500 has 3 of 8)",
+                 [EdgeState(7, False, "lyon:8500 has 3 of 8", name="lyon:8500", new_images=3, serving_round=2,
+                            last_seen=time.time())])
+    run_command(["status", "--cloud", address, "--token-file", str(tmp_path / "token")])
+    said = capsys.readouterr().out
+    assert "held-out total by round: 0: 0.25 → 2: 0.2" in said and "lyon:8500" in said
+    run_command(["status", "--cloud", address, "--token-file", str(tmp_path / "token"), "--json"])
+    state = json.loads(capsys.readouterr().out)
+    assert [(r["round"], r["heldout_total"], r["edges"]) for r in state["rounds"]] == [(0, 0.25, {}),
+                                                                                     (2, 0.2, {"lyon:8500": 64})]
     with pytest.raises(SystemExit) as refused:
         run_command(["status", "--cloud", address])  # no token
     err = capsys.readouterr().err
