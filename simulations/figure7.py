@@ -49,6 +49,20 @@ def default_target(rows: list[dict], window: int = 3) -> float:
     return float(min(trained))
 
 
+def clip_steep_start(ax, rows: list[dict], key: str) -> None:
+    """A fresh decoder starts orders of magnitude above where it settles: then the y axis shows the
+    last three quarters of the images (where the federations differ), and says what it leaves out."""
+    values = [r[key] for r in rows]
+    later = [r[key] for r in rows if r["images_per_edge"] >= 0.25 * max(r["images_per_edge"] for r in rows)]
+    if not values or not later or max(values) <= 10 * max(later):
+        return
+    low, high = min(later), max(later)
+    ax.set_ylim(low - 0.1 * (high - low), high + 0.3 * (high - low))
+    initial = fmean(r[key] for r in rows if r["round"] == 0)
+    ax.text(0.98, 0.97, f"earlier rounds above the axis (round 0: {initial:.3g})", transform=ax.transAxes,
+            ha="right", va="top", fontsize=7, color="grey")
+
+
 def first_at_or_below(curve: Curve, target: float) -> int | None:
     """The fewest images per edge at which ``curve`` is ≤ ``target`` (None: never)."""
     reached = [images for images, loss in curve if loss <= target]
@@ -110,14 +124,12 @@ def plot(rows: list[dict], path: Path, window: int = 3, target: float | None = N
             ax.plot(images, mean, color=f"C{colour}", label=label)
         if key == "total" and target is not None:
             ax.axhline(target, color="grey", linestyle="--", linewidth=1, label=f"target {target:.4g}")
-        values = [r[key] for r in rows if r[key] > 0]
-        if values and max(values) > 10 * min(values):  # a fresh decoder starts orders of magnitude above the rest
-            ax.set_yscale("log")
+        clip_steep_start(ax, rows, key)
         over = f"mean of {len(seeds)} seeds, band min–max" if len(seeds) > 1 else f"seed {seeds[0]}"
         ax.set_title(f"{key} loss (held-out, {window}-round mean)\n{over}", fontsize=9)
         ax.set_xlabel("images trained per edge (mean over the edges)")
         ax.grid(alpha=0.3)
-    axes[0].legend()
+    axes[0].legend(loc="lower left", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
