@@ -1,12 +1,13 @@
 """Does the deployed federation improve the model on pictures no edge saw?
 
-    python -m simulations.bench_learning --json [--rounds 4] [--images-per-round 12]
+    python -m simulations.bench_learning --json [--rounds 4] [--images-per-round 8]
 
 README.md's flow on 127.0.0.1: a real cloud (``fedvst cloud serve --min-nodes 2``, the built-in
-model, scoring every round on the sample media's held-out split) and two real edges that train
-between syncs. Before each round a phone (``fedvst stylize --share-frames``, every frame a key
-frame) stylizes one shot of the *training* clips through both edges, with a training photo as the
-style, and the cloud counts a round once both edges have trained on ``--images-per-round`` new
+model or, with ``--fresh-head``, a freshly initialised one, scoring every round on the sample
+media's held-out split) and two real edges that train between syncs. Before each round a phone
+(``fedvst stylize --share-frames``, every frame a key frame) stylizes one shot of the *training*
+clips through both edges, with a training photo as the style, and the cloud counts a round once
+both edges have trained on ``--images-per-round`` new
 images. The cloud's ``history.jsonl`` gives each round's held-out total.
 
 Noise: the round-R model and round 0's are scored again, pair by pair, on the same held-out
@@ -75,12 +76,27 @@ def paired_difference(cloud_dir: Path, later: int, images: int) -> dict[str, flo
     return {"mean": mean, "standard_error": spread / math.sqrt(len(differences)), "batches": len(differences)}
 
 
-def run(tmp: Path, rounds: int, images_per_round: int, poll_s: float) -> dict:
+def fresh_model(path: Path, head: str, seed: int = 0) -> Path:
+    """A freshly initialised stylizer with ``head`` against the default encoder, saved at ``path``."""
+    import torch
+
+    from stylizer import StylizerConfig, build_model, save_model
+    from stylizer.encoder_weights import resolve_weights
+
+    torch.manual_seed(seed)
+    save_model(path, build_model(StylizerConfig(head=head, decoder_width=0.5), resolve_weights(allow_download=False)),
+               source=f"fresh init (seed {seed})")
+    return path
+
+
+def run(tmp: Path, rounds: int, images_per_round: int, poll_s: float, fresh_head: str | None = None) -> dict:
     cloud_dir = tmp / "cloud"
     port, registry_port = free_port(), free_port()
+    initial = ["--initial-checkpoint", str(fresh_model(tmp / "fresh.safetensors", fresh_head))] if fresh_head else []
     cloud = start_cli(["cloud", "serve", "--data-dir", str(cloud_dir), "--port", str(port), "--registry-port",
                        str(registry_port), "--min-nodes", "2", "--rounds", str(rounds), "--images-per-round",
-                       str(images_per_round), "--run-config", f"ready-poll-s={poll_s:g}"], tmp / "cloud.log")
+                       str(images_per_round), "--run-config", f"ready-poll-s={poll_s:g}", *initial],
+                      tmp / "cloud.log")
     edges, ports = [], []
     started = time.monotonic()
     try:
@@ -116,16 +132,21 @@ def run(tmp: Path, rounds: int, images_per_round: int, poll_s: float) -> dict:
         history = read_history(cloud_dir / "history.jsonl")
         scores = {r["round"]: r["metrics"].get("heldout_total") for r in history}
         settings = json.loads((cloud_dir / "checkpoints" / "round_000000.json").read_text())
-        difference = paired_difference(cloud_dir, rounds, CLOUD_HELDOUT_IMAGES)
+        differences = {r["round"]: paired_difference(cloud_dir, r["round"], CLOUD_HELDOUT_IMAGES)
+                       for r in history if r["round"] > 0}
         return {"rounds": [{"round": r["round"], "heldout_total": scores[r["round"]],
                             "heldout_content": r["metrics"].get("heldout_content"),
                             "heldout_style": r["metrics"].get("heldout_style"),
-                            "images": r.get("examples", {}), "relative_to_round_0":
-                                scores[r["round"]] / scores[0] if scores.get(0) else None}
+                            "images": {r.get("names", {}).get(node, node): n
+                                       for node, n in r.get("examples", {}).items()},
+                            "relative_to_round_0": scores[r["round"]] / scores[0] if scores.get(0) else None,
+                            "minus_round_0_paired": differences.get(r["round"])}
                            for r in history],
-                "shared": shared, f"round_{rounds}_minus_round_0": difference,
-                "lower_by_more_than_2_standard_errors": difference["mean"] < -2 * difference["standard_error"],
+                "shared": shared,
+                "lower_than_round_0_by_more_than_2_standard_errors": {
+                    number: d["mean"] < -2 * d["standard_error"] for number, d in differences.items()},
                 "images_per_round": images_per_round, "encoder": settings["encoder"]["identity"],
+                "initial_model": f"fresh {fresh_head} head" if fresh_head else "built-in",
                 "wall_seconds": round(time.monotonic() - started, 1)}
     finally:
         for edge in edges:
@@ -137,16 +158,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="held-out loss per round of a real 2-edge federation on loopback")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--rounds", type=int, default=4)
-    parser.add_argument("--images-per-round", type=int, default=12)
+    parser.add_argument("--images-per-round", type=int, default=8)
     parser.add_argument("--poll-s", type=float, default=3.0, help="the cloud's readiness poll (run config)")
+    parser.add_argument("--fresh-head", choices=("image", "affine"),
+                        help="start from a freshly initialised model with this head (default: the built-in model)")
     parser.add_argument("--keep", type=Path, help="keep the cloud's and edges' folders here")
     args = parser.parse_args()
     if args.keep is not None:
         args.keep.mkdir(parents=True, exist_ok=True)
-        result = run(args.keep, args.rounds, args.images_per_round, args.poll_s)
+        result = run(args.keep, args.rounds, args.images_per_round, args.poll_s, args.fresh_head)
     else:
         with tempfile.TemporaryDirectory() as tmp:
-            result = run(Path(tmp), args.rounds, args.images_per_round, args.poll_s)
+            result = run(Path(tmp), args.rounds, args.images_per_round, args.poll_s, args.fresh_head)
     print(json.dumps(result, indent=None if args.json else 1), file=sys.stdout)
 
 

@@ -31,6 +31,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -288,13 +289,16 @@ def start_ray(cpus: int, attempts: int = 3, address: str | None = None) -> None:
     for attempt in range(1, attempts + 1):
         before = set(descendants(os.getpid()))
         try:
-            if address is None:
-                ray.init(num_cpus=cpus, include_dashboard=False, runtime_env=runtime_env)
-            else:
-                check_ray_address(address)
-                ray.init(address=address, runtime_env=runtime_env)
+            with signals_seen() as seen:
+                if address is None:
+                    ray.init(num_cpus=cpus, include_dashboard=False, runtime_env=runtime_env)
+                else:
+                    check_ray_address(address)
+                    ray.init(address=address, runtime_env=runtime_env)
             if threading.current_thread() is threading.main_thread():  # ray.init put its own (sys.exit) in
                 signal.signal(signal.SIGTERM, _interrupt)
+            if signal.SIGTERM in seen:  # Ray's handler ran, but its SystemExit was swallowed (in a fork hook)
+                raise KeyboardInterrupt(f"stopped by signal {signal.SIGTERM.value}")
             return
         except Exception as exc:  # Ray raises RuntimeError, TimeoutError or ConnectionError here
             stop_ray()
@@ -307,6 +311,30 @@ def start_ray(cpus: int, attempts: int = 3, address: str | None = None) -> None:
                 raise RuntimeError(f"Ray did not start {where}: {first}") from exc
             log.warning("Ray did not start (%s); trying again", exc)
             time.sleep(2.0 * attempt)
+
+
+@contextlib.contextmanager
+def signals_seen() -> Iterator[set[int]]:
+    """The signals delivered to this process while the block runs, whatever their handlers did with
+    them (``signal.set_wakeup_fd``; main thread only, else always empty). Ray's SIGTERM handler
+    exits by raising SystemExit, which Python drops when the signal lands in a fork hook of
+    ``ray.init``: this is how a caller still learns that it was asked to stop."""
+    seen: set[int] = set()
+    if threading.current_thread() is not threading.main_thread():
+        yield seen
+        return
+    reader, writer = socket.socketpair()
+    reader.setblocking(False)
+    writer.setblocking(False)
+    previous = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+    try:
+        yield seen
+    finally:
+        signal.set_wakeup_fd(previous)
+        with contextlib.suppress(BlockingIOError):
+            seen.update(reader.recv(4096))
+        reader.close()
+        writer.close()
 
 
 def stop_ray() -> None:

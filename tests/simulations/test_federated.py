@@ -218,3 +218,22 @@ def test_sigterm_stops_a_running_simulation_and_everything_below_it(tmp_path):
     while time.monotonic() < deadline and [p for p in tree if not is_zombie(p)]:
         time.sleep(0.5)
     assert not [p for p in tree if not is_zombie(p)]
+
+
+def test_a_sigterm_whose_handler_swallowed_it_is_still_seen():
+    """Ray's SIGTERM handler raises SystemExit, which Python drops inside a fork hook of ray.init;
+    ``signals_seen`` still tells start_ray that the signal came."""
+    import os
+    import signal
+
+    from simulations.federated import signals_seen
+
+    previous = signal.signal(signal.SIGTERM, lambda *_: None)  # a handler whose effect is lost
+    try:
+        with signals_seen() as seen:
+            os.kill(os.getpid(), signal.SIGTERM)
+        with signals_seen() as quiet:
+            pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert signal.SIGTERM in seen and not quiet
