@@ -30,13 +30,33 @@ def round_summary(record: dict[str, Any]) -> dict[str, Any]:
             "checkpoint": record.get("checkpoint", ""), "finished_unix": record.get("finished_unix")}
 
 
+_NEWEST: dict[Path, tuple[tuple, dict[str, Any] | None]] = {}  # folder → (its files' signature, the answer)
+
+
+def _signature(folder: Path) -> tuple:
+    """Names, sizes and mtimes of the checkpoint files in ``folder``: any write changes it."""
+    entries = []
+    for path in sorted(folder.glob("round_*")):
+        try:
+            stat = path.stat()
+        except OSError:
+            continue
+        entries.append((path.name, stat.st_size, stat.st_mtime_ns))
+    return tuple(entries)
+
+
 def newest_checkpoint(store: CheckpointStore) -> dict[str, Any] | None:
-    """The newest round that verifies: round, name, sha256, saved_unix; None before the first."""
+    """The newest round that verifies: round, name, sha256, saved_unix; None before the first.
+    Verified again only when a checkpoint file changed (a dashboard asks every few seconds)."""
+    signature = _signature(store.folder)
+    known = _NEWEST.get(store.folder)
+    if known is not None and known[0] == signature:
+        return known[1]
     latest = store.latest()
-    if latest is None:
-        return None
-    return {"round": latest.round, "name": latest.path.name, "sha256": latest.checkpoint.sha256,
-            "saved_unix": latest.path.stat().st_mtime}
+    answer = None if latest is None else {"round": latest.round, "name": latest.path.name,
+                                          "sha256": latest.checkpoint.sha256, "saved_unix": latest.path.stat().st_mtime}
+    _NEWEST[store.folder] = (signature, answer)
+    return answer
 
 
 def overview(cloud_root: Path, store: CheckpointStore | None = None) -> dict[str, Any]:
