@@ -23,7 +23,7 @@ from cloud_server.heldout import DEFAULT_HELDOUT, describe_heldout
 from cloud_server.registry import start_registry
 from cloud_server.status import status_path, write_status
 from cloud_server.store import CheckpointStore
-from fedvst.grpc_noise import HandshakeNoise
+from fedvst.grpc_noise import HandshakeNoise, explaining_as
 from fedvst.processes import (
     DataDirLock,
     check_listenable,
@@ -249,20 +249,11 @@ def serve(settings: CloudSettings, noise: HandshakeNoise | None = None) -> None:
     """Run until SIGTERM or SIGINT; ``noise`` (started by the caller before grpc was imported, see
     ``fedvst.grpc_noise``) is told this cloud's name and stopped at the end."""
     cloud = Cloud(settings)
-    if noise is not None:
-        noise.who = f"cloud registry {settings.host}:{settings.registry_port}"
-        noise.ca_flag = "fedvst status --ca, fedvst edge serve --tls-ca"
-    try:
-        _run(cloud, settings)
-    finally:
-        if noise is not None:
-            noise.stop()
-
-
-def _run(cloud: Cloud, settings: CloudSettings) -> None:
-    run_until_signalled(cloud, lambda: (
-        f"cloud: SuperLink on {cloud.address} (SuperNodes connect here), model registry on "
-        f"{settings.host}:{cloud.registry_port}; run {cloud.run_id or '(none started)'}; data in {cloud.root}; "
-        f"every round is scored on {cloud.heldout}"
-        + (f"; dashboard on {cloud.dashboard.url}" if cloud.dashboard is not None else "")),
-        "cloud")
+    with explaining_as(noise, f"cloud registry {settings.host}:{settings.registry_port}",
+                       "fedvst status --ca, fedvst edge serve --tls-ca"):
+        run_until_signalled(cloud, lambda: (
+            f"cloud: SuperLink on {cloud.address} (SuperNodes connect here), model registry on "
+            f"{settings.host}:{cloud.registry_port}; run {cloud.run_id or '(none started)'}; data in {cloud.root}; "
+            f"every round is scored on {cloud.heldout}"
+            + (f"; dashboard on {cloud.dashboard.url}" if cloud.dashboard is not None else "")),
+            "cloud")

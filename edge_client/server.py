@@ -29,7 +29,7 @@ from edge_client.model_slot import ModelSlot, recover_previous, slot_path
 from edge_client.restore import RegistryUnavailableError, fetch_model
 from edge_client.service import SERVICE, Limits, StylizerService
 from edge_client.supernode_signoff import last_node_id, sign_off
-from fedvst.grpc_noise import HandshakeNoise
+from fedvst.grpc_noise import HandshakeNoise, explaining_as
 from fedvst.processes import (
     DataDirLock,
     check_listenable,
@@ -354,21 +354,12 @@ class EdgeServer:
 def serve(settings: EdgeSettings, noise: HandshakeNoise | None = None) -> None:
     """Run until SIGTERM or SIGINT; ``noise`` (started by the caller before grpc was imported, see
     ``fedvst.grpc_noise``) is told this edge's name and stopped at the end."""
-    if noise is not None:
-        noise.who = f"edge {settings.name or default_edge_name(settings.host, settings.port)}"
-        noise.ca_flag = "fedvst stylize --edge-ca"
-    try:
-        _run(settings)
-    finally:
-        if noise is not None:
-            noise.stop()
-
-
-def _run(settings: EdgeSettings) -> None:
-    edge = EdgeServer(settings)
-    joining = f"; SuperNode → {settings.cloud}" if settings.cloud else "; no --cloud: not joining federated rounds"
-    run_until_signalled(edge, lambda: (
-        f"edge {edge.name}: stylization service on {settings.host}:{edge.port} (model: {edge.model_source}"
-        f"{'' if edge.slot.round is None or 'round' in edge.model_source else f', round {edge.slot.round}'}); "
-        f"data in {settings.data_dir}{joining}"),
-        "edge")
+    with explaining_as(noise, f"edge {settings.name or default_edge_name(settings.host, settings.port)}",
+                       "fedvst stylize --edge-ca"):
+        edge = EdgeServer(settings)
+        joining = f"; SuperNode → {settings.cloud}" if settings.cloud else "; no --cloud: not joining federated rounds"
+        run_until_signalled(edge, lambda: (
+            f"edge {edge.name}: stylization service on {settings.host}:{edge.port} (model: {edge.model_source}"
+            f"{'' if edge.slot.round is None or 'round' in edge.model_source else f', round {edge.slot.round}'}); "
+            f"data in {settings.data_dir}{joining}"),
+            "edge")

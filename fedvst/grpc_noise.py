@@ -11,10 +11,13 @@ server the client reached. ``log_handshakes`` makes the core log them at all.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
 import re
 import sys
 import threading
+from collections.abc import Iterator
 
 HANDSHAKE = re.compile(r"Handshake failed with error (\w+): (.*)$")
 CORE_LINE = re.compile(r"^([IWEF])\d{4} \d\d:\d\d:\d\d\.\d+\s+\d+ [\w./-]+:\d+\] ")  # gRPC core's log format
@@ -84,6 +87,9 @@ class HandshakeNoise:
         self._reader: threading.Thread | None = None
 
     def start(self) -> None:
+        """Put the filter in front of fd 2; it is taken away again by ``stop`` or, whatever way the
+        process ends normally (a refused option's ``SystemExit`` included), at exit, after the
+        lines still in the pipe were written."""
         sys.stderr.flush()
         read_end, write_end = os.pipe()
         self._saved = os.dup(2)
@@ -92,6 +98,7 @@ class HandshakeNoise:
         self._reader = threading.Thread(target=self._pump, args=(read_end, self._saved), daemon=True,
                                         name="grpc-noise")
         self._reader.start()
+        atexit.register(self.stop)
 
     def _pump(self, read_end: int, out: int) -> None:
         with os.fdopen(read_end, "rb") as pipe:
@@ -108,6 +115,7 @@ class HandshakeNoise:
         """Put fd 2 back (the pipe's last writer closes, so the reader drains it and ends)."""
         if self._saved is None:
             return
+        atexit.unregister(self.stop)
         sys.stderr.flush()
         os.dup2(self._saved, 2)
         if self._reader is not None:
@@ -123,3 +131,17 @@ def watch_handshakes(who: str = "server", ca_flag: str = "--ca") -> HandshakeNoi
     noise.start()
     log_handshakes()
     return noise
+
+
+@contextlib.contextmanager
+def explaining_as(noise: HandshakeNoise | None, who: str, ca_flag: str) -> Iterator[None]:
+    """While the block runs, ``noise`` (None: no filter) names the server ``who`` and tells clients
+    ``ca_flag``; stopped when the block ends."""
+    if noise is None:
+        yield
+        return
+    noise.who, noise.ca_flag = who, ca_flag
+    try:
+        yield
+    finally:
+        noise.stop()
