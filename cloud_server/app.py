@@ -19,7 +19,6 @@ import json
 import logging
 import os
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -161,7 +160,7 @@ def run_server(grid: Grid, settings: dict[str, Any]) -> FedVstStrategy | None:
 
     history = history_path(root)
     recorded = {record["round"]: record for record in read_history(history)}
-    initial_score = heldout_score(recorded[0]) if 0 in recorded else None
+    initial_score = heldout_score(recorded[0].get("metrics")) if 0 in recorded else None
     previous_unix = recorded[done].get("finished_unix") if done in recorded else None
 
     def strategy_for(offset: int, participants: list[int] | None, min_replies: int,
@@ -181,7 +180,7 @@ def run_server(grid: Grid, settings: dict[str, Any]) -> FedVstStrategy | None:
         entry = RoundLog(0, metrics=central(current), checkpoint=round_path(store.folder, 0).name)
         store.update_metrics(0, entry.metrics)
         strategy.log_round(entry)
-        initial_score, previous_unix = heldout_score(asdict(entry)), entry.finished_unix
+        initial_score, previous_unix = heldout_score(entry.metrics), entry.finished_unix
         strategy.initial_score, strategy.previous_unix = initial_score, previous_unix
         log.info("round 0 (the initial model): held-out total %.5g on %s", initial_score, settings["heldout-dir"])
     if not settings["wait-for-ready"]:

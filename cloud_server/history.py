@@ -56,7 +56,7 @@ def read_history(path: Path) -> list[dict[str, Any]]:
     return [rounds[r] for r in sorted(rounds)]
 
 
-def heldout_score(record: dict[str, Any]) -> float | None:
-    """The round's score on the cloud's held-out set (``heldout_total``), or None."""
-    value = (record.get("metrics") or {}).get("heldout_total")
+def heldout_score(metrics: dict[str, Any] | None) -> float | None:
+    """A round's score on the cloud's held-out set (``heldout_total`` of its metrics), or None."""
+    value = (metrics or {}).get("heldout_total")
     return float(value) if isinstance(value, (int, float)) else None

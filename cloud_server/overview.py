@@ -24,7 +24,7 @@ def round_summary(record: dict[str, Any]) -> dict[str, Any]:
     metrics = record.get("metrics") or {}
     names = record.get("names") or {}
     examples = record.get("examples") or {}
-    return {"round": record["round"], "heldout_total": heldout_score(record),
+    return {"round": record["round"], "heldout_total": heldout_score(metrics),
             "heldout_content": metrics.get("heldout_content"), "heldout_style": metrics.get("heldout_style"),
             "edges": {names.get(node, f"node {node}"): int(images) for node, images in examples.items()},
             "checkpoint": record.get("checkpoint", ""), "finished_unix": record.get("finished_unix")}

@@ -105,7 +105,7 @@ def round_line(entry: RoundLog, *, initial_score: float | None, previous_unix: f
     line = f"round {entry.round} counted: " + (", ".join(parts) or "no edge")
     if entry.dropped:
         line += f" ({len(entry.dropped)} replies dropped)"
-    score = heldout_score(asdict(entry))
+    score = heldout_score(entry.metrics)
     if score is not None:
         line += f"; held-out total {score:.5g}"
         if initial_score is not None:
