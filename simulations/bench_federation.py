@@ -18,9 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from fedvst.processes import free_port, start_cli, stop_process_group, wait_for_port
 from fedvst.samples import DEMO_STYLE, sample_photo
 from simulations.bench_edge import write_short_clip
+from simulations.loopback import loopback_federation
 from stylizer import builtin_checkpoint_path
 
 
@@ -32,38 +32,21 @@ def slot_sha(data_dir: Path) -> str | None:
 
 
 def run(tmp: Path, images_per_round: int, poll_s: float, frames: int) -> dict[str, float]:
-    cloud_dir = tmp / "cloud"
-    port, registry_port = free_port(), free_port()
-    cloud = start_cli(["cloud", "serve", "--data-dir", str(cloud_dir), "--port", str(port), "--registry-port",
-                       str(registry_port), "--min-nodes", "2", "--rounds", "1", "--images-per-round",
-                       str(images_per_round), "--initial-checkpoint", str(builtin_checkpoint_path()),
-                       "--run-config", f"ready-poll-s={poll_s:g}", "--run-config", "eval-images=2"],
-                      tmp / "cloud.log")
-    edges, ports = [], []
-    try:
-        wait_for_port(registry_port, cloud, log=tmp / "cloud.log", timeout_s=120)
-        for i in range(2):
-            ports.append(free_port())
-            edges.append(start_cli(["edge", "serve", "--port", str(ports[i]), "--data-dir", str(tmp / f"edge{i}"),
-                                    "--cloud", f"127.0.0.1:{port}", "--registry", f"127.0.0.1:{registry_port}"],
-                                   tmp / f"edge{i}.log"))
-        for edge, edge_port, i in zip(edges, ports, range(2), strict=True):
-            wait_for_port(edge_port, edge, log=tmp / f"edge{i}.log", timeout_s=120)
+    cloud_options = ["--min-nodes", "2", "--rounds", "1", "--images-per-round", str(images_per_round),
+                     "--initial-checkpoint", str(builtin_checkpoint_path()), "--run-config", f"ready-poll-s={poll_s:g}",
+                     "--run-config", "eval-images=2"]
+    with loopback_federation(tmp, cloud_options, [[], []], timeout_s=120) as federation:
         clip = write_short_clip(tmp / "clip.mp4", frames=frames)
-        before = [slot_sha(tmp / f"edge{i}") for i in range(2)]
+        before = [slot_sha(federation.edge_dir(i)) for i in range(2)]
         phone_started = time.perf_counter()
-        phone = start_cli(["stylize", str(clip), "--style", str(sample_photo(DEMO_STYLE)), "-o", str(tmp / "out.mp4"),
-                           "--edge", f"127.0.0.1:{ports[0]}", "--edge", f"127.0.0.1:{ports[1]}", "--share-frames",
-                           "--keyframes", "interval", "--interval", "1"], tmp / "phone.log")
-        if phone.wait(timeout=600) != 0:
-            raise RuntimeError(f"the phone failed: {(tmp / 'phone.log').read_text()[-500:]}")
+        federation.share(clip, sample_photo(DEMO_STYLE), "phone", timeout_s=600)
         shared = time.perf_counter()
-        round_file = cloud_dir / "checkpoints" / "round_000001.json"
+        round_file = federation.cloud_dir / "checkpoints" / "round_000001.json"
         deadline = shared + 1800
         while time.perf_counter() < deadline:
             if round_file.exists():
                 target = json.loads(round_file.read_text())["sha256"]
-                if all(slot_sha(tmp / f"edge{i}") == target for i in range(2)):
+                if all(slot_sha(federation.edge_dir(i)) == target for i in range(2)):
                     break
             time.sleep(0.5)
         else:
@@ -76,10 +59,6 @@ def run(tmp: Path, images_per_round: int, poll_s: float, frames: int) -> dict[st
                 "seconds_to_global_model_at_every_edge": round(done - shared, 1),
                 "examples_per_edge": sorted(meta["examples"].values()), "images_per_round": images_per_round,
                 "ready_poll_s": poll_s, "key_frames": frames}
-    finally:
-        for edge in edges:
-            stop_process_group(edge)
-        stop_process_group(cloud)
 
 
 def main() -> None:

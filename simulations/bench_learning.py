@@ -27,8 +27,9 @@ from pathlib import Path
 
 from cloud_server.heldout import HeldOutSet
 from cloud_server.history import read_history
-from fedvst.processes import free_port, start_cli, stop_process_group, wait_for_port
 from fedvst.samples import TRAINING_PHOTOS, TRAINING_SEGMENTS, sample_photo, segment_frames
+from simulations.federated import fresh_checkpoint
+from simulations.loopback import loopback_federation
 from stylizer import load_checkpoint
 from stylizer.factory import model_from_checkpoint
 from stylizer.losses import target_features
@@ -58,100 +59,76 @@ def write_segment(path: Path, segment: tuple[str, int, int]) -> Path:
     return path
 
 
-def paired_difference(cloud_dir: Path, later: int, images: int) -> dict[str, float]:
-    """Round ``later``'s held-out total minus round 0's, batch by batch on the cloud's own held-out
+def paired_differences(cloud_dir: Path, rounds: list[int], images: int) -> dict[int, dict[str, float]]:
+    """Each of ``rounds``' held-out total minus round 0's, batch by batch on the cloud's own held-out
     batches: mean, standard error over the batches, and their count."""
     first = load_checkpoint(cloud_dir / "checkpoints" / "round_000000.safetensors")
-    last = load_checkpoint(cloud_dir / "checkpoints" / f"round_{later:06d}.safetensors")
     description = {"encoder": first.metadata["encoder"], "config": first.metadata["config"]}
     held = HeldOutSet(cloud_dir / "heldout", description, CLOUD_BASE_SIZE, images)  # the cloud's own batches
-    totals = []
-    for checkpoint in (first, last):
+    targets: list | None = None  # the batches' Eq. 5 targets: the same for every round (one encoder)
+
+    def per_batch(checkpoint) -> list[float]:
+        nonlocal targets
         model = model_from_checkpoint(checkpoint, allow_download=False)
-        targets = [target_features(model.encoder, b.content_target, b.style_target) for b in held.batches]
-        totals.append([evaluate(model, [b], targets=[t]).total for b, t in zip(held.batches, targets, strict=True)])
-    differences = [b - a for a, b in zip(*totals, strict=True)]
-    mean = sum(differences) / len(differences)
-    spread = math.sqrt(sum((d - mean) ** 2 for d in differences) / max(1, len(differences) - 1))
-    return {"mean": mean, "standard_error": spread / math.sqrt(len(differences)), "batches": len(differences)}
+        if targets is None:
+            targets = [target_features(model.encoder, b.content_target, b.style_target) for b in held.batches]
+        return [evaluate(model, [b], targets=[t]).total for b, t in zip(held.batches, targets, strict=True)]
 
-
-def fresh_model(path: Path, head: str, seed: int = 0) -> Path:
-    """A freshly initialised stylizer with ``head`` against the default encoder, saved at ``path``."""
-    import torch
-
-    from stylizer import StylizerConfig, build_model, save_model
-    from stylizer.encoder_weights import resolve_weights
-
-    torch.manual_seed(seed)
-    save_model(path, build_model(StylizerConfig(head=head, decoder_width=0.5), resolve_weights(allow_download=False)),
-               source=f"fresh init (seed {seed})")
-    return path
+    baseline = per_batch(first)
+    out = {}
+    for number in rounds:
+        later = per_batch(load_checkpoint(cloud_dir / "checkpoints" / f"round_{number:06d}.safetensors"))
+        differences = [b - a for a, b in zip(baseline, later, strict=True)]
+        mean = sum(differences) / len(differences)
+        spread = math.sqrt(sum((d - mean) ** 2 for d in differences) / max(1, len(differences) - 1))
+        out[number] = {"mean": mean, "standard_error": spread / math.sqrt(len(differences)),
+                       "batches": len(differences)}
+    return out
 
 
 def run(tmp: Path, rounds: int, images_per_round: int, poll_s: float, fresh_head: str | None = None) -> dict:
-    cloud_dir = tmp / "cloud"
-    port, registry_port = free_port(), free_port()
-    initial = ["--initial-checkpoint", str(fresh_model(tmp / "fresh.safetensors", fresh_head))] if fresh_head else []
-    cloud = start_cli(["cloud", "serve", "--data-dir", str(cloud_dir), "--port", str(port), "--registry-port",
-                       str(registry_port), "--min-nodes", "2", "--rounds", str(rounds), "--images-per-round",
-                       str(images_per_round), "--run-config", f"ready-poll-s={poll_s:g}", *initial],
-                      tmp / "cloud.log")
-    edges, ports = [], []
+    initial = (["--initial-checkpoint", str(fresh_checkpoint(tmp / "fresh.safetensors", fresh_head, 0.5, 0))]
+               if fresh_head else [])
+    cloud_options = ["--min-nodes", "2", "--rounds", str(rounds), "--images-per-round", str(images_per_round),
+                     "--run-config", f"ready-poll-s={poll_s:g}", *initial]
     started = time.monotonic()
-    try:
-        wait_for_port(registry_port, cloud, log=tmp / "cloud.log", timeout_s=180)
-        for i in range(2):
-            ports.append(free_port())
-            edges.append(start_cli(["edge", "serve", "--port", str(ports[i]), "--data-dir", str(tmp / f"edge{i}"),
-                                    "--cloud", f"127.0.0.1:{port}", "--registry", f"127.0.0.1:{registry_port}",
-                                    "--name", f"edge{i}"], tmp / f"edge{i}.log"))
-        for edge, edge_port, i in zip(edges, ports, range(2), strict=True):
-            wait_for_port(edge_port, edge, log=tmp / f"edge{i}.log", timeout_s=180)
+    with loopback_federation(tmp, cloud_options, [["--name", f"edge{i}"] for i in range(2)],
+                             timeout_s=180) as federation:
+        cloud_dir = federation.cloud_dir
         shared = []
         for number in range(1, rounds + 1):
             segment = TRAINING_SEGMENTS[(number - 1) % len(TRAINING_SEGMENTS)]
             style = TRAINING_PHOTOS[(number - 1) % len(TRAINING_PHOTOS)]
-            clip = write_segment(tmp / f"shot{number}.mp4", segment)
-            phone = start_cli(["stylize", str(clip), "--style", str(sample_photo(style)), "-o",
-                               str(tmp / f"out{number}.mp4"), "--edge", f"127.0.0.1:{ports[0]}", "--edge",
-                               f"127.0.0.1:{ports[1]}", "--share-frames", "--keyframes", "interval", "--interval",
-                               "1"], tmp / f"phone{number}.log")
-            if phone.wait(timeout=900) != 0:
-                raise RuntimeError(f"phone {number} failed: {(tmp / f'phone{number}.log').read_text()[-500:]}")
+            federation.share(write_segment(tmp / f"shot{number}.mp4", segment), sample_photo(style), f"phone{number}",
+                             timeout_s=900)
             shared.append({"round": number, "shot": f"{segment[0]} frames {segment[1]}–{segment[2] - 1}",
                            "style": style})
             deadline = time.monotonic() + 1800
             while not (cloud_dir / "checkpoints" / f"round_{number:06d}.json").exists():
-                if time.monotonic() > deadline or cloud.poll() is not None:
+                if time.monotonic() > deadline or federation.cloud.poll() is not None:
                     raise RuntimeError(f"round {number} was not counted within 30 minutes; see {tmp / 'cloud.log'}")
                 time.sleep(1.0)
         deadline = time.monotonic() + 600  # the last round's score lands after the edges' evaluate replies
         while len(read_history(cloud_dir / "history.jsonl")) < rounds + 1 and time.monotonic() < deadline:
             time.sleep(1.0)
         history = read_history(cloud_dir / "history.jsonl")
-        scores = {r["round"]: r["metrics"].get("heldout_total") for r in history}
-        settings = json.loads((cloud_dir / "checkpoints" / "round_000000.json").read_text())
-        differences = {r["round"]: paired_difference(cloud_dir, r["round"], CLOUD_HELDOUT_IMAGES)
-                       for r in history if r["round"] > 0}
-        return {"rounds": [{"round": r["round"], "heldout_total": scores[r["round"]],
-                            "heldout_content": r["metrics"].get("heldout_content"),
-                            "heldout_style": r["metrics"].get("heldout_style"),
-                            "images": {r.get("names", {}).get(node, node): n
-                                       for node, n in r.get("examples", {}).items()},
-                            "relative_to_round_0": scores[r["round"]] / scores[0] if scores.get(0) else None,
-                            "minus_round_0_paired": differences.get(r["round"])}
-                           for r in history],
-                "shared": shared,
-                "lower_than_round_0_by_more_than_2_standard_errors": {
-                    number: d["mean"] < -2 * d["standard_error"] for number, d in differences.items()},
-                "images_per_round": images_per_round, "encoder": settings["encoder"]["identity"],
-                "initial_model": f"fresh {fresh_head} head" if fresh_head else "built-in",
-                "wall_seconds": round(time.monotonic() - started, 1)}
-    finally:
-        for edge in edges:
-            stop_process_group(edge)
-        stop_process_group(cloud)
+    scores = {r["round"]: r["metrics"].get("heldout_total") for r in history}
+    settings = json.loads((cloud_dir / "checkpoints" / "round_000000.json").read_text())
+    differences = paired_differences(cloud_dir, [r["round"] for r in history if r["round"] > 0],
+                                     CLOUD_HELDOUT_IMAGES)
+    return {"rounds": [{"round": r["round"], "heldout_total": scores[r["round"]],
+                        "heldout_content": r["metrics"].get("heldout_content"),
+                        "heldout_style": r["metrics"].get("heldout_style"),
+                        "images": {r.get("names", {}).get(node, node): n for node, n in r.get("examples", {}).items()},
+                        "relative_to_round_0": scores[r["round"]] / scores[0] if scores.get(0) else None,
+                        "minus_round_0_paired": differences.get(r["round"])}
+                       for r in history],
+            "shared": shared,
+            "lower_than_round_0_by_more_than_2_standard_errors": {
+                number: d["mean"] < -2 * d["standard_error"] for number, d in differences.items()},
+            "images_per_round": images_per_round, "encoder": settings["encoder"]["identity"],
+            "initial_model": f"fresh {fresh_head} head" if fresh_head else "built-in",
+            "wall_seconds": round(time.monotonic() - started, 1)}
 
 
 def main() -> None:

@@ -164,11 +164,15 @@ def initial_checkpoint(out: Path, profile: Profile, seed: int) -> Path:
     """The model every N of one seed starts from (Algorithm 2, step 1), written in ``out``."""
     if profile.initial == "builtin":
         return builtin_checkpoint_path()
-    torch.manual_seed(seed)
-    model = build_model(StylizerConfig(decoder_width=profile.decoder_width, head=profile.head),
-                        resolve_weights(allow_download=False))
     out.mkdir(parents=True, exist_ok=True)
-    path = out / "initial.safetensors"
+    return fresh_checkpoint(out / "initial.safetensors", profile.head, profile.decoder_width, seed)
+
+
+def fresh_checkpoint(path: Path, head: str, decoder_width: float, seed: int) -> Path:
+    """A freshly initialised stylizer (``head``, ``decoder_width``; torch seeded with ``seed``) against
+    the default encoder, saved at ``path``."""
+    torch.manual_seed(seed)
+    model = build_model(StylizerConfig(decoder_width=decoder_width, head=head), resolve_weights(allow_download=False))
     save_model(path, model, source=f"fresh init (seed {seed})")
     return path
 
