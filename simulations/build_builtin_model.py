@@ -1,10 +1,10 @@
 """Re-create the built-in checkpoint shipped in ``stylizer/assets/`` from the training split.
 
-    python -m simulations.build_builtin_model --steps 5500
+    python -m simulations.build_builtin_model --steps 3250 [--device cuda]
 
 Content: the training split of the sample media (``fedvst.samples.training_pictures``: every 10th
-frame of the training clip segments, the training photos, grey ones too); style: the training
-photos. No held-out picture is touched, so
+frame of the training clip segments, the training photos, grey ones too); style: every colour
+picture of it (the training photos and the clip frames). No held-out picture is touched, so
 ``bench_photoreal`` measures the result on pictures it never saw. Trains with ``fedvst train``'s
 own code path against the ImageNet VGG-16, then writes the result into the package.
 """
@@ -18,45 +18,53 @@ from pathlib import Path
 
 from PIL import Image
 
-from fedvst.samples import training_pictures
+from fedvst.samples import TRAINING_GREY_PHOTOS, training_pictures
 from fedvst.train_command import TrainSettings, run_training
 from stylizer.config import StylizerConfig
 from stylizer.factory import builtin_checkpoint_path
 
 # The built-in model's loss, chosen on the held-out split (docs/benchmarks.md, "Choosing the loss").
-BUILTIN_CONFIG = {"loss_layer": "relu4_1", "content_reference": "content", "colour_weight": 3e7,
-                  "smoothness_weight": 0.0, "flat_contrast": 0.03}
+# Eq. 5 with λ = 4 on the taps relu3_1 and relu4_1; the CIELAB term holds the colour the shallow taps measure.
+BUILTIN_CONFIG = {"loss_layer": "relu4_1", "content_reference": "content", "style_weight": 4.0,
+                  "style_from": "relu3_1", "colour_weight": 7.5e6, "smoothness_weight": 0.0, "flat_contrast": 0.03}
 
 
 def prepare_folders(root: Path, frame_step: int = 10) -> tuple[Path, Path]:
-    """Write content/ and style/ image folders of the training split under ``root``; returns both."""
+    """Write content/ and style/ image folders of the training split under ``root``; returns both.
+    Every picture is a content; every colour one (all but ``TRAINING_GREY_PHOTOS``) is also a style."""
     content, style = root / "content", root / "style"
     content.mkdir(parents=True, exist_ok=True)
     style.mkdir(parents=True, exist_ok=True)
-    contents, styles = training_pictures(frame_step)
+    contents, _ = training_pictures(frame_step)
     for name, pixels in contents:
-        Image.fromarray(pixels).save(content / f"{name.replace('#', '_')}.png")
-    for name, pixels in styles:
-        Image.fromarray(pixels).save(style / f"{name}.png")
+        file_name = f"{name.replace('#', '_')}.png"
+        Image.fromarray(pixels).save(content / file_name)
+        if name not in TRAINING_GREY_PHOTOS:
+            Image.fromarray(pixels).save(style / file_name)
     return content, style
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=5500)
+    parser.add_argument("--steps", type=int, default=3250)
     parser.add_argument("--base-size", type=int, default=64)
     parser.add_argument("--out", type=Path, default=builtin_checkpoint_path())
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--config", default=json.dumps(BUILTIN_CONFIG), help="StylizerConfig fields as JSON")
     parser.add_argument("--style-jitter", action="store_true", help="vary the style crops' colours and flip crops")
+    parser.add_argument("--scale", type=float, nargs=2, default=(3.0, 3.0), metavar=("MIN", "MAX"),
+                        help="output scales r of the training crops (3: the field drives a 192 px crop from 64 px)")
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    parser.add_argument("--checkpoint-every", type=int, default=250)
     args = parser.parse_args()
     config = StylizerConfig(**json.loads(args.config))
     with tempfile.TemporaryDirectory() as tmp:
         content, style = prepare_folders(Path(tmp))
         losses = run_training(TrainSettings(content_dir=content, style_dir=style, steps=args.steps, out=args.out,
                                             base_size=args.base_size, seed=args.seed, lr=args.lr, config=config,
-                                            style_jitter=args.style_jitter, checkpoint_every=250))
+                                            scale_min=args.scale[0], scale_max=args.scale[1], device=args.device,
+                                            style_jitter=args.style_jitter, checkpoint_every=args.checkpoint_every))
     print(f"wrote {args.out}: {losses}")
 
 

@@ -6,13 +6,15 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 ENCODER_LAYERS = ("relu3_1", "relu4_1")
+TAP_NAMES = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")  # the encoder's taps (Eq. 5's style taps), shallowest first
 COLORIZATIONS = ("linear", "wct")
 HEADS = ("affine", "image")
 CONTENT_REFERENCES = ("prior", "content")
 LEGACY_HEAD = "image"  # what a checkpoint written before heads existed holds
 # What a checkpoint written before these keys existed was trained and runs with.
 LEGACY_VALUES = {"loss_layer": "", "content_reference": "prior", "flat_contrast": 0.0, "colour_guard": False,
-                 "residual_offsets": True, "smoothness_weight": 0.1, "colour_weight": 100.0}
+                 "residual_offsets": True, "smoothness_weight": 0.1, "colour_weight": 100.0, "style_weight": 1.0,
+                 "style_from": ""}
 MAX_MATRIX_DIM = 256
 MAX_CHANNELS = 512
 MAX_KERNEL = 15
@@ -36,6 +38,12 @@ class StylizerConfig:
     grid_stride: content pixels per field cell at the network's working size (affine head).
     smoothness_weight: weight of the edge-aware smoothness term on the field (affine head).
     colour_weight: weight of the CIELAB mean/std term of the style distance (affine head).
+    style_weight: Eq. 5's λ, the weight of the style term against the content term in the training
+        loss (total = content + λ·style); the model carries it so that every trainer of it, the
+        edges of a federation included, optimises the same loss.
+    style_from: shallowest VGG tap of the training style term ("" for relu1_1: every tap, Eq. 5 as
+        written); "relu3_1" leaves the shallow taps, whose means and deviations are mostly the
+        colour the CIELAB term already matches, to that term. Held-out figures use every tap.
     loss_layer: deepest VGG tap of the training loss (Eq. 5's D), "" for ``encoder_layer``; the
         encoder is built down to the deeper of the two, the network reads ``encoder_layer``.
     content_reference: what the affine head's content term compares the output with: "prior"
@@ -63,6 +71,8 @@ class StylizerConfig:
     grid_stride: int = 8
     smoothness_weight: float = 0.0
     colour_weight: float = 3e7
+    style_weight: float = 1.0
+    style_from: str = ""
     loss_layer: str = ""
     content_reference: str = "content"
     flat_contrast: float = 0.03
@@ -84,14 +94,18 @@ class StylizerConfig:
             raise ValueError(f"grid_depth must be in 1..{MAX_GRID_DEPTH}, got {self.grid_depth}")
         if self.grid_stride not in (4, 8, 16, 32):
             raise ValueError(f"grid_stride must be 4, 8, 16 or 32, got {self.grid_stride}")
-        for name in ("smoothness_weight", "colour_weight"):
+        for name in ("smoothness_weight", "colour_weight", "style_weight"):
             value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and 0.0 <= value < MAX_LOSS_WEIGHT):
+            if not (isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 <= value < MAX_LOSS_WEIGHT):
                 raise ValueError(f"{name} must be a finite number ≥ 0, got {value!r}")
         if self.encoder_layer not in ENCODER_LAYERS:
             raise ValueError(f"encoder_layer must be one of {ENCODER_LAYERS}, got {self.encoder_layer!r}")
         if self.loss_layer not in ("", *ENCODER_LAYERS):
             raise ValueError(f"loss_layer must be one of {ENCODER_LAYERS} or empty, got {self.loss_layer!r}")
+        if self.style_from not in ("", *TAP_NAMES) or (
+                self.style_from and TAP_NAMES.index(self.style_from) > TAP_NAMES.index(self.loss_tap)):
+            raise ValueError(f"style_from must be empty or a tap of {TAP_NAMES} no deeper than {self.loss_tap}, "
+                             f"got {self.style_from!r}")
         if self.content_reference not in CONTENT_REFERENCES:
             raise ValueError(f"content_reference must be one of {CONTENT_REFERENCES}, got {self.content_reference!r}")
         for name in ("colour_guard", "residual_offsets"):

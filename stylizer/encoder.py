@@ -18,6 +18,8 @@ import hashlib
 import torch
 from torch import nn
 
+from stylizer.config import TAP_NAMES
+
 # (torchvision index, in, out) for each conv up to relu4_1, by layout.
 LAYOUT_CONVS = {
     "vgg19": [(0, 3, 64), (2, 64, 64), (5, 64, 128), (7, 128, 128),
@@ -31,7 +33,6 @@ LAYOUT_TAPS = {
     "vgg19": {"relu1_1": 1, "relu2_1": 6, "relu3_1": 11, "relu4_1": 20},
     "vgg16": {"relu1_1": 1, "relu2_1": 6, "relu3_1": 11, "relu4_1": 18},
 }
-TAP_NAMES = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 TAP_CHANNELS = {"relu1_1": 64, "relu2_1": 128, "relu3_1": 256, "relu4_1": 512}
 TAP_STRIDES = {"relu1_1": 1, "relu2_1": 2, "relu3_1": 4, "relu4_1": 8}
 

@@ -67,10 +67,11 @@ def target_features(encoder: VGGEncoder, content_target: torch.Tensor,
 
 def perceptual_loss(encoder: VGGEncoder, output: torch.Tensor, content_target: torch.Tensor,
                     style_target: torch.Tensor, style_weight: float = 1.0,
-                    targets: TargetFeatures | None = None) -> LossTerms:
+                    targets: TargetFeatures | None = None, style_from: str = "") -> LossTerms:
     """Eq. 5: (N, 3, H, W) output vs R^r(I_c) of the same size, and vs the style's feature statistics
     (``style_target`` (N, 3, H_s, W_s) may have any size: only per-channel means and deviations count).
-    ``targets``: ``target_features`` of these targets with this encoder, if already computed."""
+    ``targets``: ``target_features`` of these targets with this encoder, if already computed.
+    ``style_from``: the shallowest tap the style term sums over ("": relu1_1, every tap)."""
     if output.shape != content_target.shape or output.shape[:2] != style_target.shape[:2]:
         raise ValueError(f"loss needs the output's size for the content: output {tuple(output.shape)}, content "
                          f"{tuple(content_target.shape)}, style {tuple(style_target.shape)}")
@@ -80,7 +81,8 @@ def perceptual_loss(encoder: VGGEncoder, output: torch.Tensor, content_target: t
     deepest = encoder.taps[-1]
     content = F.mse_loss(out_features[deepest].float(), content_features.float())
     style = output.new_zeros((), dtype=torch.float32)
-    for tap in encoder.taps:
+    first = encoder.taps.index(style_from) if style_from else 0
+    for tap in encoder.taps[first:]:
         out_mean, out_std = _mean_std(out_features[tap])
         tgt_mean, tgt_std = _mean_std(style_features[tap])
         style = style + F.mse_loss(out_mean, tgt_mean) + F.mse_loss(out_std, tgt_std)

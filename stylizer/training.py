@@ -164,8 +164,7 @@ def _device_of(model: StylizerNet) -> torch.device:
     return next(model.decoder.parameters()).device
 
 
-def compute_losses(model: StylizerNet, batch: TrainBatch, style_weight: float = 1.0,
-                   targets: TargetFeatures | None = None) -> LossTerms:
+def compute_losses(model: StylizerNet, batch: TrainBatch, targets: TargetFeatures | None = None) -> LossTerms:
     """Forward pass and Eq. 5 terms (LossTerms) for one batch on the model's device.
 
     The affine head's field is rendered on the full-resolution target crop (what R^r(I_c) is).
@@ -173,14 +172,16 @@ def compute_losses(model: StylizerNet, batch: TrainBatch, style_weight: float = 
     as written) or with the crop as the closed-form prior recolours it ("prior": the reference the
     field is a residual over), at the config's ``loss_tap``; its style term adds CIELAB statistics
     (``colour_weight``), and the weighted edge-aware smoothness of the field is the regulariser.
-    ``total`` stays content + λ·style. ``targets``: the batch's ``target_features`` if already
-    computed (with the "prior" reference they depend on the model: then they are ignored).
+    ``total`` stays content + λ·style, λ the config's ``style_weight``; the style term sums the taps from
+    the config's ``style_from`` down. ``targets``: the batch's ``target_features`` if already computed
+    (with the "prior" reference they depend on the model: then they are ignored).
     """
     code = model.style_code(batch.style)
+    style_weight = model.config.style_weight
     if model.head != "affine":
         output = model(batch.content, code, batch.target_size)
         return perceptual_loss(model.encoder, output, batch.content_target, batch.style_target, style_weight,
-                               targets)
+                               targets, model.config.style_from)
     field = model.field(batch.content, code, scale_factor(tuple(batch.content.shape[-2:]), batch.target_size))
     with torch.autocast(device_type=field.device.type, enabled=False):
         full = batch.content_target.float()
@@ -190,7 +191,8 @@ def compute_losses(model: StylizerNet, batch: TrainBatch, style_weight: float = 
                          if model.config.content_reference == "prior" else full)
         colour = colour_statistics_loss(output, batch.style_target)
     fixed = targets if model.config.content_reference != "prior" else None
-    terms = perceptual_loss(model.encoder, output, reference, batch.style_target, style_weight, fixed)
+    terms = perceptual_loss(model.encoder, output, reference, batch.style_target, style_weight, fixed,
+                            model.config.style_from)
     terms.style = terms.style + model.config.colour_weight * colour
     terms.total = terms.content + style_weight * terms.style
     terms.regularizer = model.config.smoothness_weight * field_smoothness(field, batch.content)
@@ -198,7 +200,7 @@ def compute_losses(model: StylizerNet, batch: TrainBatch, style_weight: float = 
 
 
 def train_step(model: StylizerNet, batch: TrainBatch, optimizer: torch.optim.Optimizer, *,
-               style_weight: float = 1.0, autocast_dtype: torch.dtype | None = None,
+               autocast_dtype: torch.dtype | None = None,
                max_grad_norm: float = 10.0) -> LossValues:
     """One optimiser step on ``batch``; returns its losses. Non-finite loss raises, weights untouched."""
     device = _device_of(model)
@@ -206,7 +208,7 @@ def train_step(model: StylizerNet, batch: TrainBatch, optimizer: torch.optim.Opt
     model.train()
     optimizer.zero_grad(set_to_none=True)
     with _autocast(device, autocast_dtype):
-        terms = compute_losses(model, batch, style_weight)
+        terms = compute_losses(model, batch)
     objective = terms.objective
     if not torch.isfinite(objective):
         raise FloatingPointError("training loss is not finite; step skipped")
@@ -218,8 +220,7 @@ def train_step(model: StylizerNet, batch: TrainBatch, optimizer: torch.optim.Opt
 
 
 @torch.no_grad()
-def evaluate(model: StylizerNet, batches: Sequence[TrainBatch], *, style_weight: float = 1.0,
-             autocast_dtype: torch.dtype | None = None,
+def evaluate(model: StylizerNet, batches: Sequence[TrainBatch], *, autocast_dtype: torch.dtype | None = None,
              targets: Sequence[TargetFeatures | None] | None = None) -> LossValues:
     """Mean losses over ``batches`` without touching the weights (and without building a graph);
     ``targets``: each batch's ``target_features`` (a fixed set computes them once, ``HeldOutSet``)."""
@@ -230,8 +231,7 @@ def evaluate(model: StylizerNet, batches: Sequence[TrainBatch], *, style_weight:
     totals = np.zeros(3)
     for i, batch in enumerate(batches):
         with torch.inference_mode(), _autocast(device, autocast_dtype):
-            values = compute_losses(model, batch.to(device), style_weight,
-                                    targets[i] if targets is not None else None).values()
+            values = compute_losses(model, batch.to(device), targets[i] if targets is not None else None).values()
         totals += (values.total, values.content, values.style)
     mean = totals / len(batches)
     return LossValues(float(mean[0]), float(mean[1]), float(mean[2]))

@@ -72,3 +72,28 @@ def test_cover_crops_span_the_requested_share_of_the_picture(photos):
     assert float((batch.content - whole).abs().mean()) < 0.03  # the crop is (nearly) the whole square photo
     with pytest.raises(ValueError, match="cover"):
         PairSampler([photos["astronaut"]], [photos["coffee"]], cover=(0.5, 1.5))
+
+
+def test_the_models_config_sets_the_style_weight_and_the_style_taps_of_the_training_loss(encoder_weights, photos):
+    from stylizer import StylizerConfig, build_model
+    from stylizer.losses import perceptual_loss
+    from stylizer.training import compute_losses
+
+    batch = PairSampler([photos["astronaut"]], [photos["coffee"]], base_size=48, scales=(1.0, 1.0), seed=3).sample(2)
+    base = {"decoder_width": 0.25, "matrix_dim": 16, "loss_layer": "relu4_1", "colour_weight": 0.0}
+    terms = {}
+    for name, extra in (("all", {}), ("deep", {"style_from": "relu3_1"}), ("heavy", {"style_weight": 4.0})):
+        torch.manual_seed(0)
+        terms[name] = compute_losses(build_model(StylizerConfig(**base, **extra), encoder_weights), batch).values()
+    for values, weight in ((terms["all"], 1.0), (terms["deep"], 1.0), (terms["heavy"], 4.0)):
+        assert values.total == pytest.approx(values.content + weight * values.style, rel=1e-5)
+    assert terms["heavy"].style == pytest.approx(terms["all"].style, rel=1e-5)
+    # the deep taps' share only: what the full sum has, less relu1_1 and relu2_1
+    model = build_model(StylizerConfig(**base), encoder_weights)
+    output = torch.rand(1, 3, 96, 96, generator=torch.Generator().manual_seed(1))
+    style = to_tensor(photos["coffee"])[..., :96, :96]
+    full = perceptual_loss(model.encoder, output, output, style)
+    deep = perceptual_loss(model.encoder, output, output, style, style_from="relu3_1")
+    shallow = perceptual_loss(model.encoder, output, output, style, style_from="relu2_1")
+    assert 0.0 < float(deep.style) < float(shallow.style) < float(full.style)
+    assert terms["deep"].style < terms["all"].style
