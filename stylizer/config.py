@@ -10,11 +10,12 @@ TAP_NAMES = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")  # the encoder's taps (
 COLORIZATIONS = ("linear", "wct")
 HEADS = ("affine", "image")
 CONTENT_REFERENCES = ("prior", "content")
+COLOUR_REFERENCES = ("style", "prior")
 LEGACY_HEAD = "image"  # what a checkpoint written before heads existed holds
 # What a checkpoint written before these keys existed was trained and runs with.
 LEGACY_VALUES = {"loss_layer": "", "content_reference": "prior", "flat_contrast": 0.0, "colour_guard": False,
                  "residual_offsets": True, "smoothness_weight": 0.1, "colour_weight": 100.0, "style_weight": 1.0,
-                 "style_from": ""}
+                 "style_from": "", "colour_reference": "style"}
 MAX_MATRIX_DIM = 256
 MAX_CHANNELS = 512
 MAX_KERNEL = 15
@@ -46,6 +47,10 @@ class StylizerConfig:
         colour the CIELAB term already matches, to that term. Held-out figures use every tap.
     loss_layer: deepest VGG tap of the training loss (Eq. 5's D), "" for ``encoder_layer``; the
         encoder is built down to the deeper of the two, the network reads ``encoder_layer``.
+    colour_reference: what the affine head's CIELAB term compares the output's CIELAB means and
+        deviations with: "style" (the style's) or "prior" (the closed-form prior's output on the same
+        crop: the residual learns to move local contrast and texture while keeping the colour of the
+        transfer it starts from, which is what the colour guard asks of it at inference).
     content_reference: what the affine head's content term compares the output with: "prior"
         (the content as the closed-form prior recolours it) or "content" (Eq. 5 as written).
     flat_contrast: local luma contrast (standard deviation, [0, 1] units) below which the
@@ -75,6 +80,7 @@ class StylizerConfig:
     style_from: str = ""
     loss_layer: str = ""
     content_reference: str = "content"
+    colour_reference: str = "style"
     flat_contrast: float = 0.03
     colour_guard: bool = True
     residual_offsets: bool = False
@@ -106,6 +112,8 @@ class StylizerConfig:
                 self.style_from and TAP_NAMES.index(self.style_from) > TAP_NAMES.index(self.loss_tap)):
             raise ValueError(f"style_from must be empty or a tap of {TAP_NAMES} no deeper than {self.loss_tap}, "
                              f"got {self.style_from!r}")
+        if self.colour_reference not in COLOUR_REFERENCES:
+            raise ValueError(f"colour_reference must be one of {COLOUR_REFERENCES}, got {self.colour_reference!r}")
         if self.content_reference not in CONTENT_REFERENCES:
             raise ValueError(f"content_reference must be one of {CONTENT_REFERENCES}, got {self.content_reference!r}")
         for name in ("colour_guard", "residual_offsets"):

@@ -171,7 +171,8 @@ def compute_losses(model: StylizerNet, batch: TrainBatch, targets: TargetFeature
     Its content term compares the output with that crop (``content_reference`` "content", Eq. 5
     as written) or with the crop as the closed-form prior recolours it ("prior": the reference the
     field is a residual over), at the config's ``loss_tap``; its style term adds CIELAB statistics
-    (``colour_weight``), and the weighted edge-aware smoothness of the field is the regulariser.
+    (``colour_weight``, against the style's or the prior output's: ``colour_reference``), and the
+    weighted edge-aware smoothness of the field is the regulariser.
     ``total`` stays content + λ·style, λ the config's ``style_weight``; the style term sums the taps from
     the config's ``style_from`` down. ``targets``: the batch's ``target_features`` if already computed
     (with the "prior" reference they depend on the model: then they are ignored).
@@ -187,9 +188,11 @@ def compute_losses(model: StylizerNet, batch: TrainBatch, targets: TargetFeature
         full = batch.content_target.float()
         output = render_field(field, full)
         with torch.no_grad():
-            reference = (apply_global(full, model.prior(batch.content, code))
-                         if model.config.content_reference == "prior" else full)
-        colour = colour_statistics_loss(output, batch.style_target)
+            prior_output = (apply_global(full, model.prior(batch.content, code))
+                            if "prior" in (model.config.content_reference, model.config.colour_reference) else None)
+        reference = prior_output if model.config.content_reference == "prior" else full
+        colour = colour_statistics_loss(output, prior_output if model.config.colour_reference == "prior"
+                                        else batch.style_target)
     fixed = targets if model.config.content_reference != "prior" else None
     terms = perceptual_loss(model.encoder, output, reference, batch.style_target, style_weight, fixed,
                             model.config.style_from)

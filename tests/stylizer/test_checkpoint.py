@@ -122,9 +122,9 @@ def test_absurd_config_sizes_are_refused_before_anything_is_allocated():
 def test_loss_weights_and_style_taps_are_checked_and_old_configs_keep_eq5_as_written():
     for values in ({"style_weight": -1.0}, {"style_weight": True}, {"style_weight": float("inf")},
                    {"style_weight": "4"}, {"style_from": "relu5_1"}, {"style_from": 3},
-                   {"style_from": "relu4_1", "loss_layer": "relu3_1"}):
+                   {"style_from": "relu4_1", "loss_layer": "relu3_1"}, {"colour_reference": "content"}):
         with pytest.raises(ValueError):
             StylizerConfig.from_dict({"encoder_layer": "relu3_1", **values})
     config = StylizerConfig.from_dict({"encoder_layer": "relu3_1", "head": "affine"})
-    assert (config.style_weight, config.style_from) == (1.0, "")
+    assert (config.style_weight, config.style_from, config.colour_reference) == (1.0, "", "style")
     assert StylizerConfig(loss_layer="relu4_1", style_from="relu4_1").style_from == "relu4_1"

@@ -82,12 +82,17 @@ def test_the_models_config_sets_the_style_weight_and_the_style_taps_of_the_train
     batch = PairSampler([photos["astronaut"]], [photos["coffee"]], base_size=48, scales=(1.0, 1.0), seed=3).sample(2)
     base = {"decoder_width": 0.25, "matrix_dim": 16, "loss_layer": "relu4_1", "colour_weight": 0.0}
     terms = {}
-    for name, extra in (("all", {}), ("deep", {"style_from": "relu3_1"}), ("heavy", {"style_weight": 4.0})):
+    for name, extra in (("all", {}), ("deep", {"style_from": "relu3_1"}), ("heavy", {"style_weight": 4.0}),
+                        ("vs_style", {"colour_weight": 1e6}), ("vs_prior", {"colour_weight": 1e6,
+                                                                            "colour_reference": "prior"})):
         torch.manual_seed(0)
-        terms[name] = compute_losses(build_model(StylizerConfig(**base, **extra), encoder_weights), batch).values()
+        terms[name] = compute_losses(build_model(StylizerConfig(**{**base, **extra}), encoder_weights), batch).values()
     for values, weight in ((terms["all"], 1.0), (terms["deep"], 1.0), (terms["heavy"], 4.0)):
         assert values.total == pytest.approx(values.content + weight * values.style, rel=1e-5)
     assert terms["heavy"].style == pytest.approx(terms["all"].style, rel=1e-5)
+    # untrained, the output is the prior's: its colour is the prior's exactly, not yet the style's
+    assert terms["vs_prior"].style == pytest.approx(terms["all"].style, rel=1e-4)
+    assert terms["vs_style"].style > terms["all"].style * 1.001
     # the deep taps' share only: what the full sum has, less relu1_1 and relu2_1
     model = build_model(StylizerConfig(**base), encoder_weights)
     output = torch.rand(1, 3, 96, 96, generator=torch.Generator().manual_seed(1))
