@@ -32,7 +32,6 @@ from stylizer.images import to_tensor, to_uint8
 
 MAX_SIDE = 640
 STYLE_OFFSETS = (1, 3)  # each content meets the held-out pictures this many places further on as styles
-FIELD_CELLS = 16  # the affine head's field is 16 cells wide at its 128 px working width
 
 
 def _fit(image: np.ndarray) -> np.ndarray:
@@ -45,16 +44,15 @@ def _fit(image: np.ndarray) -> np.ndarray:
 
 def composite(photo: np.ndarray, level: int) -> tuple[np.ndarray, np.ndarray]:
     """``photo`` shrunk to half of each side and centred on a uniform field of grey ``level`` (0–255),
-    and the (H, W) mask of the field more than two field cells away from the photo (where the output
-    of any method that keeps flat regions flat has one colour)."""
+    and the (H, W) mask of every pixel of the field, up to the photo's edge (where the output of any
+    method that keeps flat regions flat has one colour: a halo beside the photo counts)."""
     height, width = photo.shape[:2]
     small = cv2.resize(photo, (width // 2, height // 2), interpolation=cv2.INTER_AREA)
     canvas = np.full_like(photo, level)
     top, left = (height - small.shape[0]) // 2, (width - small.shape[1]) // 2
     canvas[top:top + small.shape[0], left:left + small.shape[1]] = small
-    margin = 2 * max(1, width // FIELD_CELLS)
     inside = np.ones((height, width), bool)
-    inside[max(0, top - margin):top + small.shape[0] + margin, max(0, left - margin):left + small.shape[1] + margin] = 0
+    inside[top:top + small.shape[0], left:left + small.shape[1]] = 0
     return canvas, inside
 
 

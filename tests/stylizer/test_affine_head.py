@@ -189,9 +189,9 @@ def test_flat_regions_keep_the_prior_single_transform(encoder_weights, photos):
 
 @pytest.mark.parametrize("level", [0, 255])
 def test_the_builtin_keeps_a_large_black_or_white_field_as_flat_as_the_prior(photos, level):
-    """Flat stays flat on the shipped model: a held-out photo on a large uniform field; inside the field
-    (more than two field cells from the photo) the built-in's output varies by at most a few levels
-    more than the untrained prior's, whose single global transform cannot vary there at all."""
+    """Flat stays flat on the shipped model: a held-out photo on a large uniform field; anywhere in the
+    field, up to the photo's edge (a halo beside it counts), the built-in's output varies by at most a
+    few levels more than the untrained prior's, whose single global transform cannot vary there at all."""
     from fedvst.samples import sample_photo
     from simulations.bench_photoreal import composite, flat_spread
     from stylizer.images import load_image
@@ -223,3 +223,16 @@ def test_the_colour_guard_never_lets_the_residual_make_the_colour_worse_than_the
     prior_distance = colour_distance(prior, content, style)
     assert distances[False] > prior_distance + 0.02  # this residual alone moves the colour off the style's
     assert distances[True] <= prior_distance + 0.01  # the guard keeps (at most) what does not
+
+
+def test_the_gate_closes_every_cell_that_touches_or_borders_a_flat_region():
+    """The renderer interpolates the field between cell centres, so the residual must be gone one cell
+    before a flat region starts: otherwise it shows there as a halo."""
+    from stylizer.flat_gate import contrast_gate
+
+    generator = torch.Generator().manual_seed(0)
+    content = torch.rand(1, 3, 64, 128, generator=generator)  # textured everywhere…
+    content[..., :, :44] = 1.0  # …but a white field over the left 44 px (cells of 8 px: 0–4 in it, 5 straddles it)
+    gate = contrast_gate(content, (8, 16), 0.03)[0, 0]
+    assert float(gate[:, :7].max()) < 1e-6  # cells 0–6: in the field, straddling it, or next to one that does
+    assert float(gate[:, 7:].min()) > 0.9  # textured throughout, with textured neighbours
