@@ -23,7 +23,7 @@ from fedvst.train_command import TrainSettings, run_training
 from stylizer.config import StylizerConfig
 from stylizer.factory import builtin_checkpoint_path
 
-# The built-in model's loss, chosen on the held-out split (docs/benchmarks.md, "Choosing the loss").
+# The built-in model's loss, chosen on the held-out split (docs/benchmarks.md, "Choosing the built-in's recipe").
 # Eq. 5 with λ = 4 on the taps relu3_1 and relu4_1; the CIELAB term holds the colour the shallow taps measure.
 BUILTIN_CONFIG = {"loss_layer": "relu4_1", "content_reference": "content", "style_weight": 4.0,
                   "style_from": "relu3_1", "colour_weight": 7.5e6, "smoothness_weight": 0.0, "flat_contrast": 0.03}
