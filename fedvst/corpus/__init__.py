@@ -2,7 +2,7 @@
 fetched offline-able into the cache by ``fedvst corpus`` (``fedvst.corpus.fetch``), split once by
 whole photo, scene and clip (``curated.tsv``). Training touches ``train`` only; every quality and
 learning figure is measured on ``heldout`` only. The test suite never needs it: callers get a
-``CorpusMissing`` with the command to run.
+``CorpusMissingError`` with the command to run.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from pathlib import Path
 
 from fedvst.corpus.curated import SPLITS
 
-__all__ = ["CorpusMissing", "corpus_files", "load_manifest"]
+__all__ = ["CorpusMissingError", "corpus_files", "load_manifest"]
 
 
-class CorpusMissing(FileNotFoundError):
+class CorpusMissingError(FileNotFoundError):
     """The corpus (or the part asked for) is not in the cache; the message names the command that fetches it."""
 
 
@@ -26,12 +26,13 @@ def load_manifest(root: Path | None = None) -> dict:
     root = Path(root) if root is not None else corpus_root()
     path = root / MANIFEST
     if not path.is_file():
-        raise CorpusMissing(f"no photo corpus at {root}: fetch it with `fedvst corpus` (about 520 MB of "
+        raise CorpusMissingError(f"no photo corpus at {root}: fetch it with `fedvst corpus` (about 520 MB of "
                             "packages, a minute or two)")
     try:
         manifest = json.loads(path.read_text())
     except (OSError, ValueError) as error:
-        raise CorpusMissing(f"the corpus manifest {path} is unreadable ({error}): run `fedvst corpus` again") from error
+        raise CorpusMissingError(f"the corpus manifest {path} is unreadable ({error}): run `fedvst corpus` "
+                                 "again") from error
     return manifest
 
 
@@ -45,5 +46,5 @@ def corpus_files(kind: str, split: str, root: Path | None = None) -> list[Path]:
     paths = [root / "files" / item["path"] for item in load_manifest(root)["files"]
              if item["kind"] == kind and item["split"] == split]
     if not paths:
-        raise CorpusMissing(f"the corpus at {root} has no {split} {kind}s: run `fedvst corpus`")
+        raise CorpusMissingError(f"the corpus at {root} has no {split} {kind}s: run `fedvst corpus`")
     return sorted(paths)

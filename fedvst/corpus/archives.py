@@ -40,7 +40,7 @@ def _deb_data_tar(handle, size: int) -> tuple[str, int]:
 
 
 def read_members(archive: Path, wanted: set[str]) -> dict[str, bytes]:
-    """The bytes of every member of ``archive`` (.deb or .whl) whose name is in ``wanted`` (absent ones are left out)."""
+    """The bytes of every member of ``archive`` (.deb or .whl) named in ``wanted`` (absent ones are left out)."""
     archive = Path(archive)
     found: dict[str, bytes] = {}
     if archive.suffix == ".whl":

