@@ -23,6 +23,7 @@ from stylizer import (
 from stylizer.checkpoint import metadata_path
 from stylizer.device import autocast_dtype, pick_device
 from stylizer.images import load_image_dir
+from stylizer.training import WHOLE_PICTURE_COVER
 
 
 @dataclass
@@ -45,7 +46,7 @@ class TrainSettings:
     vgg_weights: Path | None = None
     device: str | None = None
     precision: str = "fp32"
-    cover: tuple[float, float] | None = (0.5, 1.0)  # crops span this share of each picture (whole-image context)
+    cover: tuple[float, float] | None = WHOLE_PICTURE_COVER  # crops span this share of each picture
     style_jitter: bool = False  # vary each style crop's colours and flip crops (stylizer.training.PairSampler)
 
 

@@ -1,12 +1,15 @@
 """Re-create the built-in checkpoint shipped in ``stylizer/assets/`` from the training split.
 
-    python -m simulations.build_builtin_model --steps 3250 [--device cuda]
+    python -m simulations.build_builtin_model --corpus --steps 3500 [--device cuda]
 
-Content: the training split of the sample media (``fedvst.samples.training_pictures``: every 10th
-frame of the training clip segments, the training photos, grey ones too); style: every colour
-picture of it (the training photos and the clip frames). No held-out picture is touched, so
-``bench_photoreal`` measures the result on pictures it never saw. Trains with ``fedvst train``'s
-own code path against the ImageNet VGG-16, then writes the result into the package.
+With ``--corpus`` (``fedvst corpus`` first): content is the photo corpus' training split (its
+photos, longer side scaled to 512 px, and every 20th frame of its training clips) and style every
+colour photo of it. Without: content is the training split of the sample media
+(``fedvst.samples.training_pictures``: every 10th frame of the training clip segments, the
+training photos, grey ones too); style: every colour picture of it (the training photos and the
+clip frames). No held-out picture is touched, so ``bench_photoreal`` measures the result on
+pictures it never saw. Trains with ``fedvst train``'s own code path against the ImageNet VGG-16,
+then writes the result into the package.
 """
 
 from __future__ import annotations
@@ -44,6 +47,39 @@ def prepare_folders(root: Path, frame_step: int = 10) -> tuple[Path, Path]:
     return content, style
 
 
+CORPUS_SIDE = 512  # corpus pictures are scaled to this longer side first: crops see 64–192 px of them anyway
+CORPUS_FRAME_STEP = 20
+GREY_CHROMA = 2.0  # mean |colour − its grey| in 8-bit levels under which a photo is grey (content only)
+
+
+def prepare_corpus_folders(root: Path) -> tuple[Path, Path]:
+    """content/ and style/ folders of the photo corpus' training split under ``root`` (PNG)."""
+    import numpy as np
+
+    from fedvst.corpus import corpus_files
+    from fedvst.video.io import read_frames
+    from stylizer.images import load_image
+
+    content, style = root / "content", root / "style"
+    content.mkdir(parents=True, exist_ok=True)
+    style.mkdir(parents=True, exist_ok=True)
+
+    def save(folder: Path, name: str, pixels: np.ndarray) -> None:
+        image = Image.fromarray(pixels)
+        image.thumbnail((CORPUS_SIDE, CORPUS_SIDE), Image.Resampling.LANCZOS)
+        image.save(folder / f"{name}.png")
+
+    for number, path in enumerate(corpus_files("photo", "train")):
+        pixels = load_image(path)
+        save(content, f"photo{number:04d}", pixels)
+        if np.abs(pixels.astype(np.float32) - pixels.mean(axis=2, keepdims=True)).mean() >= GREY_CHROMA:
+            save(style, f"photo{number:04d}", pixels)
+    for number, clip in enumerate(corpus_files("clip", "train")):
+        for frame in read_frames(clip, step=CORPUS_FRAME_STEP):
+            save(content, f"clip{number}_{frame.index:05d}", frame.image)
+    return content, style
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=3250)
@@ -57,10 +93,12 @@ def main() -> None:
                         help="output scales r of the training crops (3: the field drives a 192 px crop from 64 px)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     parser.add_argument("--checkpoint-every", type=int, default=250)
+    parser.add_argument("--corpus", action="store_true", help="train on the photo corpus' training split")
     args = parser.parse_args()
     config = StylizerConfig(**json.loads(args.config))
     with tempfile.TemporaryDirectory() as tmp:
-        content, style = prepare_folders(Path(tmp))
+        content, style = prepare_corpus_folders(Path(tmp)) if args.corpus else prepare_folders(Path(tmp))
+        print(f"training on {sum(1 for _ in content.iterdir())} contents and {sum(1 for _ in style.iterdir())} styles")
         losses = run_training(TrainSettings(content_dir=content, style_dir=style, steps=args.steps, out=args.out,
                                             base_size=args.base_size, seed=args.seed, lr=args.lr, config=config,
                                             scale_min=args.scale[0], scale_max=args.scale[1], device=args.device,

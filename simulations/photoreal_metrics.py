@@ -5,6 +5,11 @@
 * ``colour_distance``: ‖s(out) − s(style)‖ / ‖s(content) − s(style)‖, s = per-channel means and
   standard deviations of OpenCV's 8-bit Lab (6 numbers). 0: the style's colour; 1: no change.
 * ``reinhard``: Reinhard et al. 2001 colour transfer (per-channel mean/std in Lab), a baseline.
+* ``patchwork``: on the content's smooth pixels (local luma deviation under ``SMOOTH_LEVELS`` in a
+  9×9 window, eroded), how far the output's detail (itself minus a Gaussian blur of σ = 1/40 of
+  the width) exceeds the content's own, largest channel, in 8-bit levels; the 99th percentile and
+  the maximum. A global transform of gain 1 scores 0; cell-sized patches or amplified compression
+  blocks on a flat wall score their amplitude.
 * ``Eq5Scorer``: Eq. 5's content and style terms (``stylizer.losses.perceptual_loss``) with the
   ImageNet VGG-16 down to relu4_1, on images scaled to ``EQ5_SIDE`` px on their longer side.
 All images are (H, W, 3) uint8 RGB.
@@ -16,6 +21,7 @@ import cv2
 import numpy as np
 
 C3 = (0.03 * 255) ** 2 / 2
+SMOOTH_LEVELS = 2.0  # local luma standard deviation (8-bit levels) under which the content counts as smooth
 
 
 def _luma(image: np.ndarray) -> np.ndarray:
@@ -36,6 +42,31 @@ def structure_corr(output: np.ndarray, content: np.ndarray) -> float:
     var_y = np.maximum(blur(y * y) - my * my, 0.0)
     cov = blur(x * y) - mx * my
     return float(np.mean((cov + C3) / (np.sqrt(var_x * var_y) + C3)))
+
+
+def smooth_mask(content: np.ndarray) -> np.ndarray:
+    """(H, W) bool: pixels whose 9×9 neighbourhood's luma deviates by under SMOOTH_LEVELS (eroded by 4 px)."""
+    y = _luma(content)
+    mean = cv2.blur(y, (9, 9))
+    deviation = np.sqrt(np.maximum(cv2.blur(y * y, (9, 9)) - mean * mean, 0.0))
+    return cv2.erode((deviation < SMOOTH_LEVELS).astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
+
+
+def patchwork(output: np.ndarray, content: np.ndarray, mask: np.ndarray | None = None) -> tuple[float, float]:
+    """(99th percentile, maximum) of the output's detail beyond the content's on smooth pixels (levels)."""
+    if output.shape != content.shape:
+        raise ValueError(f"sizes differ: {output.shape} vs {content.shape}")
+    mask = smooth_mask(content) if mask is None else mask
+    if not mask.any():
+        return 0.0, 0.0
+    sigma = max(output.shape[1] / 40.0, 1.0)
+
+    def detail(image: np.ndarray) -> np.ndarray:
+        image = image.astype(np.float64)
+        return np.abs(image - cv2.GaussianBlur(image, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)).max(axis=2)
+
+    excess = np.maximum(detail(output) - detail(content), 0.0)[mask]
+    return float(np.percentile(excess, 99)), float(excess.max())
 
 
 def lab_stats(image: np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 
 EIGEN_FLOOR = 1e-5  # variance floor in [0, 1]² units (σ ≈ 0.003): guards flat and gray images
-MAX_GAIN = 8.0  # largest gain T may apply along any colour axis (keeps near-flat regions' noise in check)
+MAX_GAIN = 2.0  # largest gain T may apply along any colour axis: see below
 
 
 def colour_stats(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -15,7 +15,8 @@ LEGACY_HEAD = "image"  # what a checkpoint written before heads existed holds
 # What a checkpoint written before these keys existed was trained and runs with.
 LEGACY_VALUES = {"loss_layer": "", "content_reference": "prior", "flat_contrast": 0.0, "colour_guard": False,
                  "residual_offsets": True, "smoothness_weight": 0.1, "colour_weight": 100.0, "style_weight": 1.0,
-                 "style_from": "", "colour_reference": "style"}
+                 "style_from": "", "colour_reference": "style",
+                 "normalize_decoder_inputs": False}
 MAX_MATRIX_DIM = 256
 MAX_CHANNELS = 512
 MAX_KERNEL = 15
@@ -60,6 +61,9 @@ class StylizerConfig:
         gains A. Without offsets the learned part is A_res(x)·I(x): it cannot paint anything on black
         pixels, not even in a cell that straddles a black region and a textured one, where the flat
         gate lets the residual through.
+    normalize_decoder_inputs: the affine head's decoder divides its two inputs by their own RMS per
+        item (``stylizer.affine_decoder``): the raw VGG features' scale otherwise saturates the
+        residual's bound and stops every gradient.
     colour_guard: at inference the affine head keeps only as much of its residual as leaves the
         output's CIELAB mean and deviation no further from the style's than the prior's output
         (``StylizerNet._guard_colour``); training sees the whole residual.
@@ -84,6 +88,7 @@ class StylizerConfig:
     flat_contrast: float = 0.03
     colour_guard: bool = True
     residual_offsets: bool = False
+    normalize_decoder_inputs: bool = True
 
     def __post_init__(self) -> None:
         for name in ("matrix_dim", "upsample_channels", "kernel_size", "grid_depth", "grid_stride"):
@@ -116,7 +121,7 @@ class StylizerConfig:
             raise ValueError(f"colour_reference must be one of {COLOUR_REFERENCES}, got {self.colour_reference!r}")
         if self.content_reference not in CONTENT_REFERENCES:
             raise ValueError(f"content_reference must be one of {CONTENT_REFERENCES}, got {self.content_reference!r}")
-        for name in ("colour_guard", "residual_offsets"):
+        for name in ("colour_guard", "residual_offsets", "normalize_decoder_inputs"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if not (isinstance(self.flat_contrast, (int, float)) and 0.0 <= self.flat_contrast <= 1.0):

@@ -67,7 +67,7 @@ class StylizerNet(nn.Module):
         else:
             field_channels = config.grid_depth * COEFFICIENTS
             self.decoder = AffineDecoder(channels, feature_stride, config.grid_stride, config.grid_depth,
-                                         config.decoder_width)
+                                         config.decoder_width, config.normalize_decoder_inputs)
             self.meta_smoothing = MetaSmoothing(max(config.upsample_channels, field_channels), config.kernel_size,
                                                 field_channels)
             self.multiple = config.grid_stride

@@ -183,7 +183,7 @@ def test_flat_regions_keep_the_prior_single_transform(encoder_weights, photos):
         black[3:13, 7:17] = False  # cells within one cell of the photo are not "inside" the black field
         inside = field[0][:, black]
         spreads.append(float((inside.max(1).values - inside.min(1).values).max()))
-    assert spreads[0] < 1e-6  # one transform over the whole black field
+    assert spreads[0] < 1 / 255 / 100  # one transform over the whole black field, to a hundredth of a level
     assert spreads[1] > 1e-3  # without the gate the same residual head varies there
 
 
@@ -225,14 +225,18 @@ def test_the_colour_guard_never_lets_the_residual_make_the_colour_worse_than_the
     assert distances[True] <= prior_distance + 0.01  # the guard keeps (at most) what does not
 
 
-def test_the_gate_closes_every_cell_that_touches_or_borders_a_flat_region():
-    """The renderer interpolates the field between cell centres, so the residual must be gone one cell
-    before a flat region starts: otherwise it shows there as a halo."""
-    from stylizer.flat_gate import contrast_gate
+def test_the_gate_is_nearly_closed_wherever_the_render_reaches_a_flat_region_and_open_on_texture():
+    """The renderer interpolates the field between cell centres, so the cells whose interpolation reaches
+    a flat region must keep almost none of their residual (else it shows there as a halo), while cells
+    in texture keep nearly all of it: the gate is soft (a geometric mean), not a 0/1 minimum that would
+    close every cell of a small video frame."""
+    from stylizer.flat_gate import GATE_FLOOR, contrast_gate
 
     generator = torch.Generator().manual_seed(0)
     content = torch.rand(1, 3, 64, 128, generator=generator)  # textured everywhere…
     content[..., :, :44] = 1.0  # …but a white field over the left 44 px (cells of 8 px: 0–4 in it, 5 straddles it)
     gate = contrast_gate(content, (8, 16), 0.03)[0, 0]
-    assert float(gate[:, :7].max()) < 1e-6  # cells 0–6: in the field, straddling it, or next to one that does
+    assert float(gate[:, :4].max()) <= GATE_FLOOR * 1.001  # inside the field, flat neighbours only
+    assert float(gate[:, 4:6].max()) < 0.04  # the centres the white pixels up to x = 44 interpolate between
     assert float(gate[:, 7:].min()) > 0.9  # textured throughout, with textured neighbours
+    assert float(gate[:, 6].min()) > float(gate[:, 5].max())  # and in between it rises smoothly

@@ -102,3 +102,37 @@ def test_the_models_config_sets_the_style_weight_and_the_style_taps_of_the_train
     shallow = perceptual_loss(model.encoder, output, output, style, style_from="relu2_1")
     assert 0.0 < float(deep.style) < float(shallow.style) < float(full.style)
     assert terms["deep"].style < terms["all"].style
+
+
+def test_whole_video_frames_at_the_edges_working_size_move_the_learned_tensors(encoder_weights):
+    """The federation's edges train on whole video frames at 64 px (scaled, as the network sees a key
+    frame): the flat gate must let the gradient through and the head's inputs must not saturate the
+    residual's bound, so a few Adam steps at the edges' learning rate move every learned module and
+    lower the training loss (the 2026-12-04 model moved by 7e-9 here)."""
+    from fedvst.samples import TRAINING_SEGMENTS, segment_frames
+    from stylizer import PairSampler, StylizerConfig, build_model, evaluate, make_optimizer, train_step
+    from stylizer.flat_gate import contrast_gate
+    from stylizer.training import compute_losses
+
+    torch.manual_seed(0)
+    config = StylizerConfig(decoder_width=0.25, matrix_dim=16, loss_layer="relu4_1", style_weight=4.0,
+                            style_from="relu3_1", colour_weight=7.5e6)
+    model = build_model(config, encoder_weights)
+    # a street shot (the door close-up of bikes 0–30 is flat: there the gate rightly stays shut)
+    frames = [image for _, image in segment_frames(TRAINING_SEGMENTS[2], 10)]
+    sampler = PairSampler(frames, frames[::2], base_size=64, seed=3)
+    batches = [sampler.sample(2) for _ in range(2)]
+    gate = contrast_gate(batches[0].content, model.grid_size(64, 64), config.flat_contrast)
+    assert float(gate.mean()) > 0.05  # a gate that lets the residual (and its gradient) through somewhere
+    model.train()
+    compute_losses(model, batches[0]).objective.backward()
+    assert float(model.decoder.head.weight.grad.abs().max()) > 0.0
+    before = {key: value.clone() for key, value in model.trainable_state().items()}
+    loss_before = evaluate(model, batches).total
+    optimizer = make_optimizer(model, lr=1e-4)
+    for step in range(12):
+        train_step(model, batches[step % 2], optimizer)
+    moved = {key: float((model.trainable_state()[key] - value).abs().max()) for key, value in before.items()}
+    for module in ("colorization", "decoder", "meta_smoothing"):
+        assert max(v for k, v in moved.items() if k.startswith(module)) > 1e-4, (module, moved)
+    assert evaluate(model, batches).total < loss_before
