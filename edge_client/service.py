@@ -199,13 +199,14 @@ class StylizerService:
             frame = decode_image_bytes(request.image, f"frame {request.index}", self.limits.max_input_pixels)
             stylizer, model_sha256 = self.slot.current_with_hash()
             size = (request.target_height, request.target_width)
+            strength = request.strength if request.HasField("strength") else 1.0
             with self._compute:
                 handle = stylizer.add_style(style, request.style_handle)  # cached after the first frame
                 if request.reply_field and stylizer.head == "affine":
-                    field_reply = field_message(stylizer.colour_field(frame, handle, size))  # checked before it leaves
+                    field_reply = field_message(stylizer.colour_field(frame, handle, size, strength))  # checked first
                     out = None
                 else:  # an image: asked for, or a model with no field (the phone renders either)
-                    out = stylizer.stylize_frame(frame, handle, size)  # the network runs at its working size
+                    out = stylizer.stylize_frame(frame, handle, size, strength=strength)  # at its working size
         except ImageError as exc:
             _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         except FieldError as exc:

@@ -43,12 +43,14 @@ class BackendBusyError(RuntimeError):
 @dataclass(frozen=True)
 class KeyFrameJob:
     """A key frame to stylize: its index, (h, w, 3) uint8 pixels at working size, output (H, W), and
-    the frame at its own full resolution (``full``), which a colour-field stylizer renders on."""
+    the frame at its own full resolution (``full``), which a colour-field stylizer renders on, and the
+    stylization ``strength`` in [0, 1] (``ColourField.toward_identity``)."""
 
     index: int
     image: np.ndarray
     size: tuple[int, int]
     full: np.ndarray | None = None
+    strength: float = 1.0
 
     @property
     def work(self) -> int:
@@ -95,8 +97,9 @@ class LocalBackend:
         if self._style is None:
             raise RuntimeError("set_style must be called before stylize_batch")
         if self.stylizer.head == "affine":  # in the wire's float16, so local and edge results are the same bits
-            return [self.stylizer.colour_field(job.image, self._style, job.size).quantized() for job in jobs]
-        return [self.stylizer.stylize(job.image, self._style, size=job.size) for job in jobs]
+            return [self.stylizer.colour_field(job.image, self._style, job.size, job.strength).quantized()
+                    for job in jobs]
+        return [self.stylizer.stylize_frame(job.image, self._style, job.size, strength=job.strength) for job in jobs]
 
 
 @dataclass(order=True)

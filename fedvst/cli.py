@@ -62,13 +62,15 @@ def train(
 
 
 def _options(height: int | None, scale: float | None, keyframes: str, interval: int, min_interval: int,
-             max_interval: int, one_sided: bool, interpolation: str = "field", preset: str = "ultrafast"):
+             max_interval: int, one_sided: bool, interpolation: str = "field", preset: str = "ultrafast",
+             strength: float = 1.0):
     from fedvst.pipeline import PipelineOptions
     from fedvst.video.keyframes import KeyFramePolicy
 
     policy = KeyFramePolicy(mode=keyframes, interval=interval, min_interval=min_interval, max_interval=max_interval)
     return PipelineOptions(height=height, scale=scale, keyframes=policy,
-                           interpolation="pixel-one-sided" if one_sided else interpolation, preset=preset)
+                           interpolation="pixel-one-sided" if one_sided else interpolation, preset=preset,
+                           strength=strength)
 
 
 @app.command()
@@ -88,6 +90,7 @@ def stylize(
     one_sided: Annotated[bool, typer.Option(help="same as --interpolation pixel-one-sided")] = False,
     preset: Annotated[str, typer.Option(help="libx264 preset: ultrafast (fastest, larger files) … veryslow")] = \
         "ultrafast",
+    strength: Annotated[float, typer.Option(help="0–1: how much of the style (0: the input unchanged)")] = 1.0,
     edge: Annotated[list[str] | None, typer.Option(help="edge server HOST:PORT (repeat to spread key frames)")] = None,
     edge_token_file: Annotated[Path | None, typer.Option(help="bearer token for the edges")] = None,
     edge_ca: Annotated[Path | None, typer.Option(help="CA certificate of the edges (TLS)")] = None,
@@ -100,7 +103,7 @@ def stylize(
     """Stylize a video (key frames by the DNN, the rest by optical flow) or a single photo."""
     try:
         options = _options(height, scale, keyframes, interval, min_interval, max_interval, one_sided, interpolation,
-                           preset)
+                           preset, strength)
         from fedvst.stylize_command import RemoteOptions, run_stylize
 
         remote = RemoteOptions(edge or [], edge_token_file, edge_ca, share_frames)
@@ -114,13 +117,14 @@ def stylize(
 def demo(
     out: Annotated[Path, typer.Option(help="folder for demo.mp4 and demo_strip.png")] = Path("fedvst-demo"),
     device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:N (default: auto)")] = None,
+    strength: Annotated[float, typer.Option(help="0–1: how much of the style (0: the clip unchanged)")] = 1.0,
 ) -> None:
     """Stylize the bundled sample clip with the bundled style and the built-in model."""
     from fedvst.demo import media_line, run_demo
 
     try:
         typer.echo(media_line())
-        summary, strip = run_demo(out, device=device)
+        summary, strip = run_demo(out, device=device, strength=strength)
     except (ValueError, OSError) as exc:
         fail(str(exc))
     typer.echo(summary.line())

@@ -45,12 +45,13 @@ def media_line() -> str:
             f"{sample_photo(DEMO_STYLE).name} (scikit-image's sample photo)")
 
 
-def run_demo(out_dir: Path, device: str | None = None) -> tuple[Summary, Path]:
-    """Run the demo into ``out_dir``; returns the summary and the strip's path."""
+def run_demo(out_dir: Path, device: str | None = None, strength: float = 1.0) -> tuple[Summary, Path]:
+    """Run the demo into ``out_dir`` at ``strength`` (0–1); returns the summary and the strip's path."""
     from fedvst.stylize_command import run_stylize
 
+    options = PipelineOptions(strength=strength)  # checked before any work
     out_dir.mkdir(parents=True, exist_ok=True)
     source = sample_video()
     output = out_dir / "demo.mp4"
-    summary = run_stylize(source, sample_photo(DEMO_STYLE), output, PipelineOptions(), device=device)
+    summary = run_stylize(source, sample_photo(DEMO_STYLE), output, options, device=device)
     return summary, make_strip(source, output, summary.key_indices, out_dir / "demo_strip.png")

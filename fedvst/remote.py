@@ -102,7 +102,7 @@ class RemoteBackend:
         requests = [fedvst_pb2.KeyFrame(style_handle=self.handle, index=job.index, image=encode_png(job.image),
                                         target_width=job.size[1], target_height=job.size[0],
                                         reply_format=self.reply_format, allow_collection=self.allow_collection,
-                                        reply_field=self.reply_field)
+                                        reply_field=self.reply_field, strength=job.strength)
                     for job in jobs]
         try:
             replies = self._stylize(requests)

@@ -31,6 +31,13 @@ class FieldError(ValueError):
     """A field that cannot be used, with a one-line reason."""
 
 
+def check_strength(strength: float) -> float:
+    """A stylization strength in [0, 1] (0: the frame as it is; 1: the full transfer) as a float."""
+    if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0.0 <= strength <= 1.0:
+        raise ValueError(f"strength must be a number in [0, 1] (0: unchanged, 1: full style), got {strength!r}")
+    return float(strength)
+
+
 def check_field(coefficients: np.ndarray, what: str = "field") -> np.ndarray:
     """Validate a (gh, gw, D, 12) field (finite, sane sizes and values); returns it as C-contiguous float32."""
     if not isinstance(coefficients, np.ndarray):
@@ -98,6 +105,16 @@ class ColourField:
             raise FieldError(f"field of shape {shape} needs {expected} bytes, got {len(data)}")
         values = np.frombuffer(data, dtype="<f2").reshape(shape).astype(np.float32)
         return cls(values)
+
+    def toward_identity(self, strength: float) -> ColourField:
+        """This field blended toward the identity: s·[A | b] + (1 − s)·[I | 0], ``strength`` s in [0, 1].
+        The render is linear in the field, so this is the photo tools' intensity slider: before the
+        clamp to [0, 1], render(blend) = s·render(field) + (1 − s)·frame."""
+        strength = check_strength(strength)
+        if strength == 1.0:
+            return self
+        identity = identity_field(self.grid, self.depth).coefficients
+        return ColourField(strength * self.coefficients + (1.0 - strength) * identity)
 
     def quantized(self) -> ColourField:
         """This field as it arrives after ``to_bytes``/``from_bytes`` (float16 values)."""

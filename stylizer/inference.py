@@ -23,7 +23,7 @@ import torch
 from stylizer.colorization import StyleCode
 from stylizer.device import autocast_dtype, pick_device
 from stylizer.factory import load_model
-from stylizer.field import ColourField
+from stylizer.field import ColourField, check_strength
 from stylizer.images import as_rgb_uint8, check_size, check_tensor, to_tensor, to_uint8
 from stylizer.meta_smoothing import output_size
 from stylizer.model import StylizerNet, scale_factor
@@ -134,12 +134,15 @@ class Stylizer:
         """A (h, w, 3) uint8 content shrunk (never enlarged) to this stylizer's working width."""
         return resize_frame(content, working_size(*content.shape[:2], self.work_width))
 
-    def colour_field(self, content: np.ndarray, style: np.ndarray | str, size: tuple[int, int]) -> ColourField:
+    def colour_field(self, content: np.ndarray, style: np.ndarray | str, size: tuple[int, int],
+                     strength: float = 1.0) -> ColourField:
         """Affine head: the ColourField of a (h, w, 3) uint8 ``content`` (any size: the network runs at
-        its working width) for an output of ``size`` = (H, W)."""
+        its working width) for an output of ``size`` = (H, W), blended toward the identity by
+        ``strength`` in [0, 1] (``ColourField.toward_identity``)."""
+        strength = check_strength(strength)
         small = self.network_input(as_rgb_uint8(content, "content image"))
         check_size(size[0], size[1], "requested output")
-        return to_colour_field(self.field(small, style, scale_factor(small.shape[:2], size)))
+        return to_colour_field(self.field(small, style, scale_factor(small.shape[:2], size))).toward_identity(strength)
 
     def render(self, field: ColourField | torch.Tensor, frame: np.ndarray) -> np.ndarray:
         """Render a field on a (H, W, 3) uint8 frame at the frame's size → (H, W, 3) uint8."""
@@ -179,12 +182,21 @@ class Stylizer:
         return out.clone(memory_format=torch.contiguous_format)
 
     def stylize_frame(self, frame: np.ndarray, style: np.ndarray | str, size: tuple[int, int] | None = None,
-                      work_width: int | None = None) -> np.ndarray:
+                      work_width: int | None = None, strength: float = 1.0) -> np.ndarray:
         """A (H, W, 3) uint8 frame → stylized (size or H×W) uint8: the network runs at ≤ work_width; the
-        affine head renders on the frame itself, the image head meta-smooths its output up."""
+        affine head renders on the frame itself, the image head meta-smooths its output up. ``strength``
+        in [0, 1] blends the result with the frame (for a field: the field toward the identity)."""
+        strength = check_strength(strength)
         frame = as_rgb_uint8(frame, "frame")
         height, width = frame.shape[:2]
         target = size or (height, width)
         work = working_size(height, width, work_width or self.work_width)
         small = resize_frame(frame, work)
-        return self.stylize(small, style, size=target, full=frame)
+        if self.head == "affine" and strength < 1.0:
+            field = to_colour_field(self.field(small, style, scale_factor(work, target))).toward_identity(strength)
+            return self.render(field, resize_frame(frame, target))
+        out = self.stylize(small, style, size=target, full=frame)
+        if strength < 1.0:
+            plain = resize_frame(frame, target).astype(np.float32)
+            out = np.clip(strength * out + (1.0 - strength) * plain + 0.5, 0, 255).astype(np.uint8)
+        return out

@@ -24,37 +24,37 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0c\x66\x65\x64vst.proto\x12\tfedvst.v1\"=\n\x12UploadStyleRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12\x18\n\x10\x61llow_collection\x18\x02 \x01(\x08\"A\n\x10UploadStyleReply\x12\x0e\n\x06handle\x18\x01 \x01(\t\x12\r\n\x05width\x18\x02 \x01(\r\x12\x0e\n\x06height\x18\x03 \x01(\r\"\xc8\x01\n\x08KeyFrame\x12\x14\n\x0cstyle_handle\x18\x01 \x01(\t\x12\r\n\x05index\x18\x02 \x01(\x04\x12\r\n\x05image\x18\x03 \x01(\x0c\x12\x14\n\x0ctarget_width\x18\x04 \x01(\r\x12\x15\n\rtarget_height\x18\x05 \x01(\r\x12,\n\x0creply_format\x18\x06 \x01(\x0e\x32\x16.fedvst.v1.ImageFormat\x12\x18\n\x10\x61llow_collection\x18\x07 \x01(\x08\x12\x13\n\x0breply_field\x18\x08 \x01(\x08\"K\n\x0b\x43olourField\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x0e\n\x06layout\x18\x02 \x01(\t\x12\r\n\x05shape\x18\x03 \x03(\r\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\"\xc1\x01\n\rStylizedFrame\x12\r\n\x05index\x18\x01 \x01(\x04\x12\r\n\x05image\x18\x02 \x01(\x0c\x12&\n\x06\x66ormat\x18\x03 \x01(\x0e\x32\x16.fedvst.v1.ImageFormat\x12\r\n\x05width\x18\x04 \x01(\r\x12\x0e\n\x06height\x18\x05 \x01(\r\x12\x14\n\x0cmodel_sha256\x18\x06 \x01(\t\x12%\n\x05\x66ield\x18\x07 \x01(\x0b\x32\x16.fedvst.v1.ColourField\x12\x0e\n\x06stored\x18\x08 \x01(\x08\" \n\x0fGetModelRequest\x12\r\n\x05round\x18\x01 \x01(\x03\"Q\n\x0bModelHeader\x12\r\n\x05round\x18\x01 \x01(\x03\x12\x0e\n\x06sha256\x18\x02 \x01(\t\x12\x15\n\rmetadata_json\x18\x03 \x01(\t\x12\x0c\n\x04size\x18\x04 \x01(\x04\"N\n\nModelChunk\x12(\n\x06header\x18\x01 \x01(\x0b\x32\x16.fedvst.v1.ModelHeaderH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"\x0f\n\rStatusRequest\"\xb1\x01\n\x0b\x43loudStatus\x12\x13\n\x0brounds_done\x18\x01 \x01(\x03\x12\x19\n\x11newest_checkpoint\x18\x02 \x01(\t\x12\x15\n\rnewest_sha256\x18\x03 \x01(\t\x12\x19\n\x11newest_saved_unix\x18\x04 \x01(\x01\x12\x17\n\x0f\x66\x65\x64\x65ration_json\x18\x05 \x01(\t\x12\x13\n\x0brounds_json\x18\x06 \x01(\t\x12\x12\n\nbest_round\x18\x07 \x01(\x03*:\n\x0bImageFormat\x12\x14\n\x10IMAGE_FORMAT_PNG\x10\x00\x12\x15\n\x11IMAGE_FORMAT_JPEG\x10\x01\x32\x93\x01\n\x08Stylizer\x12I\n\x0bUploadStyle\x12\x1d.fedvst.v1.UploadStyleRequest\x1a\x1b.fedvst.v1.UploadStyleReply\x12<\n\x07Stylize\x12\x13.fedvst.v1.KeyFrame\x1a\x18.fedvst.v1.StylizedFrame(\x01\x30\x01\x32\x8f\x01\n\rModelRegistry\x12?\n\x08GetModel\x12\x1a.fedvst.v1.GetModelRequest\x1a\x15.fedvst.v1.ModelChunk0\x01\x12=\n\tGetStatus\x12\x18.fedvst.v1.StatusRequest\x1a\x16.fedvst.v1.CloudStatusb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0c\x66\x65\x64vst.proto\x12\tfedvst.v1\"=\n\x12UploadStyleRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12\x18\n\x10\x61llow_collection\x18\x02 \x01(\x08\"A\n\x10UploadStyleReply\x12\x0e\n\x06handle\x18\x01 \x01(\t\x12\r\n\x05width\x18\x02 \x01(\r\x12\x0e\n\x06height\x18\x03 \x01(\r\"\xec\x01\n\x08KeyFrame\x12\x14\n\x0cstyle_handle\x18\x01 \x01(\t\x12\r\n\x05index\x18\x02 \x01(\x04\x12\r\n\x05image\x18\x03 \x01(\x0c\x12\x14\n\x0ctarget_width\x18\x04 \x01(\r\x12\x15\n\rtarget_height\x18\x05 \x01(\r\x12,\n\x0creply_format\x18\x06 \x01(\x0e\x32\x16.fedvst.v1.ImageFormat\x12\x18\n\x10\x61llow_collection\x18\x07 \x01(\x08\x12\x13\n\x0breply_field\x18\x08 \x01(\x08\x12\x15\n\x08strength\x18\t \x01(\x02H\x00\x88\x01\x01\x42\x0b\n\t_strength\"K\n\x0b\x43olourField\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x0e\n\x06layout\x18\x02 \x01(\t\x12\r\n\x05shape\x18\x03 \x03(\r\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\"\xc1\x01\n\rStylizedFrame\x12\r\n\x05index\x18\x01 \x01(\x04\x12\r\n\x05image\x18\x02 \x01(\x0c\x12&\n\x06\x66ormat\x18\x03 \x01(\x0e\x32\x16.fedvst.v1.ImageFormat\x12\r\n\x05width\x18\x04 \x01(\r\x12\x0e\n\x06height\x18\x05 \x01(\r\x12\x14\n\x0cmodel_sha256\x18\x06 \x01(\t\x12%\n\x05\x66ield\x18\x07 \x01(\x0b\x32\x16.fedvst.v1.ColourField\x12\x0e\n\x06stored\x18\x08 \x01(\x08\" \n\x0fGetModelRequest\x12\r\n\x05round\x18\x01 \x01(\x03\"Q\n\x0bModelHeader\x12\r\n\x05round\x18\x01 \x01(\x03\x12\x0e\n\x06sha256\x18\x02 \x01(\t\x12\x15\n\rmetadata_json\x18\x03 \x01(\t\x12\x0c\n\x04size\x18\x04 \x01(\x04\"N\n\nModelChunk\x12(\n\x06header\x18\x01 \x01(\x0b\x32\x16.fedvst.v1.ModelHeaderH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"\x0f\n\rStatusRequest\"\xb1\x01\n\x0b\x43loudStatus\x12\x13\n\x0brounds_done\x18\x01 \x01(\x03\x12\x19\n\x11newest_checkpoint\x18\x02 \x01(\t\x12\x15\n\rnewest_sha256\x18\x03 \x01(\t\x12\x19\n\x11newest_saved_unix\x18\x04 \x01(\x01\x12\x17\n\x0f\x66\x65\x64\x65ration_json\x18\x05 \x01(\t\x12\x13\n\x0brounds_json\x18\x06 \x01(\t\x12\x12\n\nbest_round\x18\x07 \x01(\x03*:\n\x0bImageFormat\x12\x14\n\x10IMAGE_FORMAT_PNG\x10\x00\x12\x15\n\x11IMAGE_FORMAT_JPEG\x10\x01\x32\x93\x01\n\x08Stylizer\x12I\n\x0bUploadStyle\x12\x1d.fedvst.v1.UploadStyleRequest\x1a\x1b.fedvst.v1.UploadStyleReply\x12<\n\x07Stylize\x12\x13.fedvst.v1.KeyFrame\x1a\x18.fedvst.v1.StylizedFrame(\x01\x30\x01\x32\x8f\x01\n\rModelRegistry\x12?\n\x08GetModel\x12\x1a.fedvst.v1.GetModelRequest\x1a\x15.fedvst.v1.ModelChunk0\x01\x12=\n\tGetStatus\x12\x18.fedvst.v1.StatusRequest\x1a\x16.fedvst.v1.CloudStatusb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'fedvst_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_IMAGEFORMAT']._serialized_start=1027
-  _globals['_IMAGEFORMAT']._serialized_end=1085
+  _globals['_IMAGEFORMAT']._serialized_start=1063
+  _globals['_IMAGEFORMAT']._serialized_end=1121
   _globals['_UPLOADSTYLEREQUEST']._serialized_start=27
   _globals['_UPLOADSTYLEREQUEST']._serialized_end=88
   _globals['_UPLOADSTYLEREPLY']._serialized_start=90
   _globals['_UPLOADSTYLEREPLY']._serialized_end=155
   _globals['_KEYFRAME']._serialized_start=158
-  _globals['_KEYFRAME']._serialized_end=358
-  _globals['_COLOURFIELD']._serialized_start=360
-  _globals['_COLOURFIELD']._serialized_end=435
-  _globals['_STYLIZEDFRAME']._serialized_start=438
-  _globals['_STYLIZEDFRAME']._serialized_end=631
-  _globals['_GETMODELREQUEST']._serialized_start=633
-  _globals['_GETMODELREQUEST']._serialized_end=665
-  _globals['_MODELHEADER']._serialized_start=667
-  _globals['_MODELHEADER']._serialized_end=748
-  _globals['_MODELCHUNK']._serialized_start=750
-  _globals['_MODELCHUNK']._serialized_end=828
-  _globals['_STATUSREQUEST']._serialized_start=830
-  _globals['_STATUSREQUEST']._serialized_end=845
-  _globals['_CLOUDSTATUS']._serialized_start=848
-  _globals['_CLOUDSTATUS']._serialized_end=1025
-  _globals['_STYLIZER']._serialized_start=1088
-  _globals['_STYLIZER']._serialized_end=1235
-  _globals['_MODELREGISTRY']._serialized_start=1238
-  _globals['_MODELREGISTRY']._serialized_end=1381
+  _globals['_KEYFRAME']._serialized_end=394
+  _globals['_COLOURFIELD']._serialized_start=396
+  _globals['_COLOURFIELD']._serialized_end=471
+  _globals['_STYLIZEDFRAME']._serialized_start=474
+  _globals['_STYLIZEDFRAME']._serialized_end=667
+  _globals['_GETMODELREQUEST']._serialized_start=669
+  _globals['_GETMODELREQUEST']._serialized_end=701
+  _globals['_MODELHEADER']._serialized_start=703
+  _globals['_MODELHEADER']._serialized_end=784
+  _globals['_MODELCHUNK']._serialized_start=786
+  _globals['_MODELCHUNK']._serialized_end=864
+  _globals['_STATUSREQUEST']._serialized_start=866
+  _globals['_STATUSREQUEST']._serialized_end=881
+  _globals['_CLOUDSTATUS']._serialized_start=884
+  _globals['_CLOUDSTATUS']._serialized_end=1061
+  _globals['_STYLIZER']._serialized_start=1124
+  _globals['_STYLIZER']._serialized_end=1271
+  _globals['_MODELREGISTRY']._serialized_start=1274
+  _globals['_MODELREGISTRY']._serialized_end=1417
 # @@protoc_insertion_point(module_scope)

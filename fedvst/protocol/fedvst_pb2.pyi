@@ -33,7 +33,7 @@ class UploadStyleReply(_message.Message):
     def __init__(self, handle: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ...) -> None: ...
 
 class KeyFrame(_message.Message):
-    __slots__ = ("style_handle", "index", "image", "target_width", "target_height", "reply_format", "allow_collection", "reply_field")
+    __slots__ = ("style_handle", "index", "image", "target_width", "target_height", "reply_format", "allow_collection", "reply_field", "strength")
     STYLE_HANDLE_FIELD_NUMBER: _ClassVar[int]
     INDEX_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FIELD_NUMBER: _ClassVar[int]
@@ -42,6 +42,7 @@ class KeyFrame(_message.Message):
     REPLY_FORMAT_FIELD_NUMBER: _ClassVar[int]
     ALLOW_COLLECTION_FIELD_NUMBER: _ClassVar[int]
     REPLY_FIELD_FIELD_NUMBER: _ClassVar[int]
+    STRENGTH_FIELD_NUMBER: _ClassVar[int]
     style_handle: str
     index: int
     image: bytes
@@ -50,7 +51,8 @@ class KeyFrame(_message.Message):
     reply_format: ImageFormat
     allow_collection: bool
     reply_field: bool
-    def __init__(self, style_handle: _Optional[str] = ..., index: _Optional[int] = ..., image: _Optional[bytes] = ..., target_width: _Optional[int] = ..., target_height: _Optional[int] = ..., reply_format: _Optional[_Union[ImageFormat, str]] = ..., allow_collection: _Optional[bool] = ..., reply_field: _Optional[bool] = ...) -> None: ...
+    strength: float
+    def __init__(self, style_handle: _Optional[str] = ..., index: _Optional[int] = ..., image: _Optional[bytes] = ..., target_width: _Optional[int] = ..., target_height: _Optional[int] = ..., reply_format: _Optional[_Union[ImageFormat, str]] = ..., allow_collection: _Optional[bool] = ..., reply_field: _Optional[bool] = ..., strength: _Optional[float] = ...) -> None: ...
 
 class ColourField(_message.Message):
     __slots__ = ("version", "layout", "shape", "data")

@@ -69,6 +69,10 @@ def test_remote_matches_local_and_refuses_bad_requests(tmp_path, checkpoint, tok
             assert a.to_bytes() == b.to_bytes()  # the field crossed the wire bit-exactly
             assert len(a.to_bytes()) < 64 * 1024
             assert render_key(a, job).shape == (144, 192, 3)
+        softened = [KeyFrameJob(job.index, job.image, job.size, job.full, strength=0.4) for job in jobs[:1]]
+        soft_remote, soft_local = remote.stylize_batch(softened)[0], local.stylize_batch(softened)[0]
+        assert soft_remote.to_bytes() == soft_local.to_bytes()  # the edge honours the phone's strength
+        assert soft_remote.to_bytes() != remote.stylize_batch(jobs[:1])[0].to_bytes()
         images = RemoteBackend(f"127.0.0.1:{port}", token=TOKEN, reply_field=False)  # what an old phone asks
         images.set_style(photos["coffee"])
         old_style = images.stylize_batch(jobs[:1])[0]
@@ -104,6 +108,9 @@ def test_remote_matches_local_and_refuses_bad_requests(tmp_path, checkpoint, tok
             grpc.StatusCode.NOT_FOUND
         assert status_of(lambda: list(raw_stream(iter([frame(target_width=100000)]), metadata=auth))) == \
             grpc.StatusCode.INVALID_ARGUMENT
+        for strength in (1.5, -0.1, float("nan")):
+            assert status_of(lambda s=strength: list(raw_stream(iter([frame(strength=s)]), metadata=auth))) == \
+                grpc.StatusCode.INVALID_ARGUMENT
         assert status_of(lambda: list(raw_stream(iter([frame()]), metadata=(("authorization", "Bearer nope"),)))) \
             == grpc.StatusCode.UNAUTHENTICATED
         wrong = RemoteBackend(f"127.0.0.1:{port}", token="x" * 20)

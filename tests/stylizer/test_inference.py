@@ -66,3 +66,26 @@ def test_device_names_other_than_auto_cpu_and_cuda_are_refused_in_one_line(monke
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
             pick_device("cuda:1")
+
+
+def test_strength_blends_the_style_toward_the_unchanged_frame(small_model, photos):
+    """--strength: 0 leaves the frame as it is, 1 is the full style, and in between the render is the
+    blend of the two (the field toward the identity, linear before the clamp); nonsense is refused."""
+    from stylizer import ColourField
+    from stylizer.field import identity_field
+
+    frame = np.ascontiguousarray(photos["astronaut"][::4, ::4])
+    stylizer = Stylizer(small_model, device="cpu", precision="fp32")
+    full = stylizer.stylize_frame(frame, photos["coffee"]).astype(np.float32)
+    none = stylizer.stylize_frame(frame, photos["coffee"], strength=0.0).astype(np.float32)
+    half = stylizer.stylize_frame(frame, photos["coffee"], strength=0.5).astype(np.float32)
+    assert np.abs(none - frame).max() <= 1
+    assert np.abs(full - frame).mean() > 10  # the style does change it
+    unclamped = (full > 0) & (full < 255)
+    assert np.abs(half - 0.5 * (full + frame))[unclamped].max() <= 1.5
+    field = stylizer.colour_field(frame, photos["coffee"], frame.shape[:2])
+    assert np.array_equal(field.toward_identity(0.0).coefficients, identity_field(field.grid).coefficients)
+    assert field.toward_identity(1.0) is field and isinstance(field.toward_identity(0.3), ColourField)
+    for bad in (1.01, -0.5, float("nan"), True):
+        with pytest.raises(ValueError, match="strength must be a number in"):
+            stylizer.stylize_frame(frame, photos["coffee"], strength=bad)
