@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.serverapp import Grid
@@ -90,12 +91,35 @@ class RoundLog:
     phase_seconds: dict[str, float] = field(default_factory=dict)  # train, checkpoint, evaluate, heldout
     checkpoint: str = ""  # file name of the round's checkpoint
     finished_unix: float = 0.0
+    moved_max: float | None = None  # largest |change| of any learned value since the previous global model
+    moved_rms: float | None = None  # root mean square change over every learned value
+
+
+def model_movement(before: ArrayRecord, after: ArrayRecord) -> tuple[float, float]:
+    """(largest, RMS) absolute change between two global models' learned tensors (float64 sums)."""
+    largest, squares, count = 0.0, 0.0, 0
+    for key, array in after.items():
+        delta = array.numpy().astype(np.float64) - before[key].numpy().astype(np.float64)
+        if delta.size:
+            largest = max(largest, float(np.abs(delta).max()))
+            squares += float(np.square(delta).sum())
+            count += delta.size
+    return largest, (squares / count) ** 0.5 if count else 0.0
+
+
+def movement_text(entry: RoundLog) -> str:
+    """'model moved by at most 3.1e-04 (RMS 2.0e-06)', or a warning that the round changed nothing."""
+    if entry.moved_max is None:
+        return "model movement not measured"
+    if entry.moved_max == 0.0:
+        return "MODEL UNCHANGED: this round changed no learned value"
+    return f"model moved by at most {entry.moved_max:.2e} (RMS {entry.moved_rms:.2e})"
 
 
 def round_line(entry: RoundLog, *, initial_score: float | None, previous_unix: float | None) -> str:
     """The cloud's one line for a counted round: 'round 2 counted: edge-a (node 12) trained on 64
-    images, edge-b (node 34) on 60; held-out total 0.1234 (round 0: 0.1300); checkpoint
-    round_000002.safetensors; 41 s after round 1'."""
+    images, edge-b (node 34) on 60; held-out total 0.1234 (round 0: 0.1300); model moved by at most
+    3.1e-04 (RMS 2.0e-06); checkpoint round_000002.safetensors; 41 s after round 1'."""
     parts = []
     for i, node in enumerate(entry.nodes):
         name = entry.names.get(str(node))
@@ -112,7 +136,7 @@ def round_line(entry: RoundLog, *, initial_score: float | None, previous_unix: f
             line += f" (round 0: {initial_score:.5g})"
     else:
         line += "; no held-out score"
-    line += f"; checkpoint {entry.checkpoint or '(none)'}"
+    line += f"; {movement_text(entry)}; checkpoint {entry.checkpoint or '(none)'}"
     if previous_unix is not None and entry.finished_unix:
         line += f"; {entry.finished_unix - previous_unix:.0f} s after round {entry.round - 1}"
     return line
@@ -221,6 +245,10 @@ class FedVstStrategy(Strategy):
         entry.counted = True
         if self.server_optimizer is not None:
             arrays = self.server_optimizer.step(self._global, arrays, entry.round)
+        entry.moved_max, entry.moved_rms = model_movement(self._global, arrays)
+        if entry.moved_max == 0.0:
+            log.warning("round %d changed no learned value: the edges' replies equal the previous global model",
+                        entry.round)
         self._global = arrays
         entry.metrics = {f"train_{k}" if not k.startswith("train") else k: float(v)
                          for k, v in (metrics or {}).items() if k not in (NUM_EXAMPLES_KEY, TRAIN_SECONDS)}

@@ -1,6 +1,7 @@
 """Photorealism (structure kept), colour and Eq. 5 of the stylizers on held-out real photos.
 
     python -m simulations.bench_photoreal --json [--figure docs/photoreal.png]
+    python -m simulations.bench_photoreal --corpus --json   # the photo corpus' held-out split (fedvst corpus)
 
 Pairs: only pictures no training touches (``fedvst.samples.heldout_pictures``: held-out photos and
 one frame of each held-out clip segment), content and style never the same picture, plus two
@@ -23,7 +24,7 @@ import cv2
 import numpy as np
 
 from fedvst.samples import heldout_pictures
-from simulations.photoreal_metrics import Eq5Scorer, colour_distance, reinhard, structure_corr
+from simulations.photoreal_metrics import Eq5Scorer, colour_distance, patchwork, reinhard, structure_corr
 from stylizer import Stylizer
 from stylizer.colour_prior import apply_global, mkl_transform
 from stylizer.config import StylizerConfig
@@ -82,6 +83,37 @@ def make_pairs() -> list[tuple[str, np.ndarray, str, np.ndarray]]:
     return pairs
 
 
+CORPUS_COMPOSITES = 2  # corpus held-out photos also composited onto a black and onto a white field
+
+
+def make_corpus_pairs() -> list[tuple[str, np.ndarray, str, np.ndarray]]:
+    """Pairs from the photo corpus' held-out split only: every held-out photo and the middle frame of
+    every held-out clip as content, the picture after it (in a fixed, seeded order that mixes the
+    sources) as style, plus ``CORPUS_COMPOSITES`` photos on a black and on a white field."""
+    from fedvst.corpus import corpus_files
+    from fedvst.corpus.fetch import corpus_root
+    from fedvst.video.io import read_frames
+    from stylizer.images import load_image
+
+    root = corpus_root() / "files"
+    pictures = [(str(path.relative_to(root)), _fit(load_image(path))) for path in corpus_files("photo", "heldout")]
+    for clip in corpus_files("clip", "heldout"):
+        frames = list(read_frames(clip, step=1))
+        middle = frames[len(frames) // 2]
+        pictures.append((f"{clip.relative_to(root)}#{middle.index}", _fit(middle.image)))
+    order = np.random.default_rng(0).permutation(len(pictures))
+    pictures = [pictures[i] for i in order]
+    pairs = [(name, image, pictures[(i + 1) % len(pictures)][0], pictures[(i + 1) % len(pictures)][1])
+             for i, (name, image) in enumerate(pictures)]
+    for k in range(CORPUS_COMPOSITES):
+        (content_name, content), (style_name, style) = pictures[2 * k], pictures[2 * k + 3]
+        for level in (0, 255):
+            name = f"{content_name} on {'black' if level == 0 else 'white'}"
+            canvas, FLAT_MASKS[name] = composite(content, level)
+            pairs.append((name, canvas, style_name, style))
+    return pairs
+
+
 def mkl(content: np.ndarray, style: np.ndarray) -> np.ndarray:
     """The closed-form MKL transfer, the affine head's prior, applied globally."""
     image = to_tensor(content).double()
@@ -96,11 +128,12 @@ def ungated_copy(model):
     return copy
 
 
-def methods(device: str | None, net_widths: tuple[int, ...] = (), ungated: bool = False
-            ) -> dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]]:
-    """Name → stylize(content, style) at the content's size (``affine@W``: the affine head run W px wide)."""
+def methods(device: str | None, net_widths: tuple[int, ...] = (), ungated: bool = False,
+            checkpoint: Path | None = None) -> dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]]:
+    """Name → stylize(content, style) at the content's size (``affine@W``: the affine head run W px wide);
+    ``affine`` is ``checkpoint`` (default: the built-in)."""
     out: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {}
-    builtin, _ = load_model(builtin_checkpoint_path(), allow_download=False)
+    builtin, _ = load_model(checkpoint or builtin_checkpoint_path(), allow_download=False)
     untrained = build_model(StylizerConfig.from_dict(builtin.config.to_dict()), allow_download=False)
     models = [("affine", builtin), ("prior", untrained)]
     if ungated:  # the same weights without the flat gate: what the gate removes
@@ -126,11 +159,13 @@ def evaluate(pairs, stylizers) -> tuple[dict[str, dict], dict[str, list[np.ndarr
     outputs: dict[str, list[np.ndarray]] = {}
     colours: dict[str, list[float]] = {}
     for name, stylize in stylizers.items():
-        corr, colour, content_terms, style_terms, images, spreads = [], [], [], [], [], []
+        corr, colour, content_terms, style_terms, images, spreads, patches = [], [], [], [], [], [], []
         for content_name, content, _, style in pairs:
             out = stylize(content, style)
             if content_name in FLAT_MASKS:
                 spreads.append(flat_spread(out, FLAT_MASKS[content_name]))
+            else:
+                patches.append(patchwork(out, content)[0])
             corr.append(structure_corr(out, content))
             colour.append(colour_distance(out, content, style))
             terms = scorer(out, content, style)
@@ -140,7 +175,9 @@ def evaluate(pairs, stylizers) -> tuple[dict[str, dict], dict[str, list[np.ndarr
         scores[name] = {"corr": round(float(np.mean(corr)), 4), "colour": round(float(np.mean(colour)), 4),
                         "eq5": {"content": round(float(np.mean(content_terms)), 2),
                                 "style": round(float(np.mean(style_terms)), 2)},
-                        "flat_spread": max(spreads, default=0)}
+                        "flat_spread": max(spreads, default=0),
+                        "patchwork_p99": {"mean": round(float(np.mean(patches)), 2),
+                                          "max": round(float(np.max(patches)), 2)}}
         outputs[name] = images
         colours[name] = colour
     return scores, outputs, colours
@@ -183,11 +220,17 @@ def main() -> None:
                         help="also score the built-in's weights without the flat gate (affine_ungated)")
     parser.add_argument("--net-widths", type=int, nargs="*", default=[],
                         help="also score the affine head run at these network widths (px)")
+    parser.add_argument("--corpus", action="store_true", help="pairs from the photo corpus' held-out split")
+    parser.add_argument("--checkpoint", type=Path, default=None, help="the affine model to score (default: built-in)")
+    parser.add_argument("--figure-rows", type=int, nargs="*", default=None, help="pair indices the figure shows")
     args = parser.parse_args()
-    pairs = make_pairs()
-    scores, outputs, colours = evaluate(pairs, methods(args.device, tuple(args.net_widths), args.ungated))
+    if args.checkpoint is not None and not args.checkpoint.is_file():
+        parser.error(f"checkpoint {args.checkpoint} does not exist")
+    pairs = make_corpus_pairs() if args.corpus else make_pairs()
+    scores, outputs, colours = evaluate(pairs, methods(args.device, tuple(args.net_widths), args.ungated,
+                                                       args.checkpoint))
     if args.figure is not None:
-        save_figure(args.figure, pairs, outputs)
+        save_figure(args.figure, pairs, outputs, *([tuple(args.figure_rows)] if args.figure_rows else []))
     if not args.json:
         for name, values in scores.items():
             print(f"{name:9s} corr {values['corr']:.4f}  colour {values['colour']:.4f}  eq5 content "
@@ -196,8 +239,11 @@ def main() -> None:
     main_methods = {k: v for k, v in scores.items() if "@" not in k}
     margins = [a - p for a, p in zip(colours["affine"], colours["prior"], strict=True)]
     worst = int(np.argmax(margins))
+    prior_eq5 = main_methods["prior"]["eq5"]
     report = {"pairs": len(pairs), "heldout": sorted({p[0] for p in pairs} | {p[2] for p in pairs}),
               "methods": main_methods,
+              "affine_eq5_vs_prior": {term: round(main_methods["affine"]["eq5"][term] / prior_eq5[term], 4)
+                                      for term in ("content", "style")},
               "worst_pair_vs_prior": {"content": pairs[worst][0], "style": pairs[worst][2],
                                       "colour_margin": round(float(margins[worst]), 4)}}
     if args.net_widths:

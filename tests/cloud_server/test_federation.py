@@ -262,7 +262,8 @@ def start_readme_cloud(cloud_dir: Path, initial: Path, port: int, registry_port:
 
 ROUND_LINE = re.compile(r"round 1 counted: (?P<first>\S+) \(node \d+\) trained on (?P<n1>\d+) images, "
                         r"(?P<second>\S+) \(node \d+\) on (?P<n2>\d+); held-out total (?P<score>[\d.]+) "
-                        r"\(round 0: (?P<initial>[\d.]+)\); checkpoint round_000001\.safetensors; \d+ s after round 0")
+                        r"\(round 0: (?P<initial>[\d.]+)\); model moved by at most (?P<moved>[\d.e+-]+) "
+                        r"\(RMS [\d.e+-]+\); checkpoint round_000001\.safetensors; \d+ s after round 0")
 
 
 def test_the_readme_flow_trains_on_the_frames_phones_share(tmp_path, small_model, photos):
@@ -346,6 +347,7 @@ def test_the_readme_flow_trains_on_the_frames_phones_share(tmp_path, small_model
         assert all(score > 0 for score in scores)
         assert float(said["score"]) == pytest.approx(scores[1], rel=1e-4)  # printed to 5 digits
         assert float(said["initial"]) == pytest.approx(scores[0], rel=1e-4)
+        assert float(said["moved"]) > 0.0 and recorded[1]["moved_max"] == pytest.approx(float(said["moved"]), rel=0.01)
         assert round_meta(cloud_dir, 1)["metrics"]["heldout_total"] == pytest.approx(scores[1])
         done = cloud_status(registry_port)
         assert done["rounds_done"] == 1 and done["newest_checkpoint"]["sha256"] == first["sha256"]

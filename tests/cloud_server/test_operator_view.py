@@ -27,14 +27,28 @@ from fedvst.grpc_noise import explain
 def test_the_round_line_names_the_edges_their_images_the_score_the_checkpoint_and_the_gap():
     entry = RoundLog(3, nodes=[12, 34], examples={"12": 64, "34": 60}, names={"12": "paris:8500", "34": "lyon:8500"},
                      metrics={"heldout_total": 0.1234, "eval_total": 0.5}, counted=True,
-                     checkpoint="round_000003.safetensors", finished_unix=1000.0)
+                     checkpoint="round_000003.safetensors", finished_unix=1000.0, moved_max=3.1e-4, moved_rms=2e-6)
     line = round_line(entry, initial_score=0.13, previous_unix=959.0)
     assert line == ("round 3 counted: paris:8500 (node 12) trained on 64 images, lyon:8500 (node 34) on 60; "
-                    "held-out total 0.1234 (round 0: 0.13); checkpoint round_000003.safetensors; "
-                    "41 s after round 2")
-    unscored = round_line(RoundLog(1, nodes=[5], examples={"5": 8}, counted=True), initial_score=None,
-                          previous_unix=None)
-    assert unscored == "round 1 counted: node 5 trained on 8 images; no held-out score; checkpoint (none)"
+                    "held-out total 0.1234 (round 0: 0.13); model moved by at most 3.10e-04 (RMS 2.00e-06); "
+                    "checkpoint round_000003.safetensors; 41 s after round 2")
+    unscored = round_line(RoundLog(1, nodes=[5], examples={"5": 8}, counted=True, moved_max=0.0, moved_rms=0.0),
+                          initial_score=None, previous_unix=None)
+    assert unscored == ("round 1 counted: node 5 trained on 8 images; no held-out score; MODEL UNCHANGED: this "
+                        "round changed no learned value; checkpoint (none)")
+
+
+def test_model_movement_is_the_largest_and_rms_change_of_every_learned_value():
+    import numpy as np
+    from flwr.app import Array, ArrayRecord
+
+    from cloud_server.strategy import model_movement
+
+    before = ArrayRecord({"a": Array(np.zeros((2, 2), np.float32)), "b": Array(np.ones(4, np.float32))})
+    after = ArrayRecord({"a": Array(np.array([[0, 0.5], [0, 0]], np.float32)), "b": Array(np.ones(4, np.float32))})
+    largest, rms = model_movement(before, after)
+    assert largest == 0.5 and abs(rms - (0.25 / 8) ** 0.5) < 1e-12
+    assert model_movement(before, before) == (0.0, 0.0)
 
 
 def test_the_best_round_is_picked_on_the_held_out_score_not_the_edges_own_frames(tmp_path):
