@@ -142,10 +142,25 @@ class ModelSlot:
         claimed = recorded_sha256(self.path)
         if claimed is not None and claimed != self.sha256:
             self._try_swap()
+        elif claimed is not None:
+            self._note_new_round()
         with self._lock:
             if self._stylizer is None:
                 raise CheckpointError(f"no model loaded from {self.path}")
             return self._stylizer, self.sha256 or ""
+
+    def _note_new_round(self) -> None:
+        """A round installed with the weights already served (its hash unchanged): serve it under its
+        round number and say so, as for any other round."""
+        claimed_round = recorded_round(self.path)
+        if claimed_round is None or claimed_round == self.round:
+            return
+        with self._lock:
+            if self._stylizer is None or claimed_round == self.round:
+                return
+            self.round = claimed_round
+        log.info("model slot: now serving round %s (%s…, the same weights as the round before)", claimed_round,
+                 (self.sha256 or "")[:12])
 
     def _try_swap(self, attempts: int = 3) -> None:
         """Load the slot's newer model. A load that fails while a writer replaces the pair (its

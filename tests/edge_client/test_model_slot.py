@@ -86,3 +86,25 @@ def test_a_pair_read_mid_write_is_not_refused_for_good(tmp_path, encoder_weights
     assert slot.current_with_hash()[1] == first  # the bad pair is skipped, not re-read per request
     write_checkpoint_bytes(slot_file, paths[1].read_bytes(), staging[1].metadata)
     assert slot.current_with_hash()[1] == staging[1].sha256 != first
+
+
+def test_a_round_with_unchanged_weights_is_still_announced_and_served_under_its_number(tmp_path, encoder_weights,
+                                                                                          caplog):
+    import logging
+
+    from edge_client.model_slot import install_model
+
+    model = build_model(StylizerConfig(decoder_width=0.25, matrix_dim=8), encoder_weights)
+    slot_file = tmp_path / "slot" / "current.safetensors"
+    slot_file.parent.mkdir()
+    save_model(slot_file, model, round=3)
+    slot = ModelSlot(slot_file, device="cpu", precision="fp32")
+    slot.load()
+    checkpoint = load_checkpoint(slot_file)
+    install_model(slot_file, checkpoint.state, {**checkpoint.metadata, "round": 4})  # the same weights, round 4
+    with caplog.at_level(logging.INFO, logger="edge_client.model_slot"):
+        _, sha = slot.current_with_hash()
+        slot.current_with_hash()
+    assert sha == checkpoint.sha256 and slot.round == 4 and slot.swaps == 0
+    announced = [r.getMessage() for r in caplog.records if "now serving round 4" in r.getMessage()]
+    assert len(announced) == 1, caplog.text
