@@ -99,7 +99,8 @@ def trained_since_sync(context: Context, data_dir: Path, global_sha256: str) -> 
     if recorded_sha256(slot_path(data_dir)) != global_sha256:
         return None
     local = read_local(data_dir)
-    return local.images_trained if local is not None and local.base_sha256 == global_sha256 else 0
+    served_round = recorded_round(slot_path(data_dir))
+    return local.images_trained if local is not None and local.grew_from(global_sha256, served_round) else 0
 
 
 @app.query()

@@ -34,7 +34,7 @@ from safetensors.torch import load as load_safetensors
 
 from edge_client.frame_store import QUARANTINE, FrameStore, is_held_out, load_images
 from edge_client.load_signal import LoadSignal, lower_priority
-from edge_client.model_slot import recorded_sha256, slot_path
+from edge_client.model_slot import recorded_round, recorded_sha256, slot_path
 from edge_client.readiness import last_sync, new_training_frames
 from stylizer.atomic_io import atomic_write_bytes
 from stylizer.checkpoint import (
@@ -135,6 +135,12 @@ class LocalModel:
     images_trained: int
     frames_until: float  # kept-time of the newest new frame the training counted (epoch s)
     losses: dict[str, float]
+    base_round: int | None = None  # the global round it grew from: a round is counted by number, not by hash
+
+    def grew_from(self, sha256: str | None, round_number: int | None) -> bool:
+        """Whether this training started from the global model ``sha256`` of round ``round_number``
+        (a round whose weights equal the last one's is still a new round: its training starts at 0)."""
+        return self.base_sha256 == sha256 and self.base_round == round_number
 
 
 def read_local(data_dir: Path) -> LocalModel | None:
@@ -151,7 +157,8 @@ def local_reply(data_dir: Path, global_sha256: str, attempts: int = 3) -> tuple[
     trainer rewrites it is read again."""
     for _ in range(attempts):
         record = read_local(data_dir)
-        if record is None or record.base_sha256 != global_sha256 or record.images_trained <= 0:
+        if (record is None or not record.grew_from(global_sha256, recorded_round(slot_path(data_dir)))
+                or record.images_trained <= 0):
             return None
         try:
             checkpoint = load_checkpoint(local_path(data_dir))
@@ -165,8 +172,10 @@ def local_reply(data_dir: Path, global_sha256: str, attempts: int = 3) -> tuple[
 
 def read_local_from(metadata: dict[str, Any]) -> LocalModel:
     """The local model's record from its checkpoint metadata (KeyError/ValueError if it lacks one)."""
+    base_round = metadata.get("base_round")
     return LocalModel(str(metadata["base_sha256"]), int(metadata["images_trained"]), float(metadata["frames_until"]),
-                      {k: float(v) for k, v in dict(metadata.get("losses", {})).items()})
+                      {k: float(v) for k, v in dict(metadata.get("losses", {})).items()},
+                      base_round if isinstance(base_round, int) and not isinstance(base_round, bool) else None)
 
 
 class LocalTrainer:
@@ -207,7 +216,7 @@ class LocalTrainer:
         self.images_trained, self.frames_until, self.loss_sums, self.steps = 0, 0.0, np.zeros(3), 0
         model = None
         local = read_local(self.data_dir)
-        if local is not None and local.base_sha256 == base.sha256:
+        if local is not None and local.grew_from(base.sha256, base.metadata.get("round")):
             try:
                 checkpoint = load_checkpoint(local_path(self.data_dir))
                 saved = read_local_from(checkpoint.metadata)
@@ -232,7 +241,9 @@ class LocalTrainer:
         return True
 
     def _base_changed(self) -> bool:
-        return self.base is None or recorded_sha256(slot_path(self.data_dir)) != self.base.sha256
+        slot = slot_path(self.data_dir)
+        return (self.base is None or recorded_sha256(slot) != self.base.sha256
+                or recorded_round(slot) != self.base.metadata.get("round"))
 
     def save(self) -> None:
         """Write the local model and its record atomically (nothing if nothing was trained)."""

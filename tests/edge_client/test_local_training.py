@@ -136,3 +136,25 @@ def test_an_edge_trains_between_syncs_and_its_sync_sends_what_it_learned(tmp_pat
     # issue 26: the damaged file is moved aside under a name of its own, not written over
     moved = (data_dir / "quarantine" / "model").glob("local.safetensors.*")
     assert [p.read_bytes() for p in moved] == [b"damaged"]
+
+
+def test_training_counts_for_the_round_it_grew_from_not_for_a_later_round_with_equal_weights(tmp_path,
+                                                                                              small_model):
+    """A round whose weights equal the last one's (same hash) is still a new round: training done on
+    the round before does not make the edge ready again, nor is it sent as this round's reply."""
+    from edge_client.local_training import local_reply
+    from edge_client.model_slot import install_model, slot_path
+    from stylizer.checkpoint import save_checkpoint
+
+    slot = slot_path(tmp_path)
+    slot.parent.mkdir(parents=True)
+    save_model(slot, small_model, round=4)
+    base = load_checkpoint(slot)
+    local_metadata = {"encoder": base.metadata["encoder"], "config": base.metadata["config"],
+                      "base_sha256": base.sha256, "base_round": 4, "images_trained": 24, "frames_until": 0.0,
+                      "steps": 12, "losses": {"train_total": 1.0}}
+    save_checkpoint(local_path(tmp_path), base.state, local_metadata)
+    assert local_reply(tmp_path, base.sha256) is not None  # grew from round 4, which the slot serves
+    install_model(slot, base.state, {**base.metadata, "round": 5})  # round 5: the same weights
+    assert read_local(tmp_path).grew_from(base.sha256, 4) and not read_local(tmp_path).grew_from(base.sha256, 5)
+    assert local_reply(tmp_path, base.sha256) is None  # round 4's training is not round 5's
