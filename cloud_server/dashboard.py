@@ -20,6 +20,7 @@ import hmac
 import io
 import json
 import logging
+import sys
 import threading
 import time
 from http import HTTPStatus
@@ -32,6 +33,8 @@ from cloud_server.overview import overview
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
+CLIENT_TIMEOUT_S = 10.0  # a connection that has not sent a complete request by then is closed
+MAX_CLIENTS = 16  # requests served at once; more wait in the listen backlog
 STATIC = {"/": ("dashboard.html", "text/html; charset=utf-8"),
           "/dashboard.js": ("dashboard.js", "text/javascript; charset=utf-8")}
 PUBLIC = "/dashboard.js"  # the one route without the token: code only (a browser sends no header for it)
@@ -72,6 +75,39 @@ def chart_svg(rounds: list[dict[str, Any]]) -> bytes:
     return buffer.getvalue()
 
 
+class BoundedHTTPServer(ThreadingHTTPServer):
+    """At most ``MAX_CLIENTS`` requests served at once (a further connection waits in the listen
+    backlog); a client that sends no complete request within ``CLIENT_TIMEOUT_S`` is dropped; a client
+    that went away is one debug line, not a traceback."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        self._slots = threading.BoundedSemaphore(MAX_CLIENTS)
+        super().__init__(address, handler)
+
+    def process_request(self, request, client_address) -> None:
+        self._slots.acquire()
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def handle_error(self, request, client_address) -> None:
+        error = sys.exc_info()[1]
+        if isinstance(error, (ConnectionError, TimeoutError)):
+            log.debug("dashboard: client %s went away (%s)", client_address[0], type(error).__name__)
+            return
+        log.warning("dashboard: request from %s failed: %s", client_address[0], error)
+
+
 class Dashboard:
     """The dashboard of the cloud whose data folder is ``cloud_root``; ``start`` then ``stop``."""
 
@@ -79,6 +115,8 @@ class Dashboard:
         host, _, port = address.rpartition(":")
         if not host or not port.isdigit():
             raise ValueError(f"--dashboard takes HOST:PORT (for example 127.0.0.1:8090), got {address!r}")
+        if int(port) > 65535:  # 0 asks the system for any free port (the banner then names it)
+            raise ValueError(f"--dashboard port must be in 1–65535 (or 0: any free port), got {port}")
         self.cloud_root = Path(cloud_root)
         self.token = token
         self.heldout = heldout
@@ -86,7 +124,7 @@ class Dashboard:
         self._chart_lock = threading.Lock()
         self._serving: threading.Thread | None = None
         try:
-            self.server = ThreadingHTTPServer((host.strip("[]"), int(port)), self._handler())
+            self.server = BoundedHTTPServer((host.strip("[]"), int(port)), self._handler())
         except OSError as exc:
             raise OSError(f"--dashboard {address}: cannot listen there ({exc.strerror or exc})") from None
         self.server.daemon_threads = True
@@ -96,6 +134,11 @@ class Dashboard:
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}/"
+
+    @property
+    def how_to_open(self) -> str:
+        """The URL as a person opens it (with the token's place, when there is one)."""
+        return f"{self.url}?token=TOKEN (TOKEN: the contents of --token-file)" if self.token else self.url
 
     def start(self) -> None:
         self._serving = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.5},
@@ -136,6 +179,7 @@ class Dashboard:
         class Handler(BaseHTTPRequestHandler):
             server_version = "fedvst-dashboard"
             sys_version = ""
+            timeout = CLIENT_TIMEOUT_S  # the socket's: a silent or half-sent request is dropped after it
 
             def log_message(self, format: str, *args: Any) -> None:
                 log.debug("dashboard %s: " + format, self.client_address[0], *args)
@@ -170,6 +214,8 @@ class Dashboard:
                     else:
                         self._send(HTTPStatus.NOT_FOUND, b"not found: the dashboard has /, /state.json and "
                                    b"/chart.svg\n", "text/plain; charset=utf-8")
+                except (ConnectionError, TimeoutError):
+                    return  # the client went away mid-reply: nothing to answer (handle_error's line is enough)
                 except Exception as exc:  # one bad read must not take the page down for good
                     log.warning("dashboard: %s failed: %s", parts.path, exc)
                     self._send(HTTPStatus.INTERNAL_SERVER_ERROR, f"could not read the cloud's state: {exc}\n"

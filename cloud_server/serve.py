@@ -255,5 +255,5 @@ def serve(settings: CloudSettings, noise: HandshakeNoise | None = None) -> None:
             f"cloud: SuperLink on {cloud.address} (SuperNodes connect here), model registry on "
             f"{settings.host}:{cloud.registry_port}; run {cloud.run_id or '(none started)'}; data in {cloud.root}; "
             f"every round is scored on {cloud.heldout}"
-            + (f"; dashboard on {cloud.dashboard.url}" if cloud.dashboard is not None else "")),
+            + (f"; dashboard on {cloud.dashboard.how_to_open}" if cloud.dashboard is not None else "")),
             "cloud")

@@ -221,3 +221,35 @@ def test_the_dashboard_serves_state_and_chart_read_only_and_only_with_the_token(
         dashboard.stop()
     with pytest.raises(ValueError, match="HOST:PORT"):
         Dashboard(tmp_path, "8090")
+    with pytest.raises(ValueError, match="1–65535"):
+        Dashboard(tmp_path, "127.0.0.1:99999")
+
+
+def test_the_dashboard_drops_a_silent_client_and_keeps_serving(tmp_path, caplog):
+    """A connection that sends nothing, or half a request, is closed after CLIENT_TIMEOUT_S (not held for
+    good), a client that hangs up early leaves no traceback, and the page still answers."""
+    import logging
+    import socket
+
+    from cloud_server.dashboard import CLIENT_TIMEOUT_S, Dashboard
+
+    dashboard = Dashboard(tmp_path, "127.0.0.1:0")
+    dashboard.start()
+    try:
+        with caplog.at_level(logging.DEBUG, logger="cloud_server.dashboard"):
+            silent = socket.create_connection(("127.0.0.1", dashboard.port))
+            half = socket.create_connection(("127.0.0.1", dashboard.port))
+            half.sendall(b"GET /state.json HTTP/1.1\r\nHost: x\r\n")  # never finished
+            gone = socket.create_connection(("127.0.0.1", dashboard.port))
+            gone.sendall(b"GET /state.json HTTP/1.1\r\nHost: x\r\n\r\n")
+            gone.close()
+            started = time.monotonic()
+            for client in (silent, half):
+                client.settimeout(CLIENT_TIMEOUT_S * 6)  # bounded, generous: the server must close first
+                assert client.recv(4096) == b""  # closed by the server
+                client.close()
+            assert time.monotonic() - started < CLIENT_TIMEOUT_S * 6
+            assert _get(dashboard.url + "state.json")[0] == 200
+        assert "Traceback" not in caplog.text
+    finally:
+        dashboard.stop()
