@@ -8,7 +8,7 @@ from typing import Any
 from flwr.app import ArrayRecord
 
 from stylizer.factory import model_from_description
-from stylizer.images import IMAGE_SUFFIXES, load_image_dir
+from stylizer.images import IMAGE_SUFFIXES, ImageError, load_image, load_image_dir
 from stylizer.losses import TargetFeatures, target_features
 from stylizer.training import PairSampler, evaluate
 
@@ -17,7 +17,11 @@ DEFAULT_HELDOUT = "heldout"  # in the cloud's data folder: the sample media's he
 
 def describe_heldout(folder: Path) -> str:
     """'4 content pictures and 4 styles in FOLDER'; ValueError (one line, what to do) for a folder a
-    cloud could not score on, so ``fedvst cloud serve --heldout`` refuses it before anything starts."""
+    cloud could not score on (missing, empty, or holding a picture that does not decode: every one is
+    read here), so ``fedvst cloud serve --heldout`` refuses it before anything starts."""
+    if not Path(folder).is_dir():
+        raise ValueError(f"held-out folder {folder} is missing: pass --heldout a folder with content/ and style/ "
+                         "images, or leave --heldout out to use the sample media's held-out split")
     counts = []
     for sub in ("content", "style"):
         path = Path(folder) / sub
@@ -25,6 +29,11 @@ def describe_heldout(folder: Path) -> str:
         if not found:
             raise ValueError(f"held-out folder {folder} needs images in {sub}/ ({', '.join(sorted(IMAGE_SUFFIXES))}): "
                              "pictures no edge trains on, which score every round")
+        for picture in found:
+            try:
+                load_image(picture, f"held-out {sub}")
+            except ImageError as exc:
+                raise ValueError(f"held-out picture {picture} is unreadable ({exc}): replace or remove it") from None
         counts.append(len(found))
     return f"{counts[0]} content pictures and {counts[1]} styles in {folder}"
 

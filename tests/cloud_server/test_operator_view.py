@@ -253,3 +253,36 @@ def test_the_dashboard_drops_a_silent_client_and_keeps_serving(tmp_path, caplog)
         assert "Traceback" not in caplog.text
     finally:
         dashboard.stop()
+
+
+def test_a_held_out_folder_that_is_missing_or_holds_an_unreadable_picture_is_refused_before_anything_starts(
+        tmp_path, small_model, photos):
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    from cloud_server.heldout import describe_heldout
+    from stylizer import save_model
+    from tests import procs
+
+    with pytest.raises(ValueError, match="is missing"):
+        describe_heldout(tmp_path / "nowhere")
+    folder = tmp_path / "heldout"
+    for sub in ("content", "style"):
+        (folder / sub).mkdir(parents=True)
+        Image.fromarray(photos["coffee"][:64, :64]).save(folder / sub / "good.png")
+    assert describe_heldout(folder) == f"1 content pictures and 1 styles in {folder}"
+    (folder / "style" / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    with pytest.raises(ValueError, match=r"held-out picture .*broken\.jpg is unreadable"):
+        describe_heldout(folder)
+    initial = tmp_path / "initial.safetensors"
+    save_model(initial, small_model)
+    done = subprocess.run([sys.executable, "-m", "fedvst.cli", "cloud", "serve", "--data-dir", str(tmp_path / "cloud"),
+                           "--port", str(procs.free_port()), "--registry-port", str(procs.free_port()),
+                           "--initial-checkpoint", str(initial), "--heldout", str(folder)],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 2, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "broken.jpg is unreadable" in errors[0], done.stderr
+    assert not (tmp_path / "cloud" / "checkpoints").exists()  # nothing started, nothing written
