@@ -59,7 +59,7 @@ class PipelineOptions:
     strength: float = 1.0
 
     def __post_init__(self) -> None:
-        self.strength = check_strength(self.strength)
+        check_strength(self.strength)  # a number in [0, 1], else one clear ValueError before any work
         if self.preset not in PRESETS:
             raise ValueError(f"preset must be one of {', '.join(PRESETS)}, got {self.preset!r}")
         if self.interpolation not in INTERPOLATIONS:
