@@ -261,8 +261,8 @@ def start_readme_cloud(cloud_dir: Path, initial: Path, port: int, registry_port:
 
 
 ROUND_LINE = re.compile(r"round 1 counted: (?P<first>\S+) \(node \d+\) trained on (?P<n1>\d+) images, "
-                        r"(?P<second>\S+) \(node \d+\) on (?P<n2>\d+); held-out total (?P<score>[\d.]+) "
-                        r"\(round 0: (?P<initial>[\d.]+)\); model moved by at most (?P<moved>[\d.e+-]+) "
+                        r"(?P<second>\S+) \(node \d+\) on (?P<n2>\d+); held-out total (?P<score>[\d.e+]+) "
+                        r"\(round 0: (?P<initial>[\d.e+]+)\); model moved by at most (?P<moved>[\d.e+-]+) "
                         r"\(RMS [\d.e+-]+\); checkpoint round_000001\.safetensors; \d+ s after round 0")
 
 
