@@ -4,7 +4,7 @@ In a region of one colour the rendered output is A·c + b for that one colour c,
 cell-to-cell change of the field shows as a coloured blotch; in a black region it is b itself, on
 a white one A·white. The gate of a sub-cell (a quarter of a field cell) is g = s² / (s² + τ²), s the
 standard deviation of the content's luma inside it and τ = ``flat_contrast``: ≈ 0 on flat or dark
-sub-cells, ≈ 1 on textured ones. A cell's gate is the **geometric mean** of g (floored at
+sub-cells, ≈ 1 on textured ones. A cell's gate is the **geometric mean**, cubed, of g (floored at
 ``GATE_FLOOR``) over its own sub-cells and those of its eight neighbours:
 
 - it is soft: a smooth function of the content, with no 0/1 step between neighbouring cells (a
@@ -32,7 +32,7 @@ GATE_SHARPNESS = 3.0  # the gate is the geometric mean cubed: a half-flat neighb
 
 
 def contrast_gate(content: torch.Tensor, grid: tuple[int, int], flat_contrast: float) -> torch.Tensor:
-    """(N, 3, H, W) content in [0, 1] → (N, 1, gh, gw) gate in [GATE_FLOOR, 1) (all ones when flat_contrast is 0)."""
+    """(N, 3, H, W) content in [0, 1] → (N, 1, gh, gw) gate in [GATE_FLOOR³, 1) (all ones when flat_contrast is 0)."""
     if flat_contrast <= 0.0:
         return content.new_ones((content.shape[0], 1, *grid), dtype=torch.float32)
     with torch.no_grad():
