@@ -30,7 +30,7 @@ from cloud_server.heldout import HeldOutSet
 from cloud_server.history import heldout_score, history_path, read_history
 from cloud_server.readiness import EdgeState, wait_until_ready
 from cloud_server.server_optimizer import MOMENTUM_FILE, ServerOptimizer
-from cloud_server.status import status_path, write_status
+from cloud_server.status import read_status, status_path, write_status
 from cloud_server.store import QUARANTINE, CheckpointStore, round_path
 from cloud_server.strategy import AGGREGATORS, FedVstStrategy, RoundLog, make_aggregator
 from stylizer.checkpoint import CheckpointError, load_checkpoint, state_sha256
@@ -235,7 +235,24 @@ def log_to_file(path: Path) -> None:
 
 @app.main()
 def main(grid: Grid, context: Context) -> None:
-    """Run the remaining global rounds, checkpointing each."""
+    """Run the remaining global rounds, checkpointing each. A failure is logged with its traceback
+    and written to status.json as state ``failed`` with its last line, for ``fedvst cloud serve``
+    to report and end on, before Flower sees the exception."""
     settings = run_settings(dict(context.run_config))
-    log_to_file(cloud_dir(settings) / "logs" / SERVERAPP_LOG)
-    run_server(grid, settings)
+    root = cloud_dir(settings)
+    log_to_file(root / "logs" / SERVERAPP_LOG)
+    try:
+        run_server(grid, settings)
+    except BaseException as exc:
+        reason = failure_line(exc)
+        log.exception("the ServerApp failed: %s", reason)
+        last = read_status(status_path(root)) or {}
+        write_status(status_path(root), "failed", int(last.get("round", 0)), int(settings["min-nodes"]),
+                     f"the ServerApp failed: {reason}")
+        raise
+
+
+def failure_line(exc: BaseException) -> str:
+    """'ImageError: picture x is unreadable': an exception's type and the last line of its message."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[-1]}" if lines else type(exc).__name__

@@ -16,6 +16,28 @@ function cell(row, text, className) {
   row.appendChild(td);
 }
 
+function movement(round) {
+  if (round.round === 0) return ["initial model", ""];
+  if (round.moved_max === null || round.moved_max === undefined) return ["-", ""];
+  if (round.moved_max === 0) return ["UNCHANGED", "unchanged"];
+  return [round.moved_max.toExponential(2) + ", " + round.moved_rms.toExponential(2), ""];
+}
+
+function renderRounds(rounds) {
+  const body = document.querySelector("#rounds tbody");
+  body.replaceChildren();
+  for (const round of rounds.slice(-10).reverse()) {
+    const row = document.createElement("tr");
+    row.dataset.round = String(round.round);
+    cell(row, String(round.round));
+    cell(row, typeof round.heldout_total === "number" ? round.heldout_total.toPrecision(6) : "-");
+    const [moved, className] = movement(round);
+    cell(row, moved, className);
+    cell(row, Object.entries(round.edges || {}).map(([name, images]) => name + ": " + images).join(", ") || "-");
+    body.appendChild(row);
+  }
+}
+
 function render(state) {
   const federation = state.federation || {};
   const edges = federation.edges || [];
@@ -26,6 +48,7 @@ function render(state) {
     counted + " rounds counted · best round " + (state.best_round ?? "-");
   document.getElementById("heldout").textContent = state.heldout ? "(" + state.heldout + ")" : "";
   document.getElementById("line").textContent = federation.line || "";
+  renderRounds(rounds);
   const body = document.querySelector("#edges tbody");
   body.replaceChildren();
   for (const edge of edges) {
@@ -68,5 +91,8 @@ async function refresh() {
   }
 }
 
-refresh();
+// the page arrives with its first state and chart inline: shown at once, before any request
+const initial = document.getElementById("initial-state");
+if (initial && initial.textContent.trim().startsWith("{")) render(JSON.parse(initial.textContent));
 setInterval(refresh, 5000);
+setTimeout(refresh, 5000);

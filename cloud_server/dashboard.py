@@ -2,7 +2,8 @@
 
 Routes (GET and HEAD only; anything else is 405):
 
-- ``/``: the page (``dashboard.html``), which refreshes itself every few seconds;
+- ``/``: the page (``dashboard.html``), with its first state and chart inline (shown at load,
+  before any request), which refreshes itself every few seconds;
 - ``/dashboard.js``: its script;
 - ``/state.json``: ``overview.overview`` of the cloud's data folder, plus ``heldout`` (which
   pictures score the rounds) and ``now`` (unix s); node ids are strings;
@@ -26,27 +27,30 @@ import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from cloud_server.overview import overview
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 CLIENT_TIMEOUT_S = 10.0  # a connection that has not sent a complete request by then is closed
 MAX_CLIENTS = 16  # requests served at once; more wait in the listen backlog
-STATIC = {"/": ("dashboard.html", "text/html; charset=utf-8"),
-          "/dashboard.js": ("dashboard.js", "text/javascript; charset=utf-8")}
+STATIC = {"/dashboard.js": ("dashboard.js", "text/javascript; charset=utf-8")}
+PAGE = "dashboard.html"  # served at / with the state and chart written into it (``Dashboard.page``)
 PUBLIC = "/dashboard.js"  # the one route without the token: code only (a browser sends no header for it)
 SECURITY_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
                     "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; "
                                                "img-src 'self' data:; frame-ancestors 'none'"}
 
 
-def chart_svg(rounds: list[dict[str, Any]]) -> bytes:
-    """The held-out total per round as an SVG (matplotlib, no pyplot: safe in server threads). Each
-    scored round is a marker in a group with id ``round-N``; round 0 (the initial model) is also a
-    dashed reference line."""
+def chart_figure(rounds: list[dict[str, Any]]) -> Figure:
+    """The held-out total per round (matplotlib, no pyplot: safe in server threads); the x-axis starts
+    at round 0. Each scored round is a marker in a group with id ``round-N``; round 0 (the initial
+    model) is also a dashed reference line."""
     from matplotlib.backends.backend_svg import FigureCanvasSVG
     from matplotlib.figure import Figure
 
@@ -61,17 +65,24 @@ def chart_svg(rounds: list[dict[str, Any]]) -> bytes:
         xs, ys = zip(*scored, strict=True)
         axes.plot(xs, ys, color="#1f77b4", linewidth=1.5)
         for x, y in scored:
-            axes.plot([x], [y], marker="o", color="#1f77b4", gid=f"round-{x}")
+            axes.plot([x], [y], marker="o", color="#1f77b4", gid=f"round-{x}", clip_on=False)
         if xs[0] == 0:
             axes.axhline(ys[0], color="#888888", linestyle="--", linewidth=1, label="initial model (round 0)")
             axes.legend(loc="upper right", fontsize=8, frameon=False)
-        axes.set_xticks(sorted(set(xs)) if len(xs) <= 20 else axes.get_xticks())
+        axes.set_xlim(0, max(1, max(xs)) + 0.25)  # rounds count from 0: no negative rounds on the axis
+        if len(xs) <= 20:
+            axes.set_xticks(sorted(set(xs) | {0}))
     else:
         axes.text(0.5, 0.5, "no round scored yet", ha="center", va="center", transform=axes.transAxes)
     axes.grid(alpha=0.3)
     figure.tight_layout()
+    return figure
+
+
+def chart_svg(rounds: list[dict[str, Any]]) -> bytes:
+    """``chart_figure`` as SVG."""
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="svg")
+    chart_figure(rounds).savefig(buffer, format="svg")
     return buffer.getvalue()
 
 
@@ -160,11 +171,21 @@ class Dashboard:
 
     def chart(self, rounds: list[dict[str, Any]]) -> bytes:
         """The chart for ``rounds``, drawn again only when their scores change."""
-        key = json.dumps([(r["round"], r.get("heldout_total")) for r in rounds])
+        key = json.dumps([(r["round"], r.get("heldout_total")) for r in rounds])  # what the chart draws
         with self._chart_lock:
             if self._chart[0] != key:
                 self._chart = (key, chart_svg(rounds))
             return self._chart[1]
+
+    def page(self) -> bytes:
+        """The page with its first state (JSON in a data block the script reads: no inline code, so
+        the CSP stays ``script-src 'self'``) and the chart (inline SVG) written in."""
+        state = self.state()
+        data = json.dumps(state).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+        chart = self.chart(state["rounds"]).decode("utf-8")
+        chart = chart[chart.find("<svg"):]  # no XML prolog or doctype inside HTML
+        html = (HERE / PAGE).read_text(encoding="utf-8")
+        return html.replace("<!--STATE-->", data, 1).replace("<!--CHART-->", chart, 1).encode("utf-8")
 
     def authorized(self, header: str | None, query: dict[str, list[str]]) -> bool:
         if not self.token:
@@ -203,7 +224,9 @@ class Dashboard:
                                "text/plain; charset=utf-8")
                     return
                 try:
-                    if parts.path in STATIC:
+                    if parts.path == "/":
+                        self._send(HTTPStatus.OK, dashboard.page(), "text/html; charset=utf-8")
+                    elif parts.path in STATIC:
                         name, content_type = STATIC[parts.path]
                         self._send(HTTPStatus.OK, (HERE / name).read_bytes(), content_type)
                     elif parts.path == "/state.json":

@@ -19,13 +19,15 @@ MAX_ROUNDS_SHOWN = 200  # the newest rounds a status reply or the dashboard carr
 
 def round_summary(record: dict[str, Any]) -> dict[str, Any]:
     """One history record, cut to what a person reads: round, the held-out scores (None if not
-    scored), the edges by name (node id where none) with the images each trained on, the checkpoint
-    and when the round was counted."""
+    scored), how far the model moved in it (``moved_max``/``moved_rms``, None for round 0 and for
+    records written before they were kept), the edges by name (node id where none) with the images
+    each trained on, the checkpoint and when the round was counted."""
     metrics = record.get("metrics") or {}
     names = record.get("names") or {}
     examples = record.get("examples") or {}
     return {"round": record["round"], "heldout_total": heldout_score(metrics),
             "heldout_content": metrics.get("heldout_content"), "heldout_style": metrics.get("heldout_style"),
+            "moved_max": record.get("moved_max"), "moved_rms": record.get("moved_rms"),
             "edges": {names.get(node, f"node {node}"): int(images) for node, images in examples.items()},
             "checkpoint": record.get("checkpoint", ""), "finished_unix": record.get("finished_unix")}
 

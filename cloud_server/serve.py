@@ -21,7 +21,7 @@ from cloud_server.app import CLOUD_DIR_ENV, SERVERAPP_LOG, starting_point
 from cloud_server.dashboard import Dashboard
 from cloud_server.heldout import DEFAULT_HELDOUT, describe_heldout
 from cloud_server.registry import start_registry
-from cloud_server.status import status_path, write_status
+from cloud_server.status import read_status, status_path, write_status
 from cloud_server.store import CheckpointStore
 from fedvst.grpc_noise import HandshakeNoise, explaining_as
 from fedvst.processes import (
@@ -96,6 +96,7 @@ class Cloud:
         self.run_id: str | None = None
         self.data_lock: DataDirLock | None = None
         self.heldout = ""
+        self.failure: str | None = None  # why the ServerApp ended early, once it has
         self._stopped = threading.Event()
 
     @property
@@ -190,12 +191,13 @@ class Cloud:
         self.heldout = self.heldout_set()
         if s.dashboard:  # bound before anything starts, so a taken port is refused up front
             self.dashboard = Dashboard(self.root, s.dashboard, token=token, heldout=self.heldout)
-        # a report left by a process that died must not read as what this one does
-        write_status(status_path(self.root), "starting", 0, int(s.run_config.get("min-nodes", 1)),
-                     f"cloud started (pid {os.getpid()}); the ServerApp has not reported yet")
         # the initial model is round 0 before anything listens, so a restoring edge always finds one
-        starting_point(CheckpointStore(self.root / "checkpoints"), str(s.run_config.get("initial-checkpoint", "")),
-                       fresh=s.fresh, announce=False)
+        done, _, _ = starting_point(CheckpointStore(self.root / "checkpoints"),
+                                    str(s.run_config.get("initial-checkpoint", "")), fresh=s.fresh, announce=False)
+        # a report left by a process that died must not read as what this one does
+        resuming = f"resuming after round {done}" if done else "starting from round 0"
+        write_status(status_path(self.root), "starting", done + 1, int(s.run_config.get("min-nodes", 1)),
+                     f"cloud started (pid {os.getpid()}), {resuming}; the ServerApp has not reported yet")
         self.superlink = start_child(self.superlink_command(), self.root / "logs" / "superlink.log",
                                      env=guard_flower_children(self.root, self.env()),  # its SuperExec, ServerApps
                                      cwd=self.root)
@@ -213,7 +215,8 @@ class Cloud:
             threading.Thread(target=self._echo_serverapp_log, daemon=True, name="serverapp-log").start()
 
     def _echo_serverapp_log(self) -> None:
-        """Print the ServerApp's lines (rounds, and why none starts) as they are written."""
+        """Print the ServerApp's lines (rounds, and why none starts) as they are written; every
+        second, check that it is still alive (``serverapp_failure``) and stop the cloud if not."""
         path = self.root / "logs" / SERVERAPP_LOG
         offset = path.stat().st_size if path.exists() else 0  # earlier runs' lines are in the file already
         while not self._stopped.wait(1.0):
@@ -222,11 +225,16 @@ class Cloud:
                     handle.seek(offset)
                     chunk = handle.read()
             except OSError:
-                continue
+                chunk = b""
             complete = chunk[:chunk.rfind(b"\n") + 1]
             offset += len(complete)
             for line in complete.decode("utf-8", "replace").splitlines():
                 print(f"cloud: {line}", flush=True)
+            failure = serverapp_failure(read_status(status_path(self.root)))
+            if failure:
+                self.failure = failure
+                print(f"cloud: {failure}; stopping (see {path})", flush=True)
+                self.stop()
 
     def stop(self) -> None:
         if self._stopped.is_set():
@@ -245,8 +253,37 @@ class Cloud:
         self._stopped.wait()
 
 
+def serverapp_failure(status: dict | None) -> str | None:
+    """Why the ServerApp that wrote ``status`` (status.json) ended before finishing, or None while it
+    runs: it reported ``failed``, or the process that last wrote ``waiting``/``training`` is gone."""
+    if not status:
+        return None
+    if status.get("state") == "failed":
+        return str(status.get("line") or "the ServerApp failed")
+    pid = status.get("pid")
+    if status.get("state") in ("waiting", "training") and isinstance(pid, int) and not process_alive(pid):
+        return (f"the ServerApp (pid {pid}) ended while {status['state']} for round {status.get('round')} "
+                "without a word")
+    return None
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie (an exited child nobody has waited for)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[-1][:1] != "Z"
+    except OSError:
+        return True
+
+
 def serve(settings: CloudSettings, noise: HandshakeNoise | None = None) -> None:
-    """Run until SIGTERM or SIGINT; ``noise`` (started by the caller before grpc was imported, see
+    """Run until SIGTERM or SIGINT, or until the ServerApp fails (RuntimeError with its reason, so
+    the command exits non-zero); ``noise`` (started by the caller before grpc was imported, see
     ``fedvst.grpc_noise``) is told this cloud's name and stopped at the end."""
     cloud = Cloud(settings)
     with explaining_as(noise, f"cloud registry {settings.host}:{settings.registry_port}",
@@ -257,3 +294,5 @@ def serve(settings: CloudSettings, noise: HandshakeNoise | None = None) -> None:
             f"every round is scored on {cloud.heldout}"
             + (f"; dashboard on {cloud.dashboard.how_to_open}" if cloud.dashboard is not None else "")),
             "cloud")
+    if cloud.failure:
+        raise RuntimeError(f"{cloud.failure} (its log: {cloud.root / 'logs' / SERVERAPP_LOG})")

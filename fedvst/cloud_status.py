@@ -72,22 +72,50 @@ def trend_line(rounds: list[dict[str, Any]], best_round: int | None, shown: int 
     return f"held-out total by round: {steps}" + (f" (best: round {best_round})" if best_round is not None else "")
 
 
-def print_status(status: dict[str, Any]) -> None:
-    """The status for a person: rounds and their held-out trend, the newest checkpoint, then one row
-    per live edge."""
+def movement_line(rounds: list[dict[str, Any]]) -> str:
+    """'round 3 moved the model by at most 2.10e-04 (RMS 3.00e-06)' for the newest counted round, a
+    warning when it changed nothing, "" when no counted round says (round 0 only, or older records)."""
+    counted = [r for r in rounds if r.get("round", 0) > 0 and isinstance(r.get("moved_max"), (int, float))]
+    if not counted:
+        return ""
+    newest = counted[-1]
+    if newest["moved_max"] == 0:
+        return f"round {newest['round']} did NOT change the model (every learned value as in the round before)"
+    return (f"round {newest['round']} moved the model by at most {newest['moved_max']:.2e} "
+            f"(RMS {newest['moved_rms']:.2e})")
+
+
+EDGE_FIELDS = ("edge", "node", "ready", "trained since sync", "serves round", "last seen", "why")
+
+
+def edge_row(edge: dict[str, Any], now: float) -> list[str]:
+    """One live edge as the EDGE_FIELDS' values, as a person reads them."""
+    trained, serving, seen = edge.get("trained"), edge.get("serving_round"), edge.get("last_seen")
+    return [str(edge.get("name") or "?"), str(edge.get("node")), "yes" if edge.get("ready") else "no",
+            "-" if trained is None else str(trained), "-" if serving is None else str(serving),
+            _ago(float(seen), now) if seen else "-", str(edge.get("reason"))]
+
+
+def print_status(status: dict[str, Any], *, terminal: bool | None = None) -> None:
+    """The status for a person: rounds and their held-out trend, how far the newest round moved the
+    model, the newest checkpoint, then the live edges: a table on a terminal, one ``key: value``
+    record a line otherwise (``terminal``: None asks standard output), so a file or a pipe gets
+    whole lines, never a table wrapped to its width."""
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = Console(soft_wrap=True)
+    terminal = console.is_terminal if terminal is None else terminal
     now = time.time()
     newest = status["newest_checkpoint"]
     console.print(f"cloud {status['cloud']}: [bold]{status['rounds_done']}[/bold] rounds done")
     if newest:
         console.print(f"newest checkpoint {newest['name']} (sha256 {newest['sha256'][:12]}…, saved "
                       f"{_ago(newest['saved_unix'], now)})")
-    trend = trend_line(status.get("rounds", []), status.get("best_round"))
-    if trend:
-        console.print(trend, markup=False)
+    for line in (trend_line(status.get("rounds", []), status.get("best_round")),
+                 movement_line(status.get("rounds", []))):
+        if line:
+            console.print(line, markup=False)
     federation = status["federation"]
     if federation is None:
         console.print("the ServerApp has not reported yet")
@@ -96,14 +124,16 @@ def print_status(status: dict[str, Any]) -> None:
     ready = sum(bool(e.get("ready")) for e in edges)
     console.print(f"{federation.get('state')} (round {federation.get('round')}, reported "
                   f"{_ago(float(federation.get('updated', now)), now)}): {ready} of {len(edges)} live edges "
-                  f"ready, {federation.get('min_nodes')} needed")
+                  f"ready, {federation.get('min_nodes')} needed", markup=False)
     console.print(str(federation.get("line", "")), markup=False)
-    if edges:
-        table = Table("edge", "node", "ready", "trained since sync", "serves round", "last seen", "why")
+    if not edges:
+        return
+    if not terminal:
         for edge in edges:
-            trained, serving = edge.get("trained"), edge.get("serving_round")
-            seen = edge.get("last_seen")
-            table.add_row(str(edge.get("name") or "?"), str(edge.get("node")), "yes" if edge.get("ready") else "no",
-                          "-" if trained is None else str(trained), "-" if serving is None else str(serving),
-                          _ago(float(seen), now) if seen else "-", str(edge.get("reason")))
-        console.print(table)
+            console.print("; ".join(f"{key}: {value}" for key, value in zip(EDGE_FIELDS, edge_row(edge, now),
+                                                                             strict=True)), markup=False)
+        return
+    table = Table(*EDGE_FIELDS)
+    for edge in edges:
+        table.add_row(*edge_row(edge, now))
+    console.print(table)

@@ -1,18 +1,23 @@
 """Does the deployed federation improve the model on pictures no edge saw?
 
-    python -m simulations.bench_learning --json [--rounds 4] [--images-per-round 8]
+    python -m simulations.bench_learning --json [--rounds 4] [--images-per-round 8] [--media corpus]
 
 README.md's flow on 127.0.0.1: a real cloud (``fedvst cloud serve --min-nodes 2``, the built-in
-model or, with ``--fresh-head``, a freshly initialised one, scoring every round on the sample
-media's held-out split) and two real edges that train between syncs. Before each round a phone
-(``fedvst stylize --share-frames``, every frame a key frame) stylizes one shot of the *training*
-clips through both edges, with a training photo as the style, and the cloud counts a round once
-both edges have trained on ``--images-per-round`` new
+model or, with ``--fresh-head``, a freshly initialised one) and two real edges that train between
+syncs. Before each round a phone (``fedvst stylize --share-frames``, every frame a key frame)
+stylizes one new shot of a *training* clip through both edges, with a training photo as the
+style, and the cloud counts a round once both edges have trained on ``--images-per-round`` new
 images. The cloud's ``history.jsonl`` gives each round's held-out total.
 
-Noise: the round-R model and round 0's are scored again, pair by pair, on the same held-out
-batches. Their mean difference and its standard error over the pairs say whether a change is
-more than the spread of the held-out pictures themselves.
+``--media corpus`` (the default; ``fedvst corpus`` fetches it): the shots are consecutive,
+never-repeated stretches of the photo corpus' training clips, the styles its training colour
+photos, and the cloud scores every round on the corpus' held-out photos and clip frames
+(``--heldout``). ``--media samples``: the sample media's training segments and held-out split.
+
+Noise: two rounds' models are scored again, batch by batch, on the cloud's own held-out batches.
+The mean difference and its standard error over the batches say whether a change is more than
+the spread of the held-out pictures themselves; it is given against round 0 and against the
+round before.
 """
 
 from __future__ import annotations
@@ -36,16 +41,76 @@ from stylizer.losses import target_features
 from stylizer.training import evaluate
 
 SHOT_SIDE = 320  # longest side of the phones' clips (px)
-CLOUD_BASE_SIZE, CLOUD_HELDOUT_IMAGES = 64, 16  # the cloud's defaults (run config base-size, heldout-images)
+CLOUD_BASE_SIZE = 64  # the cloud's default (run config base-size)
+SAMPLES_HELDOUT_IMAGES = 16  # the cloud's default heldout-images, used with the sample media
+CORPUS_HELDOUT_IMAGES = 64  # with the corpus: 32 batches of 2, for a tighter paired noise
+CORPUS_SHOT_FRAMES = 48  # frames per shot of a corpus training clip
+HELDOUT_SIDE = 256  # the corpus' held-out pictures are stored this long (the cloud scores at 64 px)
 
 
-def write_segment(path: Path, segment: tuple[str, int, int]) -> Path:
-    """One whole shot of a training clip as an H.264 file, at most SHOT_SIDE px wide: a phone's video."""
+def corpus_shots(rounds: int, frames: int = CORPUS_SHOT_FRAMES) -> list[dict]:
+    """Round k's shot: the next ``frames`` frames of the corpus' training clips taken in turn (no
+    frame in two shots), and a training colour photo as its style (a seeded choice)."""
+    import numpy as np
+
+    from fedvst.corpus import corpus_files
+
+    clips = corpus_files("clip", "train")
+    styles = [path for path in corpus_files("photo", "train") if not is_grey_photo(path)]
+    order = np.random.default_rng(2020).permutation(len(styles))
+    used = dict.fromkeys(clips, 0)
+    shots = []
+    for number in range(1, rounds + 1):
+        clip = clips[(number - 1) % len(clips)]
+        start = used[clip]
+        used[clip] = start + frames
+        shots.append({"clip": clip, "start": start, "stop": start + frames,
+                      "style": styles[int(order[(number - 1) % len(styles)])]})
+    return shots
+
+
+def is_grey_photo(path: Path) -> bool:
+    """Whether a photo is grey (``build_builtin_model.GREY_CHROMA``): no colour to lend as a style."""
+    import numpy as np
+
+    from simulations.build_builtin_model import GREY_CHROMA
+    from stylizer.images import load_image
+
+    pixels = load_image(path).astype(np.float32)
+    return bool(np.abs(pixels - pixels.mean(axis=2, keepdims=True)).mean() < GREY_CHROMA)
+
+
+def write_corpus_heldout(folder: Path) -> Path:
+    """The corpus' held-out photos and every 40th frame of its held-out clips as ``folder/content``,
+    the colour ones among them as ``folder/style`` (PNG, at most HELDOUT_SIDE px): a cloud's --heldout."""
+    import numpy as np
+    from PIL import Image
+
+    from fedvst.corpus import corpus_files
+    from fedvst.video.io import read_frames
+    from stylizer.images import load_image
+
+    pictures = [(f"photo{n:03d}", load_image(path)) for n, path in enumerate(corpus_files("photo", "heldout"))]
+    for n, clip in enumerate(corpus_files("clip", "heldout")):
+        pictures += [(f"clip{n}_{frame.index:04d}", frame.image) for frame in read_frames(clip, step=40)]
+    for sub in ("content", "style"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    for name, pixels in pictures:
+        image = Image.fromarray(pixels)
+        image.thumbnail((HELDOUT_SIDE, HELDOUT_SIDE), Image.Resampling.LANCZOS)
+        image.save(folder / "content" / f"{name}.png")
+        grey = np.abs(pixels.astype(np.float32) - pixels.mean(axis=2, keepdims=True)).mean() < 2.0
+        if not grey:
+            image.save(folder / "style" / f"{name}.png")
+    return folder
+
+
+def write_shot(path: Path, frames: list) -> Path:
+    """``frames`` (H×W×3 uint8) as an H.264 file at most SHOT_SIDE px wide, 25 fps: a phone's video."""
     import av
 
     from stylizer.render import resize_frame
 
-    frames = [image for _, image in segment_frames(segment)]
     height, width = frames[0].shape[:2]
     factor = min(1.0, SHOT_SIDE / max(height, width))
     size = (2 * round(height * factor / 2), 2 * round(width * factor / 2))
@@ -59,12 +124,36 @@ def write_segment(path: Path, segment: tuple[str, int, int]) -> Path:
     return path
 
 
-def paired_differences(cloud_dir: Path, rounds: list[int], images: int) -> dict[int, dict[str, float]]:
-    """Each of ``rounds``' held-out total minus round 0's, batch by batch on the cloud's own held-out
-    batches: mean, standard error over the batches, and their count."""
+def segment_shot(path: Path, segment: tuple[str, int, int]) -> Path:
+    """One whole shot of a sample-media training segment as a phone's video (``write_shot``)."""
+    return write_shot(path, [image for _, image in segment_frames(segment)])
+
+
+def clip_shot(path: Path, clip: Path, start: int, stop: int) -> Path:
+    """Frames ``start``..``stop - 1`` of ``clip`` as a phone's video (``write_shot``)."""
+    from fedvst.video.io import read_frames
+
+    frames = [frame.image for frame in read_frames(clip, limit=stop) if frame.index >= start]
+    if len(frames) < stop - start:
+        raise ValueError(f"{clip.name} has no frames {start}–{stop - 1}: ask for fewer --rounds")
+    return write_shot(path, frames)
+
+
+def paired(first: list[float], later: list[float]) -> dict[str, float]:
+    """Mean of ``later - first`` batch by batch, its standard error over the batches, and their count."""
+    differences = [b - a for a, b in zip(first, later, strict=True)]
+    mean = sum(differences) / len(differences)
+    spread = math.sqrt(sum((d - mean) ** 2 for d in differences) / max(1, len(differences) - 1))
+    return {"mean": mean, "standard_error": spread / math.sqrt(len(differences)), "batches": len(differences)}
+
+
+def paired_differences(cloud_dir: Path, heldout: Path, rounds: list[int], images: int
+                       ) -> tuple[dict[int, dict[str, float]], dict[int, dict[str, float]]]:
+    """Each of ``rounds``' held-out total minus round 0's, and minus the round before's, batch by
+    batch on the cloud's own held-out batches (``paired``)."""
     first = load_checkpoint(cloud_dir / "checkpoints" / "round_000000.safetensors")
     description = {"encoder": first.metadata["encoder"], "config": first.metadata["config"]}
-    held = HeldOutSet(cloud_dir / "heldout", description, CLOUD_BASE_SIZE, images)  # the cloud's own batches
+    held = HeldOutSet(heldout, description, CLOUD_BASE_SIZE, images)  # the cloud's own batches
     targets: list | None = None  # the batches' Eq. 5 targets: the same for every round (one encoder)
 
     def per_batch(checkpoint) -> list[float]:
@@ -74,35 +163,46 @@ def paired_differences(cloud_dir: Path, rounds: list[int], images: int) -> dict[
             targets = [target_features(model.encoder, b.content_target, b.style_target) for b in held.batches]
         return [evaluate(model, [b], targets=[t]).total for b, t in zip(held.batches, targets, strict=True)]
 
-    baseline = per_batch(first)
-    out = {}
+    scores = {0: per_batch(first)}
     for number in rounds:
-        later = per_batch(load_checkpoint(cloud_dir / "checkpoints" / f"round_{number:06d}.safetensors"))
-        differences = [b - a for a, b in zip(baseline, later, strict=True)]
-        mean = sum(differences) / len(differences)
-        spread = math.sqrt(sum((d - mean) ** 2 for d in differences) / max(1, len(differences) - 1))
-        out[number] = {"mean": mean, "standard_error": spread / math.sqrt(len(differences)),
-                       "batches": len(differences)}
-    return out
+        scores[number] = per_batch(load_checkpoint(cloud_dir / "checkpoints" / f"round_{number:06d}.safetensors"))
+    to_first = {number: paired(scores[0], scores[number]) for number in rounds}
+    to_previous = {number: paired(scores[number - 1], scores[number]) for number in rounds if number - 1 in scores}
+    return to_first, to_previous
 
 
-def run(tmp: Path, rounds: int, images_per_round: int, poll_s: float, fresh_head: str | None = None) -> dict:
+def run(tmp: Path, rounds: int, images_per_round: int, poll_s: float, fresh_head: str | None = None,
+        media: str = "corpus") -> dict:
     initial = (["--initial-checkpoint", str(fresh_checkpoint(tmp / "fresh.safetensors", fresh_head, 0.5, 0))]
                if fresh_head else [])
+    if media == "corpus":
+        heldout, heldout_images = write_corpus_heldout(tmp / "heldout"), CORPUS_HELDOUT_IMAGES
+        shots = corpus_shots(rounds)
+        heldout_options = ["--heldout", str(heldout), "--run-config", f"heldout-images={heldout_images}"]
+    else:
+        heldout, heldout_images, shots, heldout_options = tmp / "cloud" / "heldout", SAMPLES_HELDOUT_IMAGES, [], []
     cloud_options = ["--min-nodes", "2", "--rounds", str(rounds), "--images-per-round", str(images_per_round),
-                     "--run-config", f"ready-poll-s={poll_s:g}", *initial]
+                     "--run-config", f"ready-poll-s={poll_s:g}", *heldout_options, *initial]
     started = time.monotonic()
     with loopback_federation(tmp, cloud_options, [["--name", f"edge{i}"] for i in range(2)],
                              timeout_s=180) as federation:
         cloud_dir = federation.cloud_dir
         shared = []
         for number in range(1, rounds + 1):
-            segment = TRAINING_SEGMENTS[(number - 1) % len(TRAINING_SEGMENTS)]
-            style = TRAINING_PHOTOS[(number - 1) % len(TRAINING_PHOTOS)]
-            federation.share(write_segment(tmp / f"shot{number}.mp4", segment), sample_photo(style), f"phone{number}",
-                             timeout_s=900)
-            shared.append({"round": number, "shot": f"{segment[0]} frames {segment[1]}–{segment[2] - 1}",
-                           "style": style})
+            clip = tmp / f"shot{number}.mp4"
+            if media == "corpus":
+                shot = shots[number - 1]
+                clip_shot(clip, shot["clip"], shot["start"], shot["stop"])
+                style = shot["style"]
+                frames = f"frames {shot['start']}–{shot['stop'] - 1}"
+                shared.append({"round": number, "shot": f"{shot['clip'].name} {frames}", "style": style.name})
+            else:
+                segment = TRAINING_SEGMENTS[(number - 1) % len(TRAINING_SEGMENTS)]
+                segment_shot(clip, segment)
+                style = sample_photo(TRAINING_PHOTOS[(number - 1) % len(TRAINING_PHOTOS)])
+                shared.append({"round": number, "shot": f"{segment[0]} frames {segment[1]}–{segment[2] - 1}",
+                               "style": style.stem})
+            federation.share(clip, style, f"phone{number}", timeout_s=900)
             deadline = time.monotonic() + 1800
             while not (cloud_dir / "checkpoints" / f"round_{number:06d}.json").exists():
                 if time.monotonic() > deadline or federation.cloud.poll() is not None:
@@ -114,21 +214,44 @@ def run(tmp: Path, rounds: int, images_per_round: int, poll_s: float, fresh_head
         history = read_history(cloud_dir / "history.jsonl")
     scores = {r["round"]: r["metrics"].get("heldout_total") for r in history}
     settings = json.loads((cloud_dir / "checkpoints" / "round_000000.json").read_text())
-    differences = paired_differences(cloud_dir, [r["round"] for r in history if r["round"] > 0],
-                                     CLOUD_HELDOUT_IMAGES)
-    return {"rounds": [{"round": r["round"], "heldout_total": scores[r["round"]],
+    to_first, to_previous = paired_differences(cloud_dir, heldout, [r["round"] for r in history if r["round"] > 0],
+                                               heldout_images)
+    numbers = sorted(scores)
+    return {"heldout_loss_per_round": {str(n): scores[n] for n in numbers},
+            "paired_noise_vs_previous_round": {str(n): to_previous[n] for n in numbers if n in to_previous},
+            "each_round_lower_than_the_one_before_by_2_standard_errors": all(
+                d["mean"] < -2 * d["standard_error"] for d in to_previous.values()) if to_previous else False,
+            "rounds": [{"round": r["round"], "heldout_total": scores[r["round"]],
                         "heldout_content": r["metrics"].get("heldout_content"),
                         "heldout_style": r["metrics"].get("heldout_style"),
+                        "moved_max": r.get("moved_max"), "moved_rms": r.get("moved_rms"),
                         "images": {r.get("names", {}).get(node, node): n for node, n in r.get("examples", {}).items()},
                         "relative_to_round_0": scores[r["round"]] / scores[0] if scores.get(0) else None,
-                        "minus_round_0_paired": differences.get(r["round"])}
+                        "minus_round_0_paired": to_first.get(r["round"])}
                        for r in history],
-            "shared": shared,
+            "shared": shared, "media": media, "heldout_pairs": heldout_images // 2 * 2,
             "lower_than_round_0_by_more_than_2_standard_errors": {
-                number: d["mean"] < -2 * d["standard_error"] for number, d in differences.items()},
+                number: d["mean"] < -2 * d["standard_error"] for number, d in to_first.items()},
             "images_per_round": images_per_round, "encoder": settings["encoder"]["identity"],
             "initial_model": f"fresh {fresh_head} head" if fresh_head else "built-in",
             "wall_seconds": round(time.monotonic() - started, 1)}
+
+
+def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """One line (argparse's exit 2) for settings no federation could run, before anything starts."""
+    if args.rounds < 1:
+        parser.error(f"--rounds must be at least 1, got {args.rounds}")
+    if args.images_per_round < 1:
+        parser.error(f"--images-per-round must be at least 1, got {args.images_per_round}")
+    if not 0 < args.poll_s <= 3600:
+        parser.error(f"--poll-s must be above 0 and at most 3600 seconds, got {args.poll_s:g}")
+    if args.media == "corpus":
+        from fedvst.corpus import CorpusMissingError, load_manifest
+
+        try:
+            load_manifest()
+        except CorpusMissingError as error:
+            parser.error(f"{error} (or pass --media samples)")
 
 
 def main() -> None:
@@ -139,14 +262,17 @@ def main() -> None:
     parser.add_argument("--poll-s", type=float, default=3.0, help="the cloud's readiness poll (run config)")
     parser.add_argument("--fresh-head", choices=("image", "affine"),
                         help="start from a freshly initialised model with this head (default: the built-in model)")
+    parser.add_argument("--media", choices=("corpus", "samples"), default="corpus",
+                        help="the photo corpus' training clips and held-out split (default), or the sample media's")
     parser.add_argument("--keep", type=Path, help="keep the cloud's and edges' folders here")
     args = parser.parse_args()
+    check_arguments(parser, args)
     if args.keep is not None:
         args.keep.mkdir(parents=True, exist_ok=True)
-        result = run(args.keep, args.rounds, args.images_per_round, args.poll_s, args.fresh_head)
+        result = run(args.keep, args.rounds, args.images_per_round, args.poll_s, args.fresh_head, args.media)
     else:
         with tempfile.TemporaryDirectory() as tmp:
-            result = run(Path(tmp), args.rounds, args.images_per_round, args.poll_s, args.fresh_head)
+            result = run(Path(tmp), args.rounds, args.images_per_round, args.poll_s, args.fresh_head, args.media)
     print(json.dumps(result, indent=None if args.json else 1), file=sys.stdout)
 
 

@@ -189,11 +189,12 @@ def _get(url: str, headers: dict | None = None, method: str = "GET") -> tuple[in
 
 
 def test_the_dashboard_serves_state_and_chart_read_only_and_only_with_the_token(tmp_path):
-    for number, score in ((0, 0.17), (1, 0.16), (2, 0.155)):
+    for number, score, moved in ((0, 0.17, None), (1, 0.16, 3.5e-4), (2, 0.155, 0.0)):
         append_round(history_path(tmp_path), {"round": number, "metrics": {"heldout_total": score},
                                               "names": {"5": "paris:8500"}, "examples": {"5": 8},
                                               "checkpoint": f"round_{number:06d}.safetensors",
-                                              "finished_unix": time.time()})
+                                              "finished_unix": time.time(), "moved_max": moved,
+                                              "moved_rms": None if moved is None else moved / 10})
     write_status(status_path(tmp_path), "waiting", 3, 2, "waiting: 1 of 1 edges ready, 2 needed ()",
                  [EdgeState(5, True, "ready", name="paris:8500", trained=8, serving_round=2, last_seen=time.time())])
     before = sorted((p.name, p.stat().st_mtime_ns) for p in tmp_path.iterdir())
@@ -212,7 +213,12 @@ def test_the_dashboard_serves_state_and_chart_read_only_and_only_with_the_token(
         assert [(e["name"], e["node"]) for e in state["federation"]["edges"]] == [("paris:8500", "5")]
         status, svg = _get(base + "chart.svg?token=s3cret-token-0123456789")
         assert status == 200 and all(f'id="round-{n}"'.encode() in svg for n in range(3))
-        assert _get(base + "?token=s3cret-token-0123456789")[0] == 200
+        assert [(r["round"], r["moved_max"]) for r in state["rounds"]] == [(0, None), (1, 3.5e-4), (2, 0.0)]
+        status, page = _get(base + "?token=s3cret-token-0123456789")
+        assert status == 200  # the page carries its first state and chart: a screenshot at load shows data
+        inline = page.split(b'id="initial-state">', 1)[1].split(b"</script>", 1)[0]
+        assert [r["round"] for r in json.loads(inline)["rounds"]] == [0, 1, 2]
+        assert b'id="round-2"' in page.split(b'<div id="chart">', 1)[1].split(b"</div>", 1)[0]
         assert _get(base + "state.json?token=s3cret-token-0123456789", method="POST")[0] == 405
         assert _get(base + "state.json", {"Authorization": "Bearer s3cret-token-0123456789"}, "DELETE")[0] == 405
         assert _get(base + "dashboard.js")[0] == 200  # code only: the page's own script needs no token
@@ -223,6 +229,16 @@ def test_the_dashboard_serves_state_and_chart_read_only_and_only_with_the_token(
         Dashboard(tmp_path, "8090")
     with pytest.raises(ValueError, match="1–65535"):
         Dashboard(tmp_path, "127.0.0.1:99999")
+
+
+def test_the_chart_starts_at_round_0_whatever_rounds_it_holds():
+    from cloud_server.dashboard import chart_figure
+
+    for rounds in ([{"round": 0, "heldout_total": 5.0}], [{"round": 0, "heldout_total": 5.0},
+                                                          {"round": 1, "heldout_total": 4.0}], []):
+        left, right = chart_figure(rounds).axes[0].get_xlim()
+        assert left == 0 and right >= 1, rounds
+        assert all(tick >= 0 for tick in chart_figure(rounds).axes[0].get_xticks()), rounds
 
 
 def test_the_dashboard_drops_a_silent_client_and_keeps_serving(tmp_path, caplog):
@@ -286,3 +302,44 @@ def test_a_held_out_folder_that_is_missing_or_holds_an_unreadable_picture_is_ref
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "broken.jpg is unreadable" in errors[0], done.stderr
     assert not (tmp_path / "cloud" / "checkpoints").exists()  # nothing started, nothing written
+
+
+def test_a_serverapp_that_fails_or_dies_is_reported_and_ends_the_cloud(tmp_path, small_model):
+    """The ServerApp reporting ``failed`` is read as its reason; one that vanished while waiting for a
+    round, killed by -9 in a real cloud, ends ``fedvst cloud serve`` non-zero, saying so in one line."""
+    import signal
+
+    from cloud_server.serve import serverapp_failure
+    from stylizer import save_model
+    from tests import procs
+    from tests.cloud_server.test_federation import wait_for
+
+    assert serverapp_failure(None) is None
+    assert serverapp_failure({"state": "failed", "line": "the ServerApp failed: ImageError: x.png is unreadable"}) \
+        == "the ServerApp failed: ImageError: x.png is unreadable"
+    assert serverapp_failure({"state": "waiting", "pid": os.getpid(), "round": 1}) is None  # alive
+    assert serverapp_failure({"state": "finished", "pid": 2 ** 22 + 17}) is None  # done, not failed
+
+    initial = tmp_path / "initial.safetensors"
+    save_model(initial, small_model)
+    log = tmp_path / "cloud.log"
+    cloud = procs.start(["cloud", "serve", "--data-dir", str(tmp_path / "cloud"), "--port", str(procs.free_port()),
+                         "--registry-port", str(procs.free_port()), "--initial-checkpoint", str(initial),
+                         "--run-config", "base-size=32", "--run-config", "heldout-images=2"], log)
+    try:
+        def serverapp_waiting() -> bool:
+            record = json.loads((tmp_path / "cloud" / "status.json").read_text() or "{}")
+            return record.get("state") == "waiting"
+
+        wait_for(lambda: (tmp_path / "cloud" / "status.json").exists() and serverapp_waiting(), 300,
+                 "the ServerApp waiting for edges", [log])
+        serverapp = json.loads((tmp_path / "cloud" / "status.json").read_text())["pid"]
+        assert serverapp != cloud.pid
+        os.kill(serverapp, signal.SIGKILL)
+        code = cloud.wait(timeout=120)  # bounded, generous: the cloud checks every second
+    finally:
+        procs.stop(cloud)
+    said = log.read_text()
+    assert code not in (0, None), said
+    assert f"the ServerApp (pid {serverapp}) ended while waiting for round 1" in said, said
+    assert said.count("error: ") == 1, said

@@ -47,13 +47,19 @@ def test_status_prints_json_for_scripts_and_one_line_when_refused(cloud, tmp_pat
     root = tmp_path  # the cloud fixture's folder: its rounds' scores and a live edge by name
     append_round(history_path(root), {"round": 0, "metrics": {"heldout_total": 0.25}})
     append_round(history_path(root), {"round": 2, "metrics": {"heldout_total": 0.2}, "names": {"7": "lyon:8500"},
-                                      "examples": {"7": 64}})
+                                      "examples": {"7": 64}, "moved_max": 2.5e-4, "moved_rms": 3e-6})
+    why = "lyon:8500 has trained on 3 of the 8 new images a round needs since round 2 " * 2  # longer than a terminal
     write_status(status_path(root), "waiting", 3, 1, "waiting: 0 of 1 edges ready, 1 needed (lyon:8500 has 3 of 8)",
-                 [EdgeState(7, False, "lyon:8500 has 3 of 8", name="lyon:8500", new_images=3, serving_round=2,
+                 [EdgeState(7, False, why.strip(), name="lyon:8500", new_images=3, serving_round=2,
                             last_seen=time.time())])
     run_command(["status", "--cloud", address, "--token-file", str(tmp_path / "token")])
     said = capsys.readouterr().out
-    assert "held-out total by round: 0: 0.25 → 2: 0.2" in said and "lyon:8500" in said
+    assert "held-out total by round: 0: 0.25 → 2: 0.2" in said
+    assert "round 2 moved the model by at most 2.50e-04 (RMS 3.00e-06)" in said
+    records = [line for line in said.splitlines() if line.startswith("edge: ")]  # not a terminal: a record a line
+    assert len(records) == 1, said
+    assert records[0].startswith("edge: lyon:8500; node: 7; ready: no; trained since sync: -; serves round: 2; ")
+    assert records[0].endswith(f"; why: {why.strip()}")
     run_command(["status", "--cloud", address, "--token-file", str(tmp_path / "token"), "--json"])
     state = json.loads(capsys.readouterr().out)
     assert [(r["round"], r["heldout_total"], r["edges"]) for r in state["rounds"]] == [(0, 0.25, {}),
