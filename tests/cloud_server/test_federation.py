@@ -278,7 +278,7 @@ def test_the_readme_flow_trains_on_the_frames_phones_share(tmp_path, small_model
     cloud_dir = tmp_path / "cloud"
     port, registry_port = procs.free_port(), procs.free_port()
     logs = [tmp_path / "cloud.log", cloud_dir / "logs" / "superlink.log"]
-    cloud = start_readme_cloud(cloud_dir, initial, port, registry_port, 1, logs[0])
+    cloud = start_readme_cloud(cloud_dir, initial, port, registry_port, 2, logs[0])
     edges, edge_ports = [], []
     try:
         procs.wait_port(registry_port, cloud, log=logs[0])
@@ -310,14 +310,19 @@ def test_the_readme_flow_trains_on_the_frames_phones_share(tmp_path, small_model
         # round 0, the initial model, is scored on the held-out split before any round
         assert [r["round"] for r in waiting["rounds"]] == [0] and waiting["rounds"][0]["heldout_total"] > 0
 
-        clip = write_clip(tmp_path / "clip.mp4", camera_clip(photos["astronaut"], 24, (3.0, 1.0), (96, 160)))
         Image.fromarray(photos["coffee"]).save(tmp_path / "style.png")
-        phone = subprocess.run([sys.executable, "-m", "fedvst.cli", "stylize", str(clip), "--style",
-                                str(tmp_path / "style.png"), "-o", str(tmp_path / "out.mp4"), "--edge",
-                                f"127.0.0.1:{edge_ports[0]}", "--edge", f"127.0.0.1:{edge_ports[1]}",
-                                "--share-frames", "--keyframes", "interval", "--interval", "1"],
-                               capture_output=True, text=True, timeout=300, env={**os.environ, "FEDVST_OFFLINE": "1"})
-        assert phone.returncode == 0, phone.stderr
+
+        def phone_shares(photo: str, name: str) -> None:  # a phone's clip, every frame a key frame
+            clip = write_clip(tmp_path / f"{name}.mp4", camera_clip(photos[photo], 24, (3.0, 1.0), (96, 160)))
+            phone = subprocess.run([sys.executable, "-m", "fedvst.cli", "stylize", str(clip), "--style",
+                                    str(tmp_path / "style.png"), "-o", str(tmp_path / f"{name}-out.mp4"), "--edge",
+                                    f"127.0.0.1:{edge_ports[0]}", "--edge", f"127.0.0.1:{edge_ports[1]}",
+                                    "--share-frames", "--keyframes", "interval", "--interval", "1"],
+                                   capture_output=True, text=True, timeout=300,
+                                   env={**os.environ, "FEDVST_OFFLINE": "1"})
+            assert phone.returncode == 0, phone.stderr
+
+        phone_shares("astronaut", "clip")
         wait_for(lambda: (checkpoints / "round_000001.json").exists(), 300, "round 1 on the shared frames", logs)
         first = round_meta(cloud_dir, 1)
         # each edge trained between syncs, one image per frame the phone left, and its reply sent that
@@ -355,11 +360,31 @@ def test_the_readme_flow_trains_on_the_frames_phones_share(tmp_path, small_model
         assert [(r["round"], r["heldout_total"]) for r in done["rounds"]] == [(0, scores[0]), (1, scores[1])]
         assert done["best_round"] == (1 if scores[1] < scores[0] else 0)
 
+        # no new frames after round 1: no round 2 within 3 polls (2 s each), and status says why
+        wait_for(lambda: cloud_status(registry_port)["federation"]["round"] == 2, 120, "the wait for round 2", logs)
+        time.sleep(3 * 2 + 2)
+        assert not (checkpoints / "round_000002.json").exists()
+        waiting = cloud_status(registry_port)["federation"]
+        assert waiting["state"] == "waiting" and waiting["round"] == 2, waiting
+        assert "0 of 2 edges ready" in waiting["line"], waiting["line"]
+        assert all("0 of 4 new images" in e["reason"] for e in waiting["edges"]), waiting["edges"]
+        # a phone shares new frames: round 2 trains on them, moves the model, and both edges serve it
+        phone_shares("chelsea", "clip2")
+        wait_for(lambda: (checkpoints / "round_000002.json").exists(), 300, "round 2 on the new frames", logs)
+        second = round_meta(cloud_dir, 2)
+        assert second["sha256"] != first["sha256"] and min(second["examples"].values()) >= 4
+        for i in range(2):
+            wait_for(lambda i=i: "now serving round 2" in (tmp_path / f"edge{i}.log").read_text(), 120,
+                     f"edge {i} serving round 2", logs)
+        wait_for(lambda: len(history.read_text().splitlines()) >= 3, 120, "round 2's history line", logs)
+        recorded = [json.loads(line) for line in history.read_text().splitlines()]
+        assert [r["round"] for r in recorded] == [0, 1, 2] and recorded[2]["moved_max"] > 0
+
         # kill -9 edge 1, then restart the cloud for one more round: only edge 0 is counted
         assert procs.kill_leader_only(edges[1]) == []
         old_pid = cloud_status(registry_port)["federation"]["pid"]
         procs.stop(cloud)
-        cloud = start_readme_cloud(cloud_dir, initial, port, registry_port, 2, logs[0].with_name("cloud2.log"))
+        cloud = start_readme_cloud(cloud_dir, initial, port, registry_port, 3, logs[0].with_name("cloud2.log"))
         logs.append(logs[0].with_name("cloud2.log"))
         procs.wait_port(registry_port, cloud, log=logs[-1])
         fresh = cloud_status(registry_port)["federation"]
@@ -371,7 +396,7 @@ def test_the_readme_flow_trains_on_the_frames_phones_share(tmp_path, small_model
                     and "of 1 edges ready" in federation["line"])
 
         wait_for(only_edge0_counted, 240, "the restarted cloud counting edge0 alone", logs)
-        assert "resuming after round 1" in logs[-1].read_text()
+        assert "resuming after round 2" in logs[-1].read_text()
         # an edge or the cloud killed alone takes its Flower helpers (SuperNode or SuperLink, and the
         # SuperExec below them, which Flower starts in sessions of their own) with it
         assert procs.kill_leader_only(edges[0]) == []
