@@ -34,10 +34,12 @@ from fedvst.backends import Dispatcher, KeyFrameJob, render_key
 from fedvst.video.field_warp import FieldInterpolator
 from fedvst.video.flow import DEFAULT_FLOW_WIDTH, FlowEstimator, analysis_size, to_analysis
 from fedvst.video.interpolate import Frame, Interpolator
-from fedvst.video.io import MAX_VIDEO_SIDE, ThreadedWriter, VideoError, VideoWriter, probe, read_frames
+from fedvst.video.io import MAX_VIDEO_SIDE, ThreadedWriter, VideoError, VideoInfo, VideoWriter, probe, read_frames
 from fedvst.video.keyframes import KeyFramePolicy, KeyFrameSelector
+from fedvst.video.yuv import PlanarI420
 from stylizer.field import check_strength
 from stylizer.render import render_field, resize_frame
+from stylizer.render_yuv import render_field_i420
 
 DEFAULT_WORK_WIDTH = 512
 INTERPOLATIONS = ("field", "pixel", "pixel-one-sided")
@@ -57,6 +59,7 @@ class PipelineOptions:
     work_width: int = DEFAULT_WORK_WIDTH
     preset: str = "ultrafast"  # libx264's speed/size trade: ~19 ms a 1080p frame here, veryfast ~44 ms
     strength: float = 1.0
+    yuv: bool = True  # field mode at the input's size: intermediate frames rendered in the decoder's YUV planes
 
     def __post_init__(self) -> None:
         check_strength(self.strength)  # a number in [0, 1], else one clear ValueError before any work
@@ -161,7 +164,7 @@ class _Intermediate:
     pts: int | None
     gray: np.ndarray
     flow_to_a: np.ndarray
-    image: np.ndarray | None = None  # the frame at output size (field mode renders on it)
+    image: np.ndarray | PlanarI420 | None = None  # the frame at output size (field mode renders on it)
 
 
 @dataclass
@@ -205,7 +208,7 @@ class _Finisher(threading.Thread):
             except BaseException as exc:
                 self.error = exc
 
-    def _write(self, image: Frame, pts: int | None) -> None:
+    def _write(self, image: Frame | PlanarI420, pts: int | None) -> None:
         self.writer.write(image, pts)
         if self.on_frame is not None:
             self.on_frame(1)
@@ -242,13 +245,30 @@ class _Finisher(threading.Thread):
                                                     nxt.field, nxt.gray)
                 else:
                     blended = self.fields.one_sided(segment.field, frame.flow_to_a)
-                image: Frame = render_field(frame.image, blended)
+                image = render_on(frame.image, blended)
             elif two_sided:
                 image = self.interpolator.two_sided(frame.gray, t, self._key(segment), segment.gray, frame.flow_to_a,
                                                     self._key(nxt), nxt.gray)
             else:
                 image = self.interpolator.one_sided(self._key(segment), frame.flow_to_a)
             self._write(image, frame.pts)
+
+
+def render_on(image: np.ndarray | PlanarI420, field: np.ndarray) -> np.ndarray | PlanarI420:
+    """``field`` rendered on an intermediate frame, in the frame's own layout: RGB, or the decoder's
+    I420 planes (``stylizer.render_yuv``; a bilateral field goes through RGB)."""
+    if not isinstance(image, PlanarI420):
+        return render_field(image, field)
+    if np.asarray(getattr(field, "coefficients", field)).shape[2] == 1:
+        return PlanarI420(render_field_i420(image.planes, field))
+    return render_field(image.to_rgb(), field)
+
+
+def planar_path(info: VideoInfo, size: tuple[int, int], options: PipelineOptions) -> bool:
+    """Whether frames stay in the decoder's I420 planes: field mode, the input's size, even sides, no
+    display rotation (the RGB path handles everything else)."""
+    return (options.yuv and options.interpolation == "field" and size == (info.height, info.width)
+            and info.width % 2 == 0 and info.height % 2 == 0 and not info.rotation)
 
 
 def stylize_video(source: Path, style: np.ndarray, output: Path, dispatcher: Dispatcher,
@@ -272,15 +292,18 @@ def stylize_video(source: Path, style: np.ndarray, output: Path, dispatcher: Dis
         finisher = _Finisher(writer, size, options.interpolation, on_frame)
         finisher.start()
         current: _Segment | None = None
+        planar = planar_path(info, size, options)
         try:
-            for decoded in read_frames(source):
+            for decoded in read_frames(source, planar=planar):
                 frames += 1
-                gray = to_analysis(decoded.image, small)
+                yuv = decoded.image if isinstance(decoded.image, PlanarI420) else None
+                gray = yuv.gray(small) if yuv is not None else to_analysis(decoded.image, small)
                 flow_to_a = flow(gray, current.gray) if current is not None else None
                 decision = selector.decide(decoded.index, gray, codec_key=decoded.key_frame, flow_to_key=flow_to_a)
                 if decision.is_key:
-                    job = KeyFrameJob(decoded.index, to_working(decoded.image, options.work_width), size,
-                                      full=decoded.image, strength=options.strength)
+                    rgb = yuv.to_rgb() if yuv is not None else decoded.image
+                    job = KeyFrameJob(decoded.index, to_working(rgb, options.work_width), size,
+                                      full=rgb, strength=options.strength)
                     segment = _Segment(decoded.index, decoded.pts, gray, dispatcher.submit(job), job)
                     keys.append(decoded.index)
                     if current is not None:
@@ -289,7 +312,8 @@ def stylize_video(source: Path, style: np.ndarray, output: Path, dispatcher: Dis
                         _put(finisher, current)
                     current = segment
                 else:
-                    image = resize_frame(decoded.image, size) if options.interpolation == "field" else None
+                    image = (yuv if yuv is not None else resize_frame(decoded.image, size)
+                             if options.interpolation == "field" else None)
                     current.frames.append(_Intermediate(decoded.index, decoded.pts, gray, flow_to_a, image))
             if current is not None:
                 _put(finisher, current)

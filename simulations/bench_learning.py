@@ -172,7 +172,7 @@ def paired_differences(cloud_dir: Path, heldout: Path, rounds: list[int], images
 
 
 def run(tmp: Path, rounds: int, images_per_round: int, poll_s: float, fresh_head: str | None = None,
-        media: str = "corpus") -> dict:
+        media: str = "corpus", run_config: list[str] | None = None) -> dict:
     initial = (["--initial-checkpoint", str(fresh_checkpoint(tmp / "fresh.safetensors", fresh_head, 0.5, 0))]
                if fresh_head else [])
     if media == "corpus":
@@ -182,7 +182,8 @@ def run(tmp: Path, rounds: int, images_per_round: int, poll_s: float, fresh_head
     else:
         heldout, heldout_images, shots, heldout_options = tmp / "cloud" / "heldout", SAMPLES_HELDOUT_IMAGES, [], []
     cloud_options = ["--min-nodes", "2", "--rounds", str(rounds), "--images-per-round", str(images_per_round),
-                     "--run-config", f"ready-poll-s={poll_s:g}", *heldout_options, *initial]
+                     "--run-config", f"ready-poll-s={poll_s:g}", *heldout_options, *initial,
+                     *[arg for item in run_config or [] for arg in ("--run-config", item)]]
     started = time.monotonic()
     with loopback_federation(tmp, cloud_options, [["--name", f"edge{i}"] for i in range(2)],
                              timeout_s=180) as federation:
@@ -232,7 +233,8 @@ def run(tmp: Path, rounds: int, images_per_round: int, poll_s: float, fresh_head
             "shared": shared, "media": media, "heldout_pairs": heldout_images // 2 * 2,
             "lower_than_round_0_by_more_than_2_standard_errors": {
                 number: d["mean"] < -2 * d["standard_error"] for number, d in to_first.items()},
-            "images_per_round": images_per_round, "encoder": settings["encoder"]["identity"],
+            "images_per_round": images_per_round, "run_config": run_config or [],
+            "encoder": settings["encoder"]["identity"],
             "initial_model": f"fresh {fresh_head} head" if fresh_head else "built-in",
             "wall_seconds": round(time.monotonic() - started, 1)}
 
@@ -245,6 +247,10 @@ def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -
         parser.error(f"--images-per-round must be at least 1, got {args.images_per_round}")
     if not 0 < args.poll_s <= 3600:
         parser.error(f"--poll-s must be above 0 and at most 3600 seconds, got {args.poll_s:g}")
+    for item in args.run_config or []:
+        key, sep, _ = item.partition("=")
+        if not sep or not key:
+            parser.error(f"--run-config takes KEY=VALUE, got {item!r}")
     if args.media == "corpus":
         from fedvst.corpus import CorpusMissingError, load_manifest
 
@@ -264,15 +270,19 @@ def main() -> None:
                         help="start from a freshly initialised model with this head (default: the built-in model)")
     parser.add_argument("--media", choices=("corpus", "samples"), default="corpus",
                         help="the photo corpus' training clips and held-out split (default), or the sample media's")
+    parser.add_argument("--run-config", action="append", metavar="KEY=VALUE",
+                        help="more run config for the cloud (fedvst cloud serve --run-config), e.g. learning-rate=3e-5")
     parser.add_argument("--keep", type=Path, help="keep the cloud's and edges' folders here")
     args = parser.parse_args()
     check_arguments(parser, args)
     if args.keep is not None:
         args.keep.mkdir(parents=True, exist_ok=True)
-        result = run(args.keep, args.rounds, args.images_per_round, args.poll_s, args.fresh_head, args.media)
+        result = run(args.keep, args.rounds, args.images_per_round, args.poll_s, args.fresh_head, args.media,
+                     args.run_config)
     else:
         with tempfile.TemporaryDirectory() as tmp:
-            result = run(Path(tmp), args.rounds, args.images_per_round, args.poll_s, args.fresh_head, args.media)
+            result = run(Path(tmp), args.rounds, args.images_per_round, args.poll_s, args.fresh_head, args.media,
+                         args.run_config)
     print(json.dumps(result, indent=None if args.json else 1), file=sys.stdout)
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from fedvst.video.yuv import Frame420
+from fedvst.video.yuv import Frame420, PlanarI420
 
 MAX_VIDEO_SIDE = 8192
 
@@ -46,7 +46,7 @@ class DecodedFrame:
     """One decoded frame: RGB pixels, presentation time in seconds, codec key-frame flag."""
 
     index: int
-    image: np.ndarray
+    image: np.ndarray | PlanarI420  # (H, W, 3) uint8 RGB, or the decoder's planes (read_frames' planar)
     pts: int | None
     time: float | None
     key_frame: bool
@@ -102,9 +102,14 @@ def _rotate(image: np.ndarray, rotation: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(image, k=rotation // 90))
 
 
-def read_frames(path: Path, *, step: int = 1, limit: int | None = None) -> Iterator[DecodedFrame]:
-    """Decode ``path`` frame by frame (every ``step``-th, at most ``limit``), rotation applied."""
+def read_frames(path: Path, *, step: int = 1, limit: int | None = None,
+                planar: bool = False) -> Iterator[DecodedFrame]:
+    """Decode ``path`` frame by frame (every ``step``-th, at most ``limit``), rotation applied.
+    ``planar``: each ``image`` is a ``PlanarI420`` (the decoder's own layout, no RGB conversion);
+    ValueError for a video that has none (odd sides, or a display rotation)."""
     info = probe(path)
+    if planar and (info.width % 2 or info.height % 2 or info.rotation):
+        raise ValueError(f"{path} cannot be read as planar I420 (odd sides or a display rotation): read it as RGB")
     with _open(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
@@ -113,7 +118,8 @@ def read_frames(path: Path, *, step: int = 1, limit: int | None = None) -> Itera
             for index, frame in enumerate(container.decode(stream)):
                 if index % step:
                     continue
-                image = _rotate(frame.to_ndarray(format="rgb24"), info.rotation)
+                image = (PlanarI420(frame.to_ndarray(format="yuv420p")) if planar
+                         else _rotate(frame.to_ndarray(format="rgb24"), info.rotation))
                 time = float(frame.pts * stream.time_base) if frame.pts is not None and stream.time_base else None
                 yield DecodedFrame(index, image, frame.pts, time, bool(frame.key_frame))
                 emitted += 1
@@ -213,9 +219,12 @@ class VideoWriter:
             packet.stream = self._audio_out
             self.container.mux(packet)
 
-    def write(self, image: np.ndarray | Frame420, pts: int | None = None) -> None:
-        """Append one frame ((H, W, 3) uint8 RGB or Frame420) at source timestamp ``pts`` (time-base units)."""
-        if isinstance(image, Frame420):
+    def write(self, image: np.ndarray | Frame420 | PlanarI420, pts: int | None = None) -> None:
+        """Append one frame ((H, W, 3) uint8 RGB, Frame420 or PlanarI420) at source timestamp ``pts``
+        (time-base units)."""
+        if isinstance(image, PlanarI420):
+            frame = av.VideoFrame.from_ndarray(image.planes, format="yuv420p")
+        elif isinstance(image, Frame420):
             frame = av.VideoFrame.from_ndarray(image.i420(), format="yuv420p")
         else:
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
@@ -267,7 +276,8 @@ class ThreadedWriter:
 
     def __init__(self, writer: VideoWriter, depth: int = 8) -> None:
         self.writer = writer
-        self._queue: queue.Queue[tuple[np.ndarray | Frame420, int | None] | None] = queue.Queue(maxsize=depth)
+        self._queue: queue.Queue[tuple[np.ndarray | Frame420 | PlanarI420, int | None] | None] = queue.Queue(
+            maxsize=depth)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, daemon=True, name="encoder")
         self._thread.start()
@@ -293,7 +303,7 @@ class ThreadedWriter:
                 except BaseException as exc:
                     self._error = exc
 
-    def write(self, image: np.ndarray | Frame420, pts: int | None = None) -> None:
+    def write(self, image: np.ndarray | Frame420 | PlanarI420, pts: int | None = None) -> None:
         if self._error is not None:
             raise self._error
         self._queue.put((image, pts))

@@ -48,3 +48,35 @@ class Frame420:
     def to_rgb(self) -> np.ndarray:
         """Back to (H, W, 3) uint8 RGB."""
         return cv2.cvtColor(self.i420(), cv2.COLOR_YUV2RGB_I420)
+
+
+# BT.601 limited-range luma (16–235) → full-range gray (0–255), as OpenCV's RGB2GRAY would give
+_FULL_RANGE = np.clip(np.round((np.arange(256) - 16.0) * (255.0 / 219.0)), 0, 255).astype(np.uint8)
+
+
+@dataclass
+class PlanarI420:
+    """One frame as the decoder gives it and the encoder takes it: planar I420, (H·3/2, W) uint8
+    (Y, then U, then V; BT.601 limited range; even H and W)."""
+
+    planes: np.ndarray
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.planes.shape[0] * 2 // 3, self.planes.shape[1]
+
+    def to_rgb(self) -> np.ndarray:
+        """(H, W, 3) uint8 RGB, converted by swscale exactly as the decoder's own RGB output
+        (``read_frames`` without ``planar``) would have been."""
+        import av
+
+        return av.VideoFrame.from_ndarray(self.planes, format="yuv420p").to_ndarray(format="rgb24")
+
+    def gray(self, size: tuple[int, int]) -> np.ndarray:
+        """(h, w) uint8 full-range gray at ``size`` (area resampling) from the luma plane alone:
+        what ``fedvst.video.flow.to_analysis`` gives for the RGB frame, within a level or two."""
+        height, width = self.size
+        luma = self.planes[:height]
+        if (height, width) != tuple(size):
+            luma = cv2.resize(luma, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+        return cv2.LUT(luma, _FULL_RANGE)
