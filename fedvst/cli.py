@@ -170,6 +170,9 @@ def simulate(
     non_iid: Annotated[bool, typer.Option(
         "--non-iid", help="each edge holds a slice of its own of the training media (default: every edge samples "
                           "from one shared training set, the paper's setting)")] = False,
+    media: Annotated[str, typer.Option(
+        help="the edges' pictures and the held-out ones: samples (the sample media) or corpus (the photo "
+             "corpus' training and held-out splits; fedvst corpus fetches it)")] = "samples",
     server_lr: Annotated[str, typer.Option(
         help="the cloud's learning rate η on the averaged update: a number, sqrt (√N) or linear (N)")] = "1",
     server_momentum: Annotated[str, typer.Option(help="FedAvgM momentum β: a number (0: none) or scaled (1 − 1/N)")]
@@ -183,7 +186,7 @@ def simulate(
 
     request = Request(out=out, profile=profile, edges=edges, seeds=seeds or [0], sample=sample, rounds=rounds,
                       images_per_sync=images_per_sync, head=head, crash_edge=crash_edge, at_round=at_round,
-                      target_loss=target_loss, smoothing=smoothing, iid=not non_iid, server_lr=server_lr,
+                      target_loss=target_loss, smoothing=smoothing, iid=not non_iid, media=media, server_lr=server_lr,
                       server_momentum=server_momentum, server_warmup=server_warmup, ray_address=ray_address,
                       progress=sys.stderr.isatty() if progress is None else progress)
     try:

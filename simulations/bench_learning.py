@@ -9,10 +9,12 @@ stylizes one new shot of a *training* clip through both edges, with a training p
 style, and the cloud counts a round once both edges have trained on ``--images-per-round`` new
 images. The cloud's ``history.jsonl`` gives each round's held-out total.
 
-``--media corpus`` (the default; ``fedvst corpus`` fetches it): the shots are consecutive,
-never-repeated stretches of the photo corpus' training clips, the styles its training colour
-photos, and the cloud scores every round on the corpus' held-out photos and clip frames
-(``--heldout``). ``--media samples``: the sample media's training segments and held-out split.
+``--media corpus`` (the default; ``fedvst corpus`` fetches it): before each round a phone near
+each edge shares its own shot through that edge alone: consecutive, never-repeated stretches of
+the photo corpus' training clips, each with its own training colour photo as the style; the cloud
+scores every round on the corpus' held-out photos and clip frames (``--heldout``). ``--media
+samples``: one phone shares the sample media's training segments through both edges, and the
+cloud scores the sample media's held-out split.
 
 Noise: two rounds' models are scored again, batch by batch, on the cloud's own held-out batches.
 The mean difference and its standard error over the batches say whether a change is more than
@@ -33,6 +35,7 @@ from pathlib import Path
 from cloud_server.heldout import HeldOutSet
 from cloud_server.history import read_history
 from fedvst.samples import TRAINING_PHOTOS, TRAINING_SEGMENTS, sample_photo, segment_frames
+from simulations.corpus_media import clip_stretches, colour_training_photos, write_corpus_heldout
 from simulations.federated import fresh_checkpoint
 from simulations.loopback import loopback_federation
 from stylizer import load_checkpoint
@@ -45,64 +48,24 @@ CLOUD_BASE_SIZE = 64  # the cloud's default (run config base-size)
 SAMPLES_HELDOUT_IMAGES = 16  # the cloud's default heldout-images, used with the sample media
 CORPUS_HELDOUT_IMAGES = 64  # with the corpus: 32 batches of 2, for a tighter paired noise
 CORPUS_SHOT_FRAMES = 48  # frames per shot of a corpus training clip
-HELDOUT_SIDE = 256  # the corpus' held-out pictures are stored this long (the cloud scores at 64 px)
 
 
-def corpus_shots(rounds: int, frames: int = CORPUS_SHOT_FRAMES) -> list[dict]:
-    """Round k's shot: the next ``frames`` frames of the corpus' training clips taken in turn (no
-    frame in two shots), and a training colour photo as its style (a seeded choice)."""
+def corpus_shots(rounds: int, edges: int = 2, frames: int = CORPUS_SHOT_FRAMES) -> list[list[dict]]:
+    """Round k's shots, one per edge (a phone near each edge): whole ``frames``-frame stretches of
+    the corpus' training clips (``corpus_media.clip_stretches``: no frame in two shots), each with a
+    training colour photo as its style (a seeded choice, never the same twice). ValueError when the
+    clips hold too few stretches for ``rounds``."""
     import numpy as np
 
-    from fedvst.corpus import corpus_files
-
-    clips = corpus_files("clip", "train")
-    styles = [path for path in corpus_files("photo", "train") if not is_grey_photo(path)]
-    order = np.random.default_rng(2020).permutation(len(styles))
-    used = dict.fromkeys(clips, 0)
-    shots = []
-    for number in range(1, rounds + 1):
-        clip = clips[(number - 1) % len(clips)]
-        start = used[clip]
-        used[clip] = start + frames
-        shots.append({"clip": clip, "start": start, "stop": start + frames,
-                      "style": styles[int(order[(number - 1) % len(styles)])]})
-    return shots
-
-
-def is_grey_photo(path: Path) -> bool:
-    """Whether a photo is grey (``build_builtin_model.GREY_CHROMA``): no colour to lend as a style."""
-    import numpy as np
-
-    from simulations.build_builtin_model import GREY_CHROMA
-    from stylizer.images import load_image
-
-    pixels = load_image(path).astype(np.float32)
-    return bool(np.abs(pixels - pixels.mean(axis=2, keepdims=True)).mean() < GREY_CHROMA)
-
-
-def write_corpus_heldout(folder: Path) -> Path:
-    """The corpus' held-out photos and every 40th frame of its held-out clips as ``folder/content``,
-    the colour ones among them as ``folder/style`` (PNG, at most HELDOUT_SIDE px): a cloud's --heldout."""
-    import numpy as np
-    from PIL import Image
-
-    from fedvst.corpus import corpus_files
-    from fedvst.video.io import read_frames
-    from stylizer.images import load_image
-
-    pictures = [(f"photo{n:03d}", load_image(path)) for n, path in enumerate(corpus_files("photo", "heldout"))]
-    for n, clip in enumerate(corpus_files("clip", "heldout")):
-        pictures += [(f"clip{n}_{frame.index:04d}", frame.image) for frame in read_frames(clip, step=40)]
-    for sub in ("content", "style"):
-        (folder / sub).mkdir(parents=True, exist_ok=True)
-    for name, pixels in pictures:
-        image = Image.fromarray(pixels)
-        image.thumbnail((HELDOUT_SIDE, HELDOUT_SIDE), Image.Resampling.LANCZOS)
-        image.save(folder / "content" / f"{name}.png")
-        grey = np.abs(pixels.astype(np.float32) - pixels.mean(axis=2, keepdims=True)).mean() < 2.0
-        if not grey:
-            image.save(folder / "style" / f"{name}.png")
-    return folder
+    order = clip_stretches(frames)
+    if len(order) < rounds * edges:
+        raise ValueError(f"the corpus' training clips hold {len(order)} shots of {frames} frames, "
+                         f"{rounds * edges} needed: ask for fewer --rounds")
+    styles = colour_training_photos()
+    style_order = np.random.default_rng(2020).permutation(len(styles))
+    return [[{"clip": order[r * edges + e][0], "start": order[r * edges + e][1], "stop": order[r * edges + e][2],
+              "style": styles[int(style_order[(r * edges + e) % len(styles)])]} for e in range(edges)]
+            for r in range(rounds)]
 
 
 def write_shot(path: Path, frames: list) -> Path:
@@ -190,20 +153,20 @@ def run(tmp: Path, rounds: int, images_per_round: int, poll_s: float, fresh_head
         cloud_dir = federation.cloud_dir
         shared = []
         for number in range(1, rounds + 1):
-            clip = tmp / f"shot{number}.mp4"
-            if media == "corpus":
-                shot = shots[number - 1]
-                clip_shot(clip, shot["clip"], shot["start"], shot["stop"])
-                style = shot["style"]
-                frames = f"frames {shot['start']}–{shot['stop'] - 1}"
-                shared.append({"round": number, "shot": f"{shot['clip'].name} {frames}", "style": style.name})
-            else:
+            if media == "corpus":  # a phone near each edge, each with its own shot and style
+                for edge, shot in enumerate(shots[number - 1]):
+                    clip = clip_shot(tmp / f"shot{number}_{edge}.mp4", shot["clip"], shot["start"], shot["stop"])
+                    frames = f"frames {shot['start']}–{shot['stop'] - 1}"
+                    shared.append({"round": number, "edge": f"edge{edge}", "shot": f"{shot['clip'].name} {frames}",
+                                   "style": shot["style"].name})
+                    federation.share(clip, shot["style"], f"phone{number}_{edge}", timeout_s=900, edges=[edge])
+            else:  # one phone through both edges
                 segment = TRAINING_SEGMENTS[(number - 1) % len(TRAINING_SEGMENTS)]
-                segment_shot(clip, segment)
                 style = sample_photo(TRAINING_PHOTOS[(number - 1) % len(TRAINING_PHOTOS)])
                 shared.append({"round": number, "shot": f"{segment[0]} frames {segment[1]}–{segment[2] - 1}",
                                "style": style.stem})
-            federation.share(clip, style, f"phone{number}", timeout_s=900)
+                federation.share(segment_shot(tmp / f"shot{number}.mp4", segment), style, f"phone{number}",
+                                 timeout_s=900)
             deadline = time.monotonic() + 1800
             while not (cloud_dir / "checkpoints" / f"round_{number:06d}.json").exists():
                 if time.monotonic() > deadline or federation.cloud.poll() is not None:

@@ -49,7 +49,6 @@ def prepare_folders(root: Path, frame_step: int = 10) -> tuple[Path, Path]:
 
 CORPUS_SIDE = 512  # corpus pictures are scaled to this longer side first: crops see 64–192 px of them anyway
 CORPUS_FRAME_STEP = 20
-GREY_CHROMA = 2.0  # mean |colour − its grey| in 8-bit levels under which a photo is grey (content only)
 
 
 def prepare_corpus_folders(root: Path) -> tuple[Path, Path]:
@@ -58,6 +57,7 @@ def prepare_corpus_folders(root: Path) -> tuple[Path, Path]:
 
     from fedvst.corpus import corpus_files
     from fedvst.video.io import read_frames
+    from simulations.corpus_media import is_grey
     from stylizer.images import load_image
 
     content, style = root / "content", root / "style"
@@ -72,7 +72,7 @@ def prepare_corpus_folders(root: Path) -> tuple[Path, Path]:
     for number, path in enumerate(corpus_files("photo", "train")):
         pixels = load_image(path)
         save(content, f"photo{number:04d}", pixels)
-        if np.abs(pixels.astype(np.float32) - pixels.mean(axis=2, keepdims=True)).mean() >= GREY_CHROMA:
+        if not is_grey(pixels):
             save(style, f"photo{number:04d}", pixels)
     for number, clip in enumerate(corpus_files("clip", "train")):
         for frame in read_frames(clip, step=CORPUS_FRAME_STEP):

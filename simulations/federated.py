@@ -114,10 +114,22 @@ def _png(image) -> bytes:
     return buffer.getvalue()
 
 
+CORPUS_IMAGE_SIDE = 256  # corpus pictures are stored at most this long on simulated edges (they train at 32–128 px)
+
+
+def media_path(name: str, kind: str) -> Path:
+    """A slice's clip or photo: a path (the corpus') as it is, else a sample's name (``kind``: video
+    or photo)."""
+    if Path(name).is_absolute():
+        return Path(name)
+    return sample_video(name) if kind == "video" else sample_photo(name)
+
+
 @functools.lru_cache(maxsize=16)
 def clip_frames(name: str, start: int, stop: int, step: int) -> tuple:
-    """Frames start…stop-1 (every ``step``-th) of a sample clip (decoded once per process)."""
-    return tuple(f.image for f in read_frames(sample_video(name), step=step) if start <= f.index < stop)
+    """Frames start…stop-1 (every ``step``-th) of a clip (decoded once per process)."""
+    frames = read_frames(media_path(name, "video"), step=step, limit=(stop + step - 1) // step)
+    return tuple(f.image for f in frames if start <= f.index < stop)
 
 
 def fit_side(image, side: int):
@@ -134,8 +146,8 @@ def slice_pngs(slice_key: str, step: int, side: int) -> tuple[tuple[bytes, ...],
     """(frames, styles) of one slice as the PNG bytes phones would have sent, encoded once per process."""
     slice_ = json.loads(slice_key)
     frames = [fit_side(f, side) for f in clip_frames(*slice_["clip"], step)]
-    frames += [fit_side(load_image(sample_photo(photo)), side) for photo in slice_["photos"]]
-    styles = [fit_side(load_image(sample_photo(style)), side) for style in slice_["styles"]]
+    frames += [fit_side(load_image(media_path(photo, "photo")), side) for photo in slice_["photos"]]
+    styles = [fit_side(load_image(media_path(style, "photo")), side) for style in slice_["styles"]]
     return tuple(map(_png, frames)), tuple(map(_png, styles))
 
 
@@ -154,10 +166,12 @@ def fill_edge(folder: Path, slices: list[dict], step: int, side: int = 0) -> Non
         store.close()
 
 
-def edge_slices(edge: int, iid: bool) -> list[dict]:
+def edge_slices(edge: int, iid: bool, slices: list[dict] | None = None) -> list[dict]:
     """What edge ``edge`` holds: its own slice (non-IID, the default), or every slice (IID: the paper
-    samples each edge's images from one shared training set), told apart by its own sampling seed."""
-    return list(SLICES) if iid else [SLICES[edge % len(SLICES)]]
+    samples each edge's images from one shared training set), told apart by its own sampling seed.
+    ``slices``: SLICES of the sample media, unless given (``corpus_media.corpus_slices``)."""
+    slices = SLICES if slices is None else slices
+    return list(slices) if iid else [slices[edge % len(slices)]]
 
 
 def initial_checkpoint(out: Path, profile: Profile, seed: int) -> Path:
@@ -370,13 +384,15 @@ class RunResult:
 def run_one(edges: int, out: Path, profile: Profile, initial: Path, heldout: Path, *,
             crash_edge: int | None = None, crash_round: int | None = None,
             server: dict | None = None, seed: int = 0, iid: bool = True, sample: int = 0,
-            ray_address: str | None = None, progress: RoundProgress | None = None) -> RunResult:
+            ray_address: str | None = None, progress: RoundProgress | None = None,
+            slices: list[dict] | None = None) -> RunResult:
     """Simulate ``edges`` edges (``sample`` of them trained each round; 0: all) for one seed, with
-    its working folder in ``out``/edges_N."""
+    its working folder in ``out``/edges_N; ``slices``: the edges' media (SLICES unless given)."""
     work = out / f"edges_{edges}"
     data_root = work / "edges"
+    side = profile.image_side or (CORPUS_IMAGE_SIDE if slices is not None else 0)
     for i in range(edges):
-        fill_edge(data_root / f"edge_{i}", edge_slices(i, iid), profile.frame_step, profile.image_side)
+        fill_edge(data_root / f"edge_{i}", edge_slices(i, iid, slices), profile.frame_step, side)
     cloud = work / "cloud"
     sampled = sample if 0 < sample < edges else 0
     settings = {"num-server-rounds": profile.rounds, "images-per-round": profile.images_per_sync,
@@ -479,6 +495,7 @@ class Request:
     target_loss: float | None = None
     smoothing: int = 3
     iid: bool = True  # the paper's setting: every edge samples from one shared training set
+    media: str = "samples"  # or "corpus": the photo corpus' training split on the edges, its held-out split scored
     server_lr: str = "1"
     server_momentum: str = "0"
     server_warmup: int = 0
@@ -507,6 +524,15 @@ def sampled_edges(sample: float | None, edges: int, profile_sample: int) -> int:
 
 def check(request: Request) -> Plan:
     """The request as a Plan, or ValueError (one line) for anything the run could not honour, before any work."""
+    if request.media not in ("samples", "corpus"):
+        raise ValueError(f"--media must be samples or corpus, got {request.media!r}")
+    if request.media == "corpus":
+        from fedvst.corpus import CorpusMissingError, load_manifest
+
+        try:
+            load_manifest()
+        except CorpusMissingError as error:
+            raise ValueError(str(error)) from None
     if request.profile not in PROFILES:
         raise ValueError(f"--profile must be one of {', '.join(sorted(PROFILES))}, got {request.profile!r}")
     profile = PROFILES[request.profile]
@@ -579,7 +605,12 @@ def simulate(plan: Plan) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("FEDVST_OFFLINE", "1")
     started = time.monotonic()
-    heldout = write_heldout(out / "heldout")
+    if request.media == "corpus":
+        from simulations.corpus_media import corpus_slices, write_corpus_heldout
+
+        heldout, slices = write_corpus_heldout(out / "heldout"), corpus_slices()
+    else:
+        heldout, slices = write_heldout(out / "heldout"), None
     rows: list[dict] = []
     costs: dict[str, list[RunResult]] = {}
     runs = [(seed, n) for seed in request.seeds for n in plan.edges]
@@ -594,7 +625,7 @@ def simulate(plan: Plan) -> dict:
                 result = run_one(edges, out / f"seed_{seed}", profile, initial, heldout, crash_edge=crash,
                                  crash_round=request.at_round if crash is not None else None, server=server,
                                  seed=seed, iid=request.iid, sample=plan.sample[edges],
-                                 ray_address=request.ray_address, progress=progress)
+                                 ray_address=request.ray_address, progress=progress, slices=slices)
                 rows += result.rows
                 costs.setdefault(str(edges), []).append(result)
                 write_csv(rows, out / "curves.csv")  # what is done so far survives a later failure
@@ -614,7 +645,7 @@ def simulate(plan: Plan) -> dict:
                         for n, results in costs.items()},
                "smoothing_rounds": request.smoothing, "seeds": request.seeds,
                "profile": request.profile, "head": profile.head, "images_per_sync": profile.images_per_sync,
-               "rounds": profile.rounds, "data": "iid" if request.iid else "non-iid",
+               "rounds": profile.rounds, "data": "iid" if request.iid else "non-iid", "media": request.media,
                "server_lr": request.server_lr, "server_momentum": request.server_momentum,
                "server_warmup": request.server_warmup, "ray_address": request.ray_address,
                "wall_seconds": round(time.monotonic() - started, 1)}

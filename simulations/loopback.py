@@ -31,10 +31,12 @@ class Loopback:
     def edge_dir(self, index: int) -> Path:
         return self.folder / f"edge{index}"
 
-    def share(self, clip: Path, style: Path, name: str, timeout_s: float) -> None:
-        """A phone stylizes ``clip`` with ``style`` through every edge and lets them keep every frame
-        (log ``FOLDER/NAME.log``, output ``FOLDER/NAME.mp4``); RuntimeError if it fails."""
-        edges = [arg for port in self.edge_ports for arg in ("--edge", f"127.0.0.1:{port}")]
+    def share(self, clip: Path, style: Path, name: str, timeout_s: float, edges: list[int] | None = None) -> None:
+        """A phone stylizes ``clip`` with ``style`` through every edge (or those of the indices in
+        ``edges``) and lets them keep every frame (log ``FOLDER/NAME.log``, output
+        ``FOLDER/NAME.mp4``); RuntimeError if it fails."""
+        ports = self.edge_ports if edges is None else [self.edge_ports[i] for i in edges]
+        edges = [arg for port in ports for arg in ("--edge", f"127.0.0.1:{port}")]
         log = self.folder / f"{name}.log"
         phone = start_cli(["stylize", str(clip), "--style", str(style), "-o", str(self.folder / f"{name}.mp4"),
                            *edges, "--share-frames", "--keyframes", "interval", "--interval", "1"], log)

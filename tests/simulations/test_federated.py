@@ -151,8 +151,12 @@ def test_each_run_seed_gives_every_edge_its_own_sampling_seed():
     (["--edges", "4", "--sample", "2.5"], "--sample takes a number of edges K ≥ 1 or a fraction"),
     (["--edges", "2", "--seeds", "0", "1", "0"], "--seeds lists 0 more than once"),
     (["--edges", "2", "--profile", "huge"], "--profile must be one of"),
+    (["--edges", "2", "--media", "photos"], "--media must be samples or corpus"),
+    (["--edges", "2", "--media", "corpus"], "no photo corpus at"),
 ])
-def test_a_request_the_run_could_not_honour_is_refused_before_anything_runs(tmp_path, capsys, args, message):
+def test_a_request_the_run_could_not_honour_is_refused_before_anything_runs(tmp_path, capsys, args, message,
+                                                                            monkeypatch):
+    monkeypatch.setenv("FEDVST_CACHE_DIR", str(tmp_path / "empty-cache"))  # no corpus there
     out = tmp_path / "run"
     with pytest.raises(SystemExit) as exited:
         simulate_cli(["--profile", "tiny", *args, "--out", str(out)])
