@@ -22,6 +22,7 @@ import os
 import queue
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -79,6 +80,7 @@ class Summary:
     key_frame_seconds: float
     output: Path
     key_indices: list[int] = field(default_factory=list)
+    edges: dict[str, dict[str, int]] = field(default_factory=dict)  # edge address → key_frames served, kept
 
     @property
     def fps(self) -> float:
@@ -90,9 +92,19 @@ class Summary:
 
     def line(self) -> str:
         """The closing summary line of ``fedvst stylize``."""
+        served = "; ".join(f"edge {name} stylized {counts['key_frames']} key frames and kept {counts['kept']}"
+                           for name, counts in self.edges.items())
         return (f"{self.frames} frames ({self.key_frames} key frames) in {self.seconds:.1f} s = {self.fps:.1f} fps; "
                 f"key frame {self.key_frame_seconds * 1000:.0f} ms; ~{self.speedup:.1f}× faster than "
-                f"frame-by-frame; wrote {self.output}")
+                f"frame-by-frame; wrote {self.output}" + (f"; {served}" if served else ""))
+
+
+def edge_counts(dispatcher: Dispatcher) -> dict[str, dict[str, int]]:
+    """Per edge server the dispatcher used (backends that report ``stored``: remote ones): the key
+    frames it stylized and the frames it said it kept for training."""
+    served = Counter(dispatcher.assignments.values())
+    return {backend.name: {"key_frames": served.get(backend.name, 0), "kept": int(backend.stored)}
+            for backend in dispatcher.backends if hasattr(backend, "stored")}
 
 
 MAX_SCALE = 8.0  # the largest output-size factor r (the paper's r is 1…4)
@@ -328,7 +340,7 @@ def stylize_video(source: Path, style: np.ndarray, output: Path, dispatcher: Dis
             raise VideoError(f"{source} is truncated: decoded {frames} of {info.frame_count} frames")
     seconds = time.perf_counter() - started
     key_seconds = float(np.mean(dispatcher.seconds)) if dispatcher.seconds else 0.0
-    return Summary(frames, len(keys), seconds, key_seconds, output, keys)
+    return Summary(frames, len(keys), seconds, key_seconds, output, keys, edge_counts(dispatcher))
 
 
 def _put(finisher: _Finisher, segment: _Segment) -> None:
@@ -360,4 +372,4 @@ def stylize_photo(source: Path, style: np.ndarray, output: Path, dispatcher: Dis
     Image.fromarray(result).save(buffer, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
     atomic_write_bytes(output, buffer.getvalue())
     seconds = time.perf_counter() - started
-    return Summary(1, 1, seconds, seconds, output, [0])
+    return Summary(1, 1, seconds, seconds, output, [0], edge_counts(dispatcher))

@@ -293,7 +293,9 @@ def test_the_readme_flow_trains_on_the_frames_phones_share(tmp_path, small_model
         for edge_port, edge, log in zip(edge_ports, edges, logs[2::2], strict=True):
             procs.wait_port(edge_port, edge, log=log)
         checkpoints = cloud_dir / "checkpoints"
-        time.sleep(60)  # the edges have nothing to train on: no round may be spent
+        wait_for(lambda: all(f"{name} has no style stored yet (0 new images)" in logs[0].read_text()
+                             for name in names), 300, "the cloud saying why no round starts", logs)
+        time.sleep(3 * 2 + 2)  # 3 more polls: the edges have nothing to train on, no round may be spent
         assert not (checkpoints / "round_000001.json").exists()
         history = cloud_dir / "history.jsonl"
         cloud_says = logs[0].read_text()  # one line says why nothing happens
@@ -321,6 +323,10 @@ def test_the_readme_flow_trains_on_the_frames_phones_share(tmp_path, small_model
                                    capture_output=True, text=True, timeout=300,
                                    env={**os.environ, "FEDVST_OFFLINE": "1"})
             assert phone.returncode == 0, phone.stderr
+            said = {m["edge"]: (int(m["keys"]), int(m["kept"])) for m in re.finditer(
+                r"edge (?P<edge>\S+) stylized (?P<keys>\d+) key frames and kept (?P<kept>\d+)", phone.stdout)}
+            assert sorted(said) == sorted(f"127.0.0.1:{p}" for p in edge_ports), phone.stdout  # who served it
+            assert sum(keys for keys, _ in said.values()) == 24 and all(kept > 0 for _, kept in said.values())
 
         phone_shares("astronaut", "clip")
         wait_for(lambda: (checkpoints / "round_000001.json").exists(), 300, "round 1 on the shared frames", logs)
