@@ -10,8 +10,9 @@ style, and the cloud counts a round once both edges have trained on ``--images-p
 images. The cloud's ``history.jsonl`` gives each round's held-out total.
 
 ``--media corpus`` (the default; ``fedvst corpus`` fetches it): before each round a phone near
-each edge shares its own shot through that edge alone: consecutive, never-repeated stretches of
-the photo corpus' training clips, each with its own training colour photo as the style; the cloud
+each edge shares its own shot through that edge alone: a never-repeated stretch of the photo
+corpus' training clips and a few of its training photos, with a training colour photo of its own
+as the style; the cloud
 scores every round on the corpus' held-out photos and clip frames (``--heldout``). ``--media
 samples``: one phone shares the sample media's training segments through both edges, and the
 cloud scores the sample media's held-out split.
@@ -48,24 +49,38 @@ CLOUD_BASE_SIZE = 64  # the cloud's default (run config base-size)
 SAMPLES_HELDOUT_IMAGES = 16  # the cloud's default heldout-images, used with the sample media
 CORPUS_HELDOUT_IMAGES = 64  # with the corpus: 32 batches of 2, for a tighter paired noise
 CORPUS_SHOT_FRAMES = 48  # frames per shot of a corpus training clip
+CORPUS_PHOTOS = 8  # training photos each edge's phone also stylizes and shares each round
 
 
-def corpus_shots(rounds: int, edges: int = 2, frames: int = CORPUS_SHOT_FRAMES) -> list[list[dict]]:
-    """Round k's shots, one per edge (a phone near each edge): whole ``frames``-frame stretches of
-    the corpus' training clips (``corpus_media.clip_stretches``: no frame in two shots), each with a
-    training colour photo as its style (a seeded choice, never the same twice). ValueError when the
-    clips hold too few stretches for ``rounds``."""
+def corpus_shots(rounds: int, edges: int = 2, frames: int = CORPUS_SHOT_FRAMES,
+                 photos: int = CORPUS_PHOTOS) -> list[list[dict]]:
+    """Round k's shares, one per edge (a phone near each edge): a whole ``frames``-frame stretch of
+    the corpus' training clips (``corpus_media.clip_stretches``: no frame in two shots) and
+    ``photos`` training photos (none twice), all with one training colour photo as the style (a
+    seeded choice). ValueError when the training split holds too few for ``rounds``."""
     import numpy as np
 
+    from fedvst.corpus import corpus_files
+
     order = clip_stretches(frames)
-    if len(order) < rounds * edges:
-        raise ValueError(f"the corpus' training clips hold {len(order)} shots of {frames} frames, "
-                         f"{rounds * edges} needed: ask for fewer --rounds")
+    pictures = corpus_files("photo", "train")
+    pictures = [pictures[i] for i in np.random.default_rng(2021).permutation(len(pictures))]
+    if len(order) < rounds * edges or len(pictures) < rounds * edges * photos:
+        raise ValueError(f"the corpus' training split holds {len(order)} shots of {frames} frames and "
+                         f"{len(pictures)} photos, {rounds * edges} shots and {rounds * edges * photos} photos "
+                         "needed: ask for fewer --rounds")
     styles = colour_training_photos()
     style_order = np.random.default_rng(2020).permutation(len(styles))
-    return [[{"clip": order[r * edges + e][0], "start": order[r * edges + e][1], "stop": order[r * edges + e][2],
-              "style": styles[int(style_order[(r * edges + e) % len(styles)])]} for e in range(edges)]
-            for r in range(rounds)]
+    shares = []
+    for r in range(rounds):
+        per_edge = []
+        for e in range(edges):
+            k = r * edges + e
+            per_edge.append({"clip": order[k][0], "start": order[k][1], "stop": order[k][2],
+                             "photos": pictures[k * photos:(k + 1) * photos],
+                             "style": styles[int(style_order[k % len(styles)])]})
+        shares.append(per_edge)
+    return shares
 
 
 def write_shot(path: Path, frames: list) -> Path:
@@ -160,6 +175,10 @@ def run(tmp: Path, rounds: int, images_per_round: int, poll_s: float, fresh_head
                     shared.append({"round": number, "edge": f"edge{edge}", "shot": f"{shot['clip'].name} {frames}",
                                    "style": shot["style"].name})
                     federation.share(clip, shot["style"], f"phone{number}_{edge}", timeout_s=900, edges=[edge])
+                    for k, photo in enumerate(shot["photos"]):
+                        federation.share(photo, shot["style"], f"phone{number}_{edge}_photo{k}", timeout_s=300,
+                                         edges=[edge])
+                    shared[-1]["photos"] = [photo.name for photo in shot["photos"]]
             else:  # one phone through both edges
                 segment = TRAINING_SEGMENTS[(number - 1) % len(TRAINING_SEGMENTS)]
                 style = sample_photo(TRAINING_PHOTOS[(number - 1) % len(TRAINING_PHOTOS)])

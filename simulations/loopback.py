@@ -32,14 +32,19 @@ class Loopback:
         return self.folder / f"edge{index}"
 
     def share(self, clip: Path, style: Path, name: str, timeout_s: float, edges: list[int] | None = None) -> None:
-        """A phone stylizes ``clip`` with ``style`` through every edge (or those of the indices in
-        ``edges``) and lets them keep every frame (log ``FOLDER/NAME.log``, output
-        ``FOLDER/NAME.mp4``); RuntimeError if it fails."""
+        """A phone stylizes ``clip`` (a video, or a photo) with ``style`` through every edge (or those
+        of the indices in ``edges``) and lets them keep every frame (log ``FOLDER/NAME.log``, output
+        ``FOLDER/NAME.mp4`` or ``.png``); RuntimeError if it fails."""
+        from stylizer.images import IMAGE_SUFFIXES
+
         ports = self.edge_ports if edges is None else [self.edge_ports[i] for i in edges]
         edges = [arg for port in ports for arg in ("--edge", f"127.0.0.1:{port}")]
         log = self.folder / f"{name}.log"
-        phone = start_cli(["stylize", str(clip), "--style", str(style), "-o", str(self.folder / f"{name}.mp4"),
-                           *edges, "--share-frames", "--keyframes", "interval", "--interval", "1"], log)
+        photo = clip.suffix.lower() in IMAGE_SUFFIXES
+        keys = [] if photo else ["--keyframes", "interval", "--interval", "1"]  # every frame a key frame
+        phone = start_cli(["stylize", str(clip), "--style", str(style), "-o",
+                           str(self.folder / f"{name}.{'png' if photo else 'mp4'}"), *edges, "--share-frames", *keys],
+                          log)
         if phone.wait(timeout=timeout_s) != 0:
             raise RuntimeError(f"the phone ({name}) failed: {log.read_text()[-500:]}")
 
