@@ -81,6 +81,7 @@ class Summary:
     output: Path
     key_indices: list[int] = field(default_factory=list)
     edges: dict[str, dict[str, int]] = field(default_factory=dict)  # edge address → key_frames served, kept
+    stage_seconds: dict[str, float] = field(default_factory=dict)  # busy seconds per stage (``stylize_video``)
 
     @property
     def fps(self) -> float:
@@ -207,6 +208,8 @@ class _Finisher(threading.Thread):
         self.error: BaseException | None = None
         self.interpolator = Interpolator(size)
         self.fields = FieldInterpolator()
+        self.busy_seconds = 0.0  # warping, blending and rendering (not waiting for keys or the encoder)
+        self._waited = 0.0
 
     def run(self) -> None:
         while True:
@@ -215,20 +218,26 @@ class _Finisher(threading.Thread):
                 return
             if self.error is not None:
                 continue  # drain so the producer never blocks
+            started, self._waited = time.perf_counter(), 0.0
             try:
                 self._finish(segment)
             except BaseException as exc:
                 self.error = exc
+            self.busy_seconds += time.perf_counter() - started - self._waited
 
     def _write(self, image: Frame | PlanarI420, pts: int | None) -> None:
+        started = time.perf_counter()
         self.writer.write(image, pts)
+        self._waited += time.perf_counter() - started  # a full encoder queue: waiting, not working
         if self.on_frame is not None:
             self.on_frame(1)
 
     def _render(self, segment: _Segment) -> np.ndarray:
         """The stylized key frame (a field rendered on the key's own pixels, or the backend's image)."""
         if segment.rgb is None:
+            started = time.perf_counter()
             result = segment.stylized.result()
+            self._waited += time.perf_counter() - started
             segment.rgb = render_key(result, segment.job)
             segment.field = getattr(result, "coefficients", None)
         return segment.rgb
@@ -305,8 +314,16 @@ def stylize_video(source: Path, style: np.ndarray, output: Path, dispatcher: Dis
         finisher.start()
         current: _Segment | None = None
         planar = planar_path(info, size, options)
+        decode_seconds = analysis_seconds = 0.0
         try:
-            for decoded in read_frames(source, planar=planar):
+            decoding = iter(read_frames(source, planar=planar))
+            while True:
+                started = time.perf_counter()
+                decoded = next(decoding, None)
+                analysed = time.perf_counter()
+                decode_seconds += analysed - started
+                if decoded is None:
+                    break
                 frames += 1
                 yuv = decoded.image if isinstance(decoded.image, PlanarI420) else None
                 gray = yuv.gray(small) if yuv is not None else to_analysis(decoded.image, small)
@@ -321,12 +338,15 @@ def stylize_video(source: Path, style: np.ndarray, output: Path, dispatcher: Dis
                     if current is not None:
                         current.next_key = segment
                         current.next_is_cut = decision.reason == "cut"
+                        handing = time.perf_counter()
                         _put(finisher, current)
+                        analysed += time.perf_counter() - handing  # a full queue: waiting, not analysing
                     current = segment
                 else:
                     image = (yuv if yuv is not None else resize_frame(decoded.image, size)
                              if options.interpolation == "field" else None)
                     current.frames.append(_Intermediate(decoded.index, decoded.pts, gray, flow_to_a, image))
+                analysis_seconds += time.perf_counter() - analysed
             if current is not None:
                 _put(finisher, current)
         finally:
@@ -340,7 +360,10 @@ def stylize_video(source: Path, style: np.ndarray, output: Path, dispatcher: Dis
             raise VideoError(f"{source} is truncated: decoded {frames} of {info.frame_count} frames")
     seconds = time.perf_counter() - started
     key_seconds = float(np.mean(dispatcher.seconds)) if dispatcher.seconds else 0.0
-    return Summary(frames, len(keys), seconds, key_seconds, output, keys, edge_counts(dispatcher))
+    stages = {"decode": decode_seconds, "flow_and_keys": analysis_seconds, "render": finisher.busy_seconds,
+              "encode": writer.busy_seconds, "stylize_keys": float(np.sum(dispatcher.seconds))}
+    return Summary(frames, len(keys), seconds, key_seconds, output, keys, edge_counts(dispatcher),
+                   {stage: round(value, 3) for stage, value in stages.items()})
 
 
 def _put(finisher: _Finisher, segment: _Segment) -> None:

@@ -10,6 +10,7 @@ import contextlib
 import os
 import queue
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -279,6 +280,7 @@ class ThreadedWriter:
         self._queue: queue.Queue[tuple[np.ndarray | Frame420 | PlanarI420, int | None] | None] = queue.Queue(
             maxsize=depth)
         self._error: BaseException | None = None
+        self.busy_seconds = 0.0  # spent converting and encoding (the encoder thread's own work)
         self._thread = threading.Thread(target=self._run, daemon=True, name="encoder")
         self._thread.start()
 
@@ -298,10 +300,12 @@ class ThreadedWriter:
             if item is None:
                 return
             if self._error is None:
+                started = time.perf_counter()
                 try:
                     self.writer.write(*item)
                 except BaseException as exc:
                     self._error = exc
+                self.busy_seconds += time.perf_counter() - started
 
     def write(self, image: np.ndarray | Frame420 | PlanarI420, pts: int | None = None) -> None:
         if self._error is not None:
