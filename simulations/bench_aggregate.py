@@ -22,6 +22,7 @@ from flwr.app import ArrayRecord, Message, Metadata, MetricRecord, RecordDict
 
 from cloud_server.store import CheckpointStore
 from cloud_server.strategy import FedVstStrategy, make_aggregator
+from simulations.arguments import whole
 from stylizer import load_model
 from stylizer.checkpoint import tensor_bytes
 
@@ -38,7 +39,7 @@ def update_message(node: int, state: dict[str, torch.Tensor], examples: int) -> 
 def main() -> None:
     parser = argparse.ArgumentParser(description="aggregation and checkpoint cost")
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=whole(1, 1000), default=3)
     args = parser.parse_args()
     model, checkpoint = load_model()
     state = model.trainable_state()

@@ -32,6 +32,7 @@ from fedvst.processes import free_port, start_cli, stop_process_group, wait_for_
 from fedvst.remote import RemoteBackend
 from fedvst.samples import DEMO_STYLE, sample_photo, sample_video
 from fedvst.video.io import read_frames
+from simulations.arguments import whole
 from stylizer import builtin_checkpoint_path, load_image
 
 SIZE = (256, 512)
@@ -226,12 +227,14 @@ def measure_phones(tmp: Path, counts: list[int], quiet: bool,
 def main() -> None:
     parser = argparse.ArgumentParser(description="edge throughput and latency")
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--requests", type=int, default=12, help="requests per client")
-    parser.add_argument("--capacity", type=int, default=4)
-    parser.add_argument("--training-requests", type=int, default=40, help="requests per training condition")
+    parser.add_argument("--requests", type=whole(1, 100_000), default=12, help="requests per client")
+    parser.add_argument("--capacity", type=whole(1, 1024), default=4)
+    parser.add_argument("--training-requests", type=whole(1, 100_000), default=40,
+                        help="requests per training condition")
     parser.add_argument("--only-restore", action="store_true", help="measure only the restore-to-first-frame time")
     parser.add_argument("--only-phones", action="store_true", help="measure only whole phones at once")
-    parser.add_argument("--phones", type=int, nargs="+", default=[8, 32], help="phones at once (whole videos)")
+    parser.add_argument("--phones", type=whole(1, 1024), nargs="+", default=[8, 32],
+                        help="phones at once (whole videos)")
     parser.add_argument("--phone-args", default="", help="extra `fedvst stylize` options of every phone, e.g. "
                         "'--keyframes interval --interval 1' (every frame a key frame: the heaviest edge load)")
     args = parser.parse_args()

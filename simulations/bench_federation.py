@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from fedvst.samples import DEMO_STYLE, sample_photo
+from simulations.arguments import seconds, whole
 from simulations.bench_edge import write_short_clip
 from simulations.loopback import loopback_federation
 from stylizer import builtin_checkpoint_path
@@ -64,9 +65,9 @@ def run(tmp: Path, images_per_round: int, poll_s: float, frames: int) -> dict[st
 def main() -> None:
     parser = argparse.ArgumentParser(description="phone's last shared frame → new global model at every edge")
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--images-per-round", type=int, default=8)
-    parser.add_argument("--poll-s", type=float, default=15.0, help="the cloud's readiness poll (run config)")
-    parser.add_argument("--frames", type=int, default=48, help="frames of the clip (each a key frame)")
+    parser.add_argument("--images-per-round", type=whole(1, 100_000), default=8)
+    parser.add_argument("--poll-s", type=seconds(0, 3600), default=15.0, help="the cloud's readiness poll (run config)")
+    parser.add_argument("--frames", type=whole(1, 10_000), default=48, help="frames of the clip (each a key frame)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         result = run(Path(tmp), args.images_per_round, args.poll_s, args.frames)

@@ -36,6 +36,7 @@ from pathlib import Path
 from cloud_server.heldout import HeldOutSet
 from cloud_server.history import read_history
 from fedvst.samples import TRAINING_PHOTOS, TRAINING_SEGMENTS, sample_photo, segment_frames
+from simulations.arguments import seconds, whole
 from simulations.corpus_media import clip_stretches, colour_training_photos, write_corpus_heldout
 from simulations.federated import fresh_checkpoint
 from simulations.loopback import loopback_federation
@@ -223,12 +224,6 @@ def run(tmp: Path, rounds: int, images_per_round: int, poll_s: float, fresh_head
 
 def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """One line (argparse's exit 2) for settings no federation could run, before anything starts."""
-    if args.rounds < 1:
-        parser.error(f"--rounds must be at least 1, got {args.rounds}")
-    if args.images_per_round < 1:
-        parser.error(f"--images-per-round must be at least 1, got {args.images_per_round}")
-    if not 0 < args.poll_s <= 3600:
-        parser.error(f"--poll-s must be above 0 and at most 3600 seconds, got {args.poll_s:g}")
     for item in args.run_config or []:
         key, sep, _ = item.partition("=")
         if not sep or not key:
@@ -245,9 +240,9 @@ def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -
 def main() -> None:
     parser = argparse.ArgumentParser(description="held-out loss per round of a real 2-edge federation on loopback")
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--rounds", type=int, default=4)
-    parser.add_argument("--images-per-round", type=int, default=8)
-    parser.add_argument("--poll-s", type=float, default=3.0, help="the cloud's readiness poll (run config)")
+    parser.add_argument("--rounds", type=whole(1, 12), default=4)
+    parser.add_argument("--images-per-round", type=whole(1, 100_000), default=8)
+    parser.add_argument("--poll-s", type=seconds(0, 3600), default=3.0, help="the cloud's readiness poll (run config)")
     parser.add_argument("--fresh-head", choices=("image", "affine"),
                         help="start from a freshly initialised model with this head (default: the built-in model)")
     parser.add_argument("--media", choices=("corpus", "samples"), default="corpus",

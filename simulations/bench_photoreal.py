@@ -183,6 +183,13 @@ def evaluate(pairs, stylizers) -> tuple[dict[str, dict], dict[str, list[np.ndarr
     return scores, outputs, colours
 
 
+def short_name(name: str) -> str:
+    """A pair's picture as a figure labels it: the file's name (a corpus path's folders dropped), with
+    its frame number or composite field kept ("cityCC0.mpg#95", "bulb.webp on black")."""
+    head, sep, rest = name.partition(" on ")
+    return Path(head).name + (sep + rest if sep else "")
+
+
 def save_figure(path: Path, pairs, outputs, rows: tuple[int, ...] = (0, 2, 5, 7, 12, 16, 17)) -> None:
     """A grid: content | style | built-in | untrained prior | MKL for some of the pairs."""
     import matplotlib
@@ -203,8 +210,8 @@ def save_figure(path: Path, pairs, outputs, rows: tuple[int, ...] = (0, 2, 5, 7,
             ax.set_yticks([])
             if r == 0:
                 ax.set_title(titles.get(column, column), fontsize=10)
-        axes[r, 0].set_ylabel(content_name, fontsize=9)
-        axes[r, 1].set_ylabel(style_name, fontsize=9)
+        axes[r, 0].set_ylabel(short_name(content_name), fontsize=9)
+        axes[r, 1].set_ylabel(short_name(style_name), fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

@@ -26,6 +26,7 @@ from fedvst.pipeline import PipelineOptions, stylize_video
 from fedvst.samples import DEMO_STYLE, sample_photo, sample_video
 from fedvst.video.io import VideoWriter, probe, read_frames
 from fedvst.video.keyframes import KeyFramePolicy
+from simulations.arguments import whole
 from stylizer import Stylizer, load_image
 from stylizer.device import cpu_vector_path
 
@@ -42,11 +43,9 @@ def make_input(path: Path, frames: int, size: tuple[int, int]) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description="whole-video throughput at 1080p")
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--frames", type=int, default=60)
+    parser.add_argument("--frames", type=whole(2, 10_000), default=60)
     parser.add_argument("--compare-rgb", action="store_true", help="also the adaptive run on the RGB path")
     args = parser.parse_args()
-    if not 2 <= args.frames <= 10_000:
-        parser.error(f"--frames must be 2–10000, got {args.frames}")
     style = load_image(sample_photo(DEMO_STYLE))
     stylizer = Stylizer.from_checkpoint()
     report: dict = {"device": str(stylizer.device), "cpu": cpu_vector_path(), "frames": args.frames,

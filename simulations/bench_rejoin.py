@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from fedvst.processes import free_port, start_cli, stop_process_group, wait_for_port
+from simulations.arguments import whole
 from stylizer import builtin_checkpoint_path
 
 ACTIVATED = re.compile(r"Activated node_id=(\d+)")
@@ -93,7 +94,7 @@ def run(tmp: Path, kills: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description="kill -9 of an authenticated edge → its SuperNode active again")
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--kills", type=int, default=3)
+    parser.add_argument("--kills", type=whole(1, 100), default=3)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         result = run(Path(tmp), args.kills)

@@ -27,6 +27,7 @@ import torch
 
 from fedvst.samples import DEMO_STYLE, sample_photo, sample_video
 from fedvst.video.io import read_frames
+from simulations.arguments import whole
 from stylizer import Stylizer, StylizerConfig, build_model, load_image, load_model
 from stylizer.device import cpu_vector_path
 from stylizer.factory import builtin_checkpoint_path, image_head_checkpoint_path
@@ -69,9 +70,9 @@ def bench(stylizer: Stylizer, frames: list[np.ndarray], style: np.ndarray, work_
 def main() -> None:
     parser = argparse.ArgumentParser(description="seconds per key frame (paper Table 1)")
     parser.add_argument("--json", action="store_true", help="print one JSON object only")
-    parser.add_argument("--frames", type=int, default=10, help="timed frames per resolution (>= 10)")
+    parser.add_argument("--frames", type=whole(10, 100_000), default=10, help="timed frames per resolution (>= 10)")
     parser.add_argument("--widths", type=float, nargs="+", default=[1.0, 0.5], help="decoder widths alpha")
-    parser.add_argument("--work-width", type=int, default=DEFAULT_WORK_WIDTH,
+    parser.add_argument("--work-width", type=whole(16, 8192), default=DEFAULT_WORK_WIDTH,
                         help="what the phone sends (the affine head shrinks it further to its own width)")
     parser.add_argument("--net-width", type=int, default=None,
                         help="the affine head's network width (default: the Stylizer's, 128)")

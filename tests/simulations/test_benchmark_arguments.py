@@ -1,0 +1,33 @@
+"""Benchmarks refuse settings no run could use in one line, before starting anything."""
+
+import subprocess
+import sys
+
+import pytest
+
+from simulations.arguments import seconds, whole
+
+
+@pytest.mark.parametrize(("module", "args", "message"), [
+    ("bench_learning", ["--rounds", "0"], "argument --rounds: must be 1–12, got 0"),
+    ("bench_learning", ["--images-per-round", "0"], "argument --images-per-round: must be 1–100000, got 0"),
+    ("bench_learning", ["--poll-s", "-1"], "argument --poll-s: must be above 0 and at most 3600 s, got -1"),
+    ("bench_federation", ["--frames", "many"], "argument --frames: must be a whole number, got 'many'"),
+])
+def test_a_benchmark_refuses_a_setting_in_one_line_before_starting(tmp_path, module, args, message):
+    done = subprocess.run([sys.executable, "-m", f"simulations.{module}", *args, "--keep", str(tmp_path / "run")]
+                          if module == "bench_learning" else [sys.executable, "-m", f"simulations.{module}", *args],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.strip().splitlines()[-1].endswith(message), done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "run").exists()
+
+
+def test_the_argument_types_take_their_range_and_nothing_else():
+    import argparse
+
+    assert whole(1, 3)("3") == 3 and seconds(0, 10)("0.5") == 0.5
+    for parse, text in ((whole(1, 3), "4"), (whole(1), "0"), (whole(1), "1.5"), (seconds(0, 10), "0"),
+                        (seconds(0, 10), "nan"), (seconds(0, 10), "11")):
+        with pytest.raises(argparse.ArgumentTypeError):
+            parse(text)
