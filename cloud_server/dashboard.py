@@ -74,6 +74,7 @@ def chart_figure(rounds: list[dict[str, Any]]) -> Figure:
             axes.set_xticks(sorted(set(xs) | {0}))
     else:
         axes.text(0.5, 0.5, "no round scored yet", ha="center", va="center", transform=axes.transAxes)
+    axes.ticklabel_format(axis="y", style="plain", useOffset=False)  # the scores as they are, no "+4.6e5"
     axes.grid(alpha=0.3)
     figure.tight_layout()
     return figure

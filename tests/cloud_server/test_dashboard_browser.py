@@ -84,7 +84,12 @@ def test_the_dashboard_shows_the_rounds_and_edges_of_a_real_federation_in_a_brow
                 page = browser.new_page(viewport={"width": 1100, "height": 900})
                 refused = page.goto(base)
                 assert refused is not None and refused.status == 401
-                page.goto(f"{base}?token={token}")
+                page.goto(f"{base}?token={token}", wait_until="domcontentloaded")
+                # the page arrives with its state: before any refresh, the rounds and their movement are there
+                assert page.locator('#chart svg g[id="round-1"]').count() == 1
+                moved = page.locator('#rounds tbody tr[data-round="1"] td').nth(2).inner_text()
+                assert moved != "UNCHANGED" and float(moved.split(",")[0]) > 0, moved
+                assert history[1]["moved_max"] > 0
                 page.wait_for_selector('#chart svg g[id="round-1"]', timeout=60_000)
                 page.wait_for_function("document.querySelectorAll('#edges tbody tr').length === 2", timeout=60_000)
                 assert page.locator('#chart svg g[id^="round-"]').count() == 2  # rounds 0 and 1
