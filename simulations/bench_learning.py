@@ -51,6 +51,7 @@ SAMPLES_HELDOUT_IMAGES = 16  # the cloud's default heldout-images, used with the
 CORPUS_HELDOUT_IMAGES = 64  # with the corpus: 32 batches of 2, for a tighter paired noise
 CORPUS_SHOT_FRAMES = 48  # frames per shot of a corpus training clip
 CORPUS_PHOTOS = 8  # training photos each edge's phone also stylizes and shares each round
+PHOTO_SIDE = 640  # longest side of the photos phones share (px)
 
 
 def corpus_shots(rounds: int, edges: int = 2, frames: int = CORPUS_SHOT_FRAMES,
@@ -100,6 +101,18 @@ def write_shot(path: Path, frames: list) -> Path:
         for image in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(resize_frame(image, size), format="rgb24")))
         container.mux(stream.encode(None))
+    return path
+
+
+def phone_photo(photo: Path, path: Path) -> Path:
+    """``photo`` at most PHOTO_SIDE px long, as PNG at ``path``: what a phone shares of a photo."""
+    from PIL import Image
+
+    from stylizer.images import load_image
+
+    image = Image.fromarray(load_image(photo))
+    image.thumbnail((PHOTO_SIDE, PHOTO_SIDE), Image.Resampling.LANCZOS)
+    image.save(path)
     return path
 
 
@@ -177,8 +190,8 @@ def run(tmp: Path, rounds: int, images_per_round: int, poll_s: float, fresh_head
                                    "style": shot["style"].name})
                     federation.share(clip, shot["style"], f"phone{number}_{edge}", timeout_s=900, edges=[edge])
                     for k, photo in enumerate(shot["photos"]):
-                        federation.share(photo, shot["style"], f"phone{number}_{edge}_photo{k}", timeout_s=300,
-                                         edges=[edge])
+                        federation.share(phone_photo(photo, tmp / f"photo{number}_{edge}_{k}.png"), shot["style"],
+                                         f"phone{number}_{edge}_photo{k}", timeout_s=300, edges=[edge])
                     shared[-1]["photos"] = [photo.name for photo in shot["photos"]]
             else:  # one phone through both edges
                 segment = TRAINING_SEGMENTS[(number - 1) % len(TRAINING_SEGMENTS)]
