@@ -1,0 +1,30 @@
+"""Frames read in the decoder's own I420 planes: the same pictures as the RGB decode."""
+
+import numpy as np
+import pytest
+
+from fedvst.samples import sample_video
+from fedvst.video.flow import to_analysis
+from fedvst.video.io import read_frames
+from fedvst.video.yuv import PlanarI420
+from tests.fedvst.clips import camera_clip, write_clip
+
+
+def test_planar_frames_are_the_rgb_frames_and_their_gray_is_the_analysis_gray():
+    rgb = list(read_frames(sample_video(), step=40, limit=4))
+    planar = list(read_frames(sample_video(), step=40, limit=4, planar=True))
+    assert [f.index for f in planar] == [f.index for f in rgb] and [f.pts for f in planar] == [f.pts for f in rgb]
+    for a, b in zip(planar, rgb, strict=True):
+        assert isinstance(a.image, PlanarI420) and a.image.size == b.image.shape[:2]
+        assert np.array_equal(a.image.to_rgb(), b.image)  # swscale's conversion, as the RGB decode does it
+        size = (b.image.shape[0] // 3, b.image.shape[1] // 3)
+        difference = np.abs(a.image.gray(size).astype(int) - to_analysis(b.image, size).astype(int))
+        # BT.601's luma expanded to full range; swscale's RGB (clipped, rounded) lands 1–2 levels higher
+        assert difference.max() <= 5 and difference.mean() < 2.0, (difference.max(), difference.mean())
+
+
+def test_a_video_with_odd_sides_is_not_read_as_planar(tmp_path, photos):
+    clip = write_clip(tmp_path / "odd.mp4", camera_clip(photos["astronaut"], 3, (1.0, 0.0), (51, 64)))
+    with pytest.raises(ValueError, match="cannot be read as planar I420"):
+        next(read_frames(clip, planar=True))
+    assert next(read_frames(clip)).image.shape == (51, 64, 3)
