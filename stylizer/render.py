@@ -34,6 +34,32 @@ def _segments(out: int, cells: int) -> np.ndarray:
     return np.searchsorted(run, np.arange(cells + 2)).astype(np.int64)
 
 
+@numba.njit(cache=True, fastmath=True, nogil=True, inline="always")
+def _row_cells(lower, upper, ty, row):  # pragma: no cover
+    """``row`` (gw, 12) ← the cells of one output row: ``lower`` and ``upper`` (gw, 12), the cell rows
+    above and below it, mixed linearly with weight ``ty`` on ``upper``."""
+    for j in range(row.shape[0]):
+        for k in range(12):
+            row[j, k] = lower[j, k] + ty * (upper[j, k] - lower[j, k])
+
+
+@numba.njit(cache=True, fastmath=True, nogil=True, inline="always")
+def _run_line(row, segment, scale, slope, base):  # pragma: no cover
+    """Within run ``segment`` (pixels between cell centres segment − 1 and segment, clamped at the
+    borders) every coefficient k is ``base[k] + slope[k]·x``: fill ``slope`` and ``base`` (12,)."""
+    grid_w = row.shape[0]
+    left = max(segment - 1, 0)
+    right = min(segment, grid_w - 1)
+    for k in range(12):
+        if left == right:
+            slope[k] = np.float32(0.0)
+            base[k] = row[left, k]
+        else:
+            delta = row[right, k] - row[left, k]
+            slope[k] = delta * scale
+            base[k] = row[left, k] + delta * (np.float32(0.5) * scale - np.float32(0.5) - left)
+
+
 @numba.njit(parallel=True, cache=True, fastmath=True, nogil=True, error_model="numpy")
 def _render_plain(frame, coefficients, y0s, y1s, tys, segments, out):  # pragma: no cover
     """D = 1: within a run of pixels between two cell centres every coefficient is linear in x,
@@ -53,12 +79,7 @@ def _render_plain(frame, coefficients, y0s, y1s, tys, segments, out):  # pragma:
         out1 = np.empty(width, dtype=np.float32)
         out2 = np.empty(width, dtype=np.float32)
         for y in range(task * _ROWS_PER_TASK, min(height, (task + 1) * _ROWS_PER_TASK)):
-            ty = tys[y]
-            lower = coefficients[y0s[y]]
-            upper = coefficients[y1s[y]]
-            for j in range(grid_w):
-                for k in range(12):
-                    row[j, k] = lower[j, 0, k] + ty * (upper[j, 0, k] - lower[j, 0, k])
+            _row_cells(coefficients[y0s[y], :, 0, :], coefficients[y1s[y], :, 0, :], tys[y], row)
             src = frame[y].reshape(width * 3)
             dst = out[y].reshape(width * 3)
             for x in range(width):
@@ -70,16 +91,7 @@ def _render_plain(frame, coefficients, y0s, y1s, tys, segments, out):  # pragma:
                 end = segments[segment + 1]
                 if begin >= end:
                     continue
-                left = max(segment - 1, 0)
-                right = min(segment, grid_w - 1)
-                for k in range(12):
-                    if left == right:
-                        slope[k] = 0.0
-                        base[k] = row[left, k]
-                    else:
-                        delta = row[right, k] - row[left, k]
-                        slope[k] = delta * scale
-                        base[k] = row[left, k] + delta * (np.float32(0.5) * scale - np.float32(0.5) - left)
+                _run_line(row, segment, scale, slope, base)
                 for k in (3, 7, 11):  # pixels stay in 0..255 here, so the offsets scale up instead
                     slope[k] *= np.float32(255.0)
                     base[k] *= np.float32(255.0)

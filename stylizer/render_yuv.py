@@ -23,7 +23,7 @@ import numba
 import numpy as np
 
 from stylizer.field import ColourField
-from stylizer.render import _axis_taps, _segments
+from stylizer.render import _axis_taps, _row_cells, _run_line, _segments
 
 # BT.601 limited range, 8 bit: yuv = RGB_TO_YUV @ rgb255 + YUV_OFFSET (OpenCV's COLOR_RGB2YUV_I420,
 # swscale's default for yuv420p)
@@ -57,7 +57,7 @@ def _render_i420(planes, cells, y0s, y1s, tys, segments, to_yuv, out):  # pragma
     out_flat = out.reshape(out.shape[0] * width)
     grid_w = cells.shape[1]
     scale = np.float32(grid_w / width)
-    zero, top_level, half = np.float32(0.0), np.float32(255.0), np.float32(0.5)
+    zero, top_level = np.float32(0.0), np.float32(255.0)
     y_r, y_g, y_b = to_yuv[0, 0], to_yuv[0, 1], to_yuv[0, 2]
     u_r, u_g, u_b = to_yuv[1, 0], to_yuv[1, 1], to_yuv[1, 2]
     v_r, v_g, v_b = to_yuv[2, 0], to_yuv[2, 1], to_yuv[2, 2]
@@ -88,12 +88,7 @@ def _render_i420(planes, cells, y0s, y1s, tys, segments, to_yuv, out):  # pragma
                 v_full[2 * cx + 1] = v
             for pair in range(2):
                 y = 2 * cy + pair
-                ty = tys[y]
-                lower = cells[y0s[y]]
-                upper = cells[y1s[y]]
-                for j in range(grid_w):
-                    for k in range(12):
-                        row[j, k] = lower[j, k] + ty * (upper[j, k] - lower[j, k])
+                _row_cells(cells[y0s[y]], cells[y1s[y]], tys[y], row)
                 luma = y * width
                 for x in range(width):
                     lum[x] = np.float32(flat[luma + x])
@@ -102,16 +97,7 @@ def _render_i420(planes, cells, y0s, y1s, tys, segments, to_yuv, out):  # pragma
                     end = segments[segment + 1]
                     if begin >= end:
                         continue
-                    left = max(segment - 1, 0)
-                    right = min(segment, grid_w - 1)
-                    for k in range(12):
-                        if left == right:
-                            slope[k] = zero
-                            base[k] = row[left, k]
-                        else:
-                            delta = row[right, k] - row[left, k]
-                            slope[k] = delta * scale
-                            base[k] = row[left, k] + delta * (half * scale - half - left)
+                    _run_line(row, segment, scale, slope, base)
                     s0, s1, s2, s3, s4, s5 = slope[0], slope[1], slope[2], slope[3], slope[4], slope[5]
                     s6, s7, s8, s9, s10, s11 = slope[6], slope[7], slope[8], slope[9], slope[10], slope[11]
                     b0, b1, b2, b3, b4, b5 = base[0], base[1], base[2], base[3], base[4], base[5]
