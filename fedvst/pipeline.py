@@ -318,10 +318,10 @@ def stylize_video(source: Path, style: np.ndarray, output: Path, dispatcher: Dis
         try:
             decoding = iter(read_frames(source, planar=planar))
             while True:
-                started = time.perf_counter()
+                decoding_from = time.perf_counter()
                 decoded = next(decoding, None)
                 analysed = time.perf_counter()
-                decode_seconds += analysed - started
+                decode_seconds += analysed - decoding_from
                 if decoded is None:
                     break
                 frames += 1
