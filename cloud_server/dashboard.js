@@ -94,5 +94,5 @@ async function refresh() {
 // the page arrives with its first state and chart inline: shown at once, before any request
 const initial = document.getElementById("initial-state");
 if (initial && initial.textContent.trim().startsWith("{")) render(JSON.parse(initial.textContent));
+else refresh();
 setInterval(refresh, 5000);
-setTimeout(refresh, 5000);
