@@ -12,10 +12,9 @@ images. The cloud's ``history.jsonl`` gives each round's held-out total.
 ``--media corpus`` (the default; ``fedvst corpus`` fetches it): before each round a phone near
 each edge shares its own shot through that edge alone: a never-repeated stretch of the photo
 corpus' training clips and a few of its training photos, with a training colour photo of its own
-as the style; the cloud
-scores every round on the corpus' held-out photos and clip frames (``--heldout``). ``--media
-samples``: one phone shares the sample media's training segments through both edges, and the
-cloud scores the sample media's held-out split.
+as the style; the cloud scores every round on the corpus' held-out photos and clip frames
+(``--heldout``). ``--media samples``: one phone shares the sample media's training segments
+through both edges, and the cloud scores the sample media's held-out split.
 
 Noise: two rounds' models are scored again, batch by batch, on the cloud's own held-out batches.
 The mean difference and its standard error over the batches say whether a change is more than
