@@ -9,7 +9,8 @@ sample media) through both edges. The clock starts when the phone's process ends
 is acknowledged) and stops when both edges' model slots hold the first aggregated round. The
 readiness poll (``--poll-s``) and the images per round bound it. Then ``--rounds`` − 1 more rounds
 follow, each after a new training segment, and the cloud's held-out total of every round (the
-sample media's held-out split) is printed as ``heldout_loss_per_round``.
+sample media's held-out split) is printed as ``heldout_loss_per_round``, with each round's paired
+difference to the round before (``bench_learning.paired_differences``).
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def wait_for_round(federation, number: int, before: list[str | None], timeout_s:
 def run(tmp: Path, images_per_round: int, poll_s: float, frames: int, rounds: int = 4) -> dict:
     """Round 1 is timed (the phone's last frame → the new model at both edges); then rounds 2…``rounds``
     each follow a new shot, and the cloud's held-out total of every round is reported."""
-    from simulations.bench_learning import segment_shot
+    from simulations.bench_learning import SAMPLES_HELDOUT_IMAGES, paired_differences, segment_shot
 
     cloud_options = ["--min-nodes", "2", "--rounds", str(rounds), "--images-per-round", str(images_per_round),
                      "--initial-checkpoint", str(builtin_checkpoint_path()), "--run-config", f"ready-poll-s={poll_s:g}",
@@ -79,8 +80,13 @@ def run(tmp: Path, images_per_round: int, poll_s: float, frames: int, rounds: in
             time.sleep(1.0)
         history = read_history(federation.cloud_dir / "history.jsonl")
     scores = {r["round"]: r["metrics"].get("heldout_total") for r in history}
+    _, to_previous = paired_differences(federation.cloud_dir, federation.cloud_dir / "heldout",
+                                        [n for n in sorted(scores) if n > 0], SAMPLES_HELDOUT_IMAGES)
     return {**report, "images_per_round": images_per_round, "ready_poll_s": poll_s, "key_frames": frames,
             "heldout_loss_per_round": {str(n): scores[n] for n in sorted(scores)},
+            "paired_noise_vs_previous_round": {str(n): d for n, d in to_previous.items()},
+            "each_round_lower_than_the_one_before_by_2_standard_errors": bool(to_previous) and all(
+                d["mean"] < -2 * d["standard_error"] for d in to_previous.values()),
             "moved_max_per_round": {str(r["round"]): r.get("moved_max") for r in history if r["round"] > 0},
             "heldout": "the sample media's held-out split (the cloud's default)"}
 
