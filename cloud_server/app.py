@@ -243,7 +243,7 @@ def main(grid: Grid, context: Context) -> None:
     log_to_file(root / "logs" / SERVERAPP_LOG)
     try:
         run_server(grid, settings)
-    except BaseException as exc:
+    except Exception as exc:  # a stop (SystemExit, KeyboardInterrupt) is not a failure
         reason = failure_line(exc)
         log.exception("the ServerApp failed: %s", reason)
         last = read_status(status_path(root)) or {}
