@@ -169,19 +169,9 @@ def restore_to_first_frame(tmp: Path, frames: list[np.ndarray], style: np.ndarra
 
 def write_short_clip(path: Path, frames: int = 24, size: tuple[int, int] = (180, 320)) -> Path:
     """The sample video's first ``frames`` frames at ``size`` (H, W), H.264: one phone's short clip."""
-    import av
+    from simulations.loopback import write_phone_clip
 
-    from stylizer.render import resize_frame
-
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=25)
-        stream.height, stream.width = size
-        stream.pix_fmt = "yuv420p"
-        for frame in read_frames(sample_video(), limit=frames):
-            picture = av.VideoFrame.from_ndarray(resize_frame(frame.image, size), format="rgb24")
-            container.mux(stream.encode(picture))
-        container.mux(stream.encode(None))
-    return path
+    return write_phone_clip(path, [frame.image for frame in read_frames(sample_video(), limit=frames)], size)
 
 
 def phones_at_once(tmp: Path, phones: int, clip: Path, style_file: Path,

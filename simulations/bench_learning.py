@@ -36,9 +36,9 @@ from cloud_server.heldout import HeldOutSet
 from cloud_server.history import read_history
 from fedvst.samples import TRAINING_PHOTOS, TRAINING_SEGMENTS, sample_photo, segment_frames
 from simulations.arguments import seconds, whole
-from simulations.corpus_media import clip_stretches, colour_training_photos, write_corpus_heldout
+from simulations.corpus_media import clip_stretches, colour_training_photos, shrunk, write_corpus_heldout
 from simulations.federated import fresh_checkpoint
-from simulations.loopback import loopback_federation
+from simulations.loopback import loopback_federation, write_phone_clip
 from stylizer import load_checkpoint
 from stylizer.factory import model_from_checkpoint
 from stylizer.losses import target_features
@@ -86,32 +86,16 @@ def corpus_shots(rounds: int, edges: int = 2, frames: int = CORPUS_SHOT_FRAMES,
 
 def write_shot(path: Path, frames: list) -> Path:
     """``frames`` (H×W×3 uint8) as an H.264 file at most SHOT_SIDE px wide, 25 fps: a phone's video."""
-    import av
-
-    from stylizer.render import resize_frame
-
     height, width = frames[0].shape[:2]
     factor = min(1.0, SHOT_SIDE / max(height, width))
-    size = (2 * round(height * factor / 2), 2 * round(width * factor / 2))
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=25)
-        stream.height, stream.width = size
-        stream.pix_fmt = "yuv420p"
-        for image in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(resize_frame(image, size), format="rgb24")))
-        container.mux(stream.encode(None))
-    return path
+    return write_phone_clip(path, frames, (2 * round(height * factor / 2), 2 * round(width * factor / 2)))
 
 
 def phone_photo(photo: Path, path: Path) -> Path:
     """``photo`` at most PHOTO_SIDE px long, as PNG at ``path``: what a phone shares of a photo."""
-    from PIL import Image
-
     from stylizer.images import load_image
 
-    image = Image.fromarray(load_image(photo))
-    image.thumbnail((PHOTO_SIDE, PHOTO_SIDE), Image.Resampling.LANCZOS)
-    image.save(path)
+    shrunk(load_image(photo), PHOTO_SIDE).save(path)
     return path
 
 

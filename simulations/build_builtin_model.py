@@ -57,7 +57,7 @@ def prepare_corpus_folders(root: Path) -> tuple[Path, Path]:
 
     from fedvst.corpus import corpus_files
     from fedvst.video.io import read_frames
-    from simulations.corpus_media import is_grey
+    from simulations.corpus_media import is_grey, shrunk
     from stylizer.images import load_image
 
     content, style = root / "content", root / "style"
@@ -65,9 +65,7 @@ def prepare_corpus_folders(root: Path) -> tuple[Path, Path]:
     style.mkdir(parents=True, exist_ok=True)
 
     def save(folder: Path, name: str, pixels: np.ndarray) -> None:
-        image = Image.fromarray(pixels)
-        image.thumbnail((CORPUS_SIDE, CORPUS_SIDE), Image.Resampling.LANCZOS)
-        image.save(folder / f"{name}.png")
+        shrunk(pixels, CORPUS_SIDE).save(folder / f"{name}.png")
 
     for number, path in enumerate(corpus_files("photo", "train")):
         pixels = load_image(path)

@@ -15,6 +15,15 @@ HELDOUT_SIDE = 256  # held-out pictures are stored this long (the cloud scores a
 HELDOUT_CLIP_STEP = 40  # every 40th frame of a held-out clip joins the held-out pictures
 
 
+def shrunk(pixels: np.ndarray, side: int):
+    """(H, W, 3) uint8 as a PIL image at most ``side`` px on its longer side (Lanczos; never enlarged)."""
+    from PIL import Image
+
+    image = Image.fromarray(pixels)
+    image.thumbnail((side, side), Image.Resampling.LANCZOS)
+    return image
+
+
 def is_grey(pixels: np.ndarray) -> bool:
     """Whether an (H, W, 3) uint8 picture is grey: no colour to lend as a style."""
     values = pixels.astype(np.float32)
@@ -34,8 +43,6 @@ def write_corpus_heldout(folder: Path) -> Path:
     """The corpus' held-out photos and every HELDOUT_CLIP_STEP-th frame of its held-out clips as
     ``folder/content``, the colour ones among them as ``folder/style`` (PNG, at most HELDOUT_SIDE
     px): a cloud's ``--heldout``. A folder that holds both already is left as it is."""
-    from PIL import Image
-
     from fedvst.corpus import corpus_files
     from fedvst.video.io import read_frames
     from stylizer.images import load_image
@@ -48,8 +55,7 @@ def write_corpus_heldout(folder: Path) -> Path:
     for sub in ("content", "style"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
     for name, pixels in pictures:
-        image = Image.fromarray(pixels)
-        image.thumbnail((HELDOUT_SIDE, HELDOUT_SIDE), Image.Resampling.LANCZOS)
+        image = shrunk(pixels, HELDOUT_SIDE)
         image.save(folder / "content" / f"{name}.png")
         if not is_grey(pixels):
             image.save(folder / "style" / f"{name}.png")

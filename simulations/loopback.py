@@ -49,6 +49,23 @@ class Loopback:
             raise RuntimeError(f"the phone ({name}) failed: {log.read_text()[-500:]}")
 
 
+def write_phone_clip(path: Path, frames: Sequence, size: tuple[int, int]) -> Path:
+    """``frames`` ((H, W, 3) uint8) resized to ``size`` (H, W; even sides) as an H.264 file at 25 fps:
+    a phone's video."""
+    import av
+
+    from stylizer.render import resize_frame
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.height, stream.width = size
+        stream.pix_fmt = "yuv420p"
+        for image in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(resize_frame(image, size), format="rgb24")))
+        container.mux(stream.encode(None))
+    return path
+
+
 @contextlib.contextmanager
 def loopback_federation(folder: Path, cloud_options: Sequence[str], edge_options: Sequence[Sequence[str]],
                         timeout_s: float) -> Iterator[Loopback]:
