@@ -36,6 +36,7 @@ import torch
 
 from fedvst.pipeline import to_working
 from fedvst.samples import DEMO_STYLE, sample_photo, sample_video
+from fedvst.stage_clock import StageClock, stage_of
 from fedvst.video.field_warp import FieldInterpolator
 from fedvst.video.flow import FlowEstimator, analysis_size, to_analysis
 from fedvst.video.interpolate import Interpolator, to_rgb
@@ -65,11 +66,12 @@ def cut_free_window(frames: list[np.ndarray], length: int) -> list[np.ndarray]:
 
 def _timed_run(stylized: list[np.ndarray], grays: list[np.ndarray], interval: int,
                interpolate: Callable[[int, int, int, np.ndarray], object],
-               to_image: Callable[[object], np.ndarray] = lambda frame: frame,
+               to_image: Callable[[object], np.ndarray] = lambda frame: frame, clock: StageClock | None = None,
                ) -> tuple[list[np.ndarray], list[float], list[int]]:
     """Keys every ``interval`` frames (and the last); ``interpolate(i, a, b, flow(i, a))`` makes the rest,
     ``to_image`` turns its result into RGB outside the timing. Returns the frames, ms per interpolated
-    frame (flow to a included) and the interpolated indices."""
+    frame (flow to a included) and the interpolated indices; ``clock`` gets the flows' seconds
+    (``flow_to_a``)."""
     flow = FlowEstimator()
     out, times, inner = [], [], []
     last = len(grays) - 1
@@ -80,7 +82,9 @@ def _timed_run(stylized: list[np.ndarray], grays: list[np.ndarray], interval: in
             out.append(stylized[index])
             continue
         start = time.perf_counter()
-        frame = interpolate(index, a, b, flow(grays[index], grays[a]))
+        with stage_of(clock, "flow_to_a"):
+            flow_to_a = flow(grays[index], grays[a])
+        frame = interpolate(index, a, b, flow_to_a)
         times.append((time.perf_counter() - start) * 1000)
         out.append(to_image(frame))
         inner.append(index)
@@ -105,16 +109,19 @@ def interpolate_run(stylized: list[np.ndarray], grays: list[np.ndarray], interva
 
 
 def interpolate_fields(fields: list[np.ndarray], frames: list[np.ndarray], stylized: list[np.ndarray],
-                       grays: list[np.ndarray], interval: int) -> tuple[list[np.ndarray], list[float], list[int]]:
-    """Field mode: the keys' fields warped and blended, rendered on each frame's own pixels."""
+                       grays: list[np.ndarray], interval: int, clock: StageClock | None = None,
+                       ) -> tuple[list[np.ndarray], list[float], list[int]]:
+    """Field mode: the keys' fields warped and blended, rendered on each frame's own pixels; ``clock``
+    gets each stage's seconds (flow_to_a, shrink, flow_to_b, visibility, warp_blend, render)."""
     interpolator = FieldInterpolator()
 
     def from_fields(index: int, a: int, b: int, flow_to_a: np.ndarray) -> np.ndarray:
         blended = interpolator.two_sided(grays[index], (index - a) / (b - a), fields[a], grays[a], flow_to_a,
-                                         fields[b], grays[b])
-        return render_field(frames[index], blended)
+                                         fields[b], grays[b], clock=clock)
+        with stage_of(clock, "render"):
+            return render_field(frames[index], blended)
 
-    return _timed_run(stylized, grays, interval, from_fields)
+    return _timed_run(stylized, grays, interval, from_fields, clock=clock)
 
 
 def speedup(interval: int, key_seconds: float, interp_ms: float, frames: int = VIDEO_FRAMES) -> float:
@@ -185,14 +192,16 @@ def main() -> None:
         if fields:
             field_times: list[float] = []
             modes["field"]["ms_ssim"][name] = {}
+            clock = StageClock()
             for interval in INTERVALS:
-                out, times, inner = interpolate_fields(fields, frames, stylized, grays, interval)
+                out, times, inner = interpolate_fields(fields, frames, stylized, grays, interval, clock)
                 field_times += times
                 modes["field"]["ms_ssim"][name][str(interval)] = round(statistics.fmean(
                     ms_ssim(out[i], stylized[i]) for i in inner), 4)
                 if interval == 5 and (width, height) == RESOLUTIONS[0]:
                     modes["field"]["warping_error"] = round(warping_error(out, grays), 6)
             modes["field"]["ms_per_interpolated_frame"][name] = round(statistics.fmean(field_times), 2)
+            modes["field"].setdefault("stages_ms", {})[name] = clock.ms_per(len(field_times))
         one_sided_times = []
         report["ms_ssim_one_sided"][name], report["ms_ssim_identity"][name] = {}, {}
         for interval in INTERVALS:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from fedvst.stage_clock import StageClock, stage_of
 from fedvst.video.flow import FlowEstimator
 from fedvst.video.warp import Grid, blend_weights, photometric_error
 
@@ -74,24 +75,30 @@ class FieldInterpolator:
         return warp_field(field_a, flow_to_a)
 
     def two_sided(self, gray_i: np.ndarray, t: float, field_a: np.ndarray, gray_a: np.ndarray,
-                  flow_to_a: np.ndarray, field_b: np.ndarray, gray_b: np.ndarray) -> np.ndarray:
-        """Blend of both keys' warped fields for frame i at fraction t ∈ (0, 1) from a to b."""
+                  flow_to_a: np.ndarray, field_b: np.ndarray, gray_b: np.ndarray,
+                  clock: StageClock | None = None) -> np.ndarray:
+        """Blend of both keys' warped fields for frame i at fraction t ∈ (0, 1) from a to b; ``clock``
+        (optional) gets the seconds of each stage (shrink, flow_to_b, visibility, warp_blend)."""
         if field_a.shape != field_b.shape:
             raise ValueError(f"key fields differ in shape: {field_a.shape} vs {field_b.shape}")
         height, width = gray_i.shape[:2]
         size = (height, width) if width <= self.flow_width else (
             max(8, round(height * self.flow_width / width)), self.flow_width)
-        gray_i, gray_a, gray_b = (_shrink(g, size) for g in (gray_i, gray_a, gray_b))
-        if tuple(flow_to_a.shape[:2]) != size:  # flow in pixels of the smaller frame
-            flow_to_a = cv2.resize(flow_to_a, (size[1], size[0]), interpolation=cv2.INTER_AREA) * np.float32(
-                size[1] / width)
-        flow_to_b = self.flow(gray_i, gray_b)
-        small = self._small(size)
-        weight_a = blend_weights(photometric_error(gray_i, gray_a, flow_to_a, small),
-                                 photometric_error(gray_i, gray_b, flow_to_b, small), t)
-        grid_h, grid_w = field_a.shape[:2]
-        cell_weight = cv2.resize(weight_a.astype(np.float32), (grid_w, grid_h), interpolation=cv2.INTER_AREA)
-        cell_weight = cell_weight[:, :, None, None]
-        warped_a = warp_field(field_a, flow_to_a)
-        warped_b = warp_field(field_b, flow_to_b)
-        return warped_b + cell_weight * (warped_a - warped_b)
+        with stage_of(clock, "shrink"):
+            gray_i, gray_a, gray_b = (_shrink(g, size) for g in (gray_i, gray_a, gray_b))
+            if tuple(flow_to_a.shape[:2]) != size:  # flow in pixels of the smaller frame
+                flow_to_a = cv2.resize(flow_to_a, (size[1], size[0]), interpolation=cv2.INTER_AREA) * np.float32(
+                    size[1] / width)
+        with stage_of(clock, "flow_to_b"):
+            flow_to_b = self.flow(gray_i, gray_b)
+        with stage_of(clock, "visibility"):
+            small = self._small(size)
+            weight_a = blend_weights(photometric_error(gray_i, gray_a, flow_to_a, small),
+                                     photometric_error(gray_i, gray_b, flow_to_b, small), t)
+            grid_h, grid_w = field_a.shape[:2]
+            cell_weight = cv2.resize(weight_a.astype(np.float32), (grid_w, grid_h), interpolation=cv2.INTER_AREA)
+        with stage_of(clock, "warp_blend"):
+            cell_weight = cell_weight[:, :, None, None]
+            warped_a = warp_field(field_a, flow_to_a)
+            warped_b = warp_field(field_b, flow_to_b)
+            return warped_b + cell_weight * (warped_a - warped_b)

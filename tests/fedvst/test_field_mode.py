@@ -6,6 +6,7 @@ import torch
 
 from fedvst.protocol import fedvst_pb2
 from fedvst.protocol.fields import field_message, read_field
+from fedvst.stage_clock import StageClock
 from fedvst.video.field_warp import FieldInterpolator, warp_field
 from fedvst.video.flow import to_analysis
 from stylizer import ColourField, FieldError, Stylizer, StylizerConfig, build_model
@@ -76,15 +77,19 @@ def test_a_pan_over_a_real_photo_is_interpolated_on_the_frames_own_pixels(photos
     fields = [stylizer.colour_field(f, style, size).coefficients for f in frames]
     grays = [to_analysis(f, size) for f in frames]
     interpolator = FieldInterpolator()
+    clock = StageClock()
     errors = {"true flow": [], "no flow": []}
     for index in (1, 2, 3, 4):
         reference = render_field(frames[index], fields[index])  # frame-by-frame stylization of frame i
         for name, scale in (("true flow", 1.0), ("no flow", 0.0)):
             to_a = np.empty((*size, 2), np.float32)  # frame i(x) = key a(x + i·step)
             to_a[..., 0], to_a[..., 1] = 4.0 * index * scale, 1.0 * index * scale
-            blended = interpolator.two_sided(grays[index], index / 5, fields[0], grays[0], to_a, fields[5], grays[5])
+            blended = interpolator.two_sided(grays[index], index / 5, fields[0], grays[0], to_a, fields[5], grays[5],
+                                             clock=clock)
             out = render_field(frames[index], blended)
             errors[name].append(np.abs(out.astype(float) - reference).mean())
             assert np.abs(out.astype(float) - frames[index]).mean() > 10  # stylized, not the input
     assert max(errors["true flow"]) < 1.0, errors
     assert np.mean(errors["true flow"]) < 0.7 * np.mean(errors["no flow"]), errors  # the warp is what helps
+    assert list(clock.seconds) == ["shrink", "flow_to_b", "visibility", "warp_blend"]  # every stage timed, in order
+    assert all(seconds > 0 for seconds in clock.seconds.values()), clock.seconds
