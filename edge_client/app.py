@@ -41,6 +41,7 @@ from edge_client.local_training import (
 )
 from edge_client.model_slot import install_model, recorded_round, recorded_sha256, slot_path
 from edge_client.readiness import commit_sync, propose_sync, readiness
+from edge_client.style_bank import NONE, bank_pictures
 from stylizer.checkpoint import state_sha256
 from stylizer.device import pick_device
 from stylizer.factory import model_from_description
@@ -172,6 +173,7 @@ def train(msg: Message, context: Context) -> Message:
     images = int(config.get("images-per-round", 64))
     steps = max(1, images // batch_size)
     seed = int(context.node_config.get("seed", 0)) * 100_003 + round_number
+    styles = styles + list(bank_pictures(str(context.node_config.get("style-bank", NONE))))
     sampler = PairSampler(contents, styles, base_size=int(config.get("base-size", 64)), seed=seed)
     optimizer = make_optimizer(model, lr=float(config.get("learning-rate", 1e-4)))
     restore_optimizer(optimizer, data_dir)

@@ -36,6 +36,7 @@ from edge_client.frame_store import QUARANTINE, FrameStore, is_held_out, load_im
 from edge_client.load_signal import LoadSignal, lower_priority
 from edge_client.model_slot import recorded_round, recorded_sha256, slot_path
 from edge_client.readiness import last_sync, new_training_frames
+from edge_client.style_bank import NONE, SAMPLES, bank_pictures
 from stylizer.atomic_io import atomic_write_bytes
 from stylizer.checkpoint import (
     Checkpoint,
@@ -182,8 +183,9 @@ class LocalTrainer:
     """Trains the served model on new frames between syncs (one edge, one process)."""
 
     def __init__(self, data_dir: Path, *, device: str | None = None, vgg_weights: Path | None = None,
-                 seed: int = 0, save_every_s: float = 30.0) -> None:
+                 seed: int = 0, save_every_s: float = 30.0, style_bank: str = NONE) -> None:
         self.data_dir = Path(data_dir)
+        self.style_bank = style_bank  # besides the phones' styles (``edge_client.style_bank``)
         self.device = pick_device(device)
         self.vgg_weights = vgg_weights
         self.seed = seed
@@ -282,7 +284,7 @@ class LocalTrainer:
             rng = random.Random(self.seed * 100_003 + self.passes)
             older = [f for f in store.frames() if not is_held_out(f) and f.created <= last_sync(self.data_dir)]
             pool = new[-MAX_POOL_FRAMES:] + rng.sample(older, min(len(older), max(0, MAX_POOL_FRAMES - len(new))))
-            contents, style_images = load_images(pool), load_images(styles)
+            contents, style_images = load_images(pool), load_images(styles) + list(bank_pictures(self.style_bank))
         finally:
             store.close()
         if not contents or not style_images:
@@ -340,15 +342,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--save-every-s", type=float, default=30.0)
+    parser.add_argument("--style-bank", default=NONE,
+                        help=f"'{SAMPLES}', '{NONE}' or a folder (edge_client.style_bank)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(max(1, args.threads))
     priority = lower_priority()
     trainer = LocalTrainer(args.data_dir, device=args.device, vgg_weights=args.vgg_weights, seed=args.seed,
-                           save_every_s=args.save_every_s)
+                           save_every_s=args.save_every_s, style_bank=args.style_bank)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: trainer.stop.set())
-    log.info("local training for %s on %s (%s, %d threads)", args.data_dir, trainer.device, priority, args.threads)
+    log.info("local training for %s on %s (%s, %d threads), style bank: %s", args.data_dir, trainer.device, priority,
+             args.threads, args.style_bank)
     trainer.run()
 
 

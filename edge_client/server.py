@@ -28,6 +28,7 @@ from edge_client.load_signal import LoadSignal
 from edge_client.model_slot import ModelSlot, recover_previous, slot_path
 from edge_client.restore import RegistryUnavailableError, fetch_model
 from edge_client.service import SERVICE, Limits, StylizerService
+from edge_client.style_bank import NONE, SAMPLES, check_style_bank
 from edge_client.supernode_signoff import last_node_id, sign_off
 from fedvst.grpc_noise import HandshakeNoise, explaining_as
 from fedvst.processes import (
@@ -82,10 +83,14 @@ class EdgeSettings:
     restore_wait_s: float = 30.0  # how long to wait for an unreachable or empty registry
     local_training: bool = True  # with a cloud: train between syncs in a background process
     name: str | None = None  # how the cloud names this edge (default: host:port)
+    style_bank: str = SAMPLES  # styles trained with besides the phones' ones (``edge_client.style_bank``)
 
     def __post_init__(self) -> None:
         if self.name is not None:
             check_edge_name(self.name)
+        if self.style_bank not in (SAMPLES, NONE):
+            self.style_bank = str(Path(self.style_bank).resolve())
+        check_style_bank(self.style_bank)  # a missing folder or an unreadable picture: one line, before anything
         # the SuperNode and the ClientApp run in other working directories: every path is absolute
         for name in ("data_dir", "tls_cert", "tls_key", "tls_ca", "token_file", "node_private_key",
                      "initial_checkpoint"):
@@ -236,7 +241,8 @@ class EdgeServer:
     def supernode_command(self) -> list[str]:
         settings = self.settings
         node_config = (f"data-dir='{settings.data_dir.resolve()}' name='{self.name}'"
-                       + (" local-training=true" if self.trains_locally else ""))
+                       + (" local-training=true" if self.trains_locally else "")
+                       + f" style-bank='{settings.style_bank}'")
         command = [flower_executable("flower-supernode"), "--superlink", str(settings.cloud), "--node-config",
                    node_config,
                     "--port", str(self.supernode_port)]
@@ -256,7 +262,8 @@ class EdgeServer:
         return bool(self.settings.cloud) and self.settings.local_training
 
     def trainer_command(self) -> list[str]:
-        command = [sys.executable, "-m", "edge_client.local_training", "--data-dir", str(self.settings.data_dir)]
+        command = [sys.executable, "-m", "edge_client.local_training", "--data-dir", str(self.settings.data_dir),
+                   "--style-bank", self.settings.style_bank]
         return command + (["--device", self.settings.device] if self.settings.device else [])
 
     def start(self) -> None:

@@ -269,6 +269,10 @@ def edge_serve(
     name: Annotated[str | None, typer.Option(
         help="how the cloud, its logs, fedvst status and the dashboard name this edge (default: HOST:PORT)")]
     = None,
+    style_bank: Annotated[str, typer.Option(
+        help="styles to train with besides the phones' ones, so that a round of one style does not narrow the "
+             "model to it: 'samples' (the sample media's 7 training photos), 'none', or a folder of photos")]
+    = "samples",
 ) -> None:
     """Start an edge server (stops cleanly on SIGTERM)."""
     from fedvst.grpc_noise import watch_handshakes
@@ -295,7 +299,7 @@ def edge_serve(
                            tls_key=tls_key, tls_ca=tls_ca, token_file=token_file, node_private_key=node_key,
                            quota_bytes=int(quota_gb * (1 << 30)), device=device,
                            initial_checkpoint=initial_checkpoint, supernode_port=supernode_port,
-                           local_training=train_between_syncs, name=name,
+                           local_training=train_between_syncs, name=name, style_bank=style_bank,
                            limits=Limits(capacity=capacity, streams_per_peer=streams_per_peer,
                                          stream_idle_s=stream_idle_s)), noise)
     except (ValueError, OSError) as exc:

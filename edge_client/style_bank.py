@@ -1,0 +1,87 @@
+"""Styles an edge trains with besides the ones its phones used: a bank of colour photos.
+
+An edge's training pairs the frames its phones shared with the styles they used. In its first
+round after deployment that is one or two styles, and a model fine-tuned on one style drifts
+toward it: on the photo corpus, a local pass from the built-in with the phone's one style raised
+the held-out total, the same pass with a bank of 7 more styles beside it lowered it
+(docs/benchmarks.md, "A bank of styles"). So an edge keeps a bank:
+
+* ``samples`` (``fedvst edge serve``'s default): the sample media's training colour photos
+  (``fedvst.samples.TRAINING_PHOTOS``: 7 pictures from scikit-image, never held out);
+* ``none``: the phones' styles only (the paper's setting; simulations use it);
+* a folder: every picture in it (an operator's own licensed photos).
+
+Bank pictures are shrunk to at most ``BANK_SIDE`` px (training crops are small) and decoded once
+per process.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from stylizer.images import IMAGE_SUFFIXES, ImageError, load_image
+
+SAMPLES = "samples"
+NONE = "none"
+BANK_SIDE = 640
+_LOADED: dict[str, tuple[np.ndarray, ...]] = {}
+
+
+def _shrunk(pixels: np.ndarray) -> np.ndarray:
+    height, width = pixels.shape[:2]
+    scale = BANK_SIDE / max(height, width)
+    if scale >= 1.0:
+        return pixels
+    return cv2.resize(pixels, (max(1, round(width * scale)), max(1, round(height * scale))),
+                      interpolation=cv2.INTER_AREA)
+
+
+def bank_files(spec: str) -> list[Path]:
+    """The pictures ``spec`` names (``samples``, ``none`` or a folder); ValueError, one line saying
+    what to do, for a folder that is missing or holds no pictures, or for missing sample media."""
+    if spec == NONE:
+        return []
+    if spec == SAMPLES:
+        from fedvst.samples import TRAINING_PHOTOS, SampleMediaError, sample_photo
+
+        try:
+            return [sample_photo(name) for name in TRAINING_PHOTOS]
+        except SampleMediaError as exc:
+            raise ValueError(f"style bank 'samples': {exc}; or pass --style-bank none or a folder") from None
+    folder = Path(spec)
+    if not folder.is_dir():
+        raise ValueError(f"style bank folder {folder} is missing: pass --style-bank a folder of colour photos, "
+                         f"'{SAMPLES}' or '{NONE}'")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise ValueError(f"style bank folder {folder} holds no pictures ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    return files
+
+
+def check_style_bank(spec: str) -> str:
+    """Reads every picture of the bank once; returns 'N style pictures (SPEC)', or raises ValueError
+    (one line naming the file) before an edge starts."""
+    files = bank_files(spec)
+    for path in files:
+        try:
+            load_image(path, "style bank picture")
+        except ImageError as exc:
+            raise ValueError(f"style bank picture {path} is unreadable ({exc}): replace or remove it") from None
+    return f"{len(files)} style pictures ({spec})"
+
+
+def bank_pictures(spec: str) -> tuple[np.ndarray, ...]:
+    """The bank's pictures as (H, W, 3) uint8 RGB, at most BANK_SIDE px (cached per process); a
+    picture that no longer decodes is left out rather than stopping training."""
+    if spec not in _LOADED:
+        pictures = []
+        for path in bank_files(spec):
+            try:
+                pictures.append(_shrunk(load_image(path, "style bank picture")))
+            except ImageError:
+                continue
+        _LOADED[spec] = tuple(pictures)
+    return _LOADED[spec]
