@@ -24,7 +24,14 @@ import cv2
 import numpy as np
 
 from fedvst.samples import heldout_pictures
-from simulations.photoreal_metrics import Eq5Scorer, colour_distance, patchwork, reinhard, structure_corr
+from simulations.photoreal_metrics import (
+    Eq5Scorer,
+    colour_distance,
+    patchwork,
+    region_inconsistency,
+    reinhard,
+    structure_corr,
+)
 from stylizer import Stylizer
 from stylizer.colour_prior import apply_global, mkl_transform
 from stylizer.config import StylizerConfig
@@ -159,13 +166,14 @@ def evaluate(pairs, stylizers) -> tuple[dict[str, dict], dict[str, list[np.ndarr
     outputs: dict[str, list[np.ndarray]] = {}
     colours: dict[str, list[float]] = {}
     for name, stylize in stylizers.items():
-        corr, colour, content_terms, style_terms, images, spreads, patches = [], [], [], [], [], [], []
+        corr, colour, content_terms, style_terms, images, spreads, patches, regions = [], [], [], [], [], [], [], []
         for content_name, content, _, style in pairs:
             out = stylize(content, style)
             if content_name in FLAT_MASKS:
                 spreads.append(flat_spread(out, FLAT_MASKS[content_name]))
             else:
                 patches.append(patchwork(out, content)[0])
+            regions.append(region_inconsistency(out, content)[0])  # composites too: a glow beside the field counts
             corr.append(structure_corr(out, content))
             colour.append(colour_distance(out, content, style))
             terms = scorer(out, content, style)
@@ -177,7 +185,9 @@ def evaluate(pairs, stylizers) -> tuple[dict[str, dict], dict[str, list[np.ndarr
                                 "style": round(float(np.mean(style_terms)), 2)},
                         "flat_spread": max(spreads, default=0),
                         "patchwork_p99": {"mean": round(float(np.mean(patches)), 2),
-                                          "max": round(float(np.max(patches)), 2)}}
+                                          "max": round(float(np.max(patches)), 2)},
+                        "region_inconsistency_p99": {"mean": round(float(np.mean(regions)), 3),
+                                                     "max": round(float(np.max(regions)), 2)}}
         outputs[name] = images
         colours[name] = colour
     return scores, outputs, colours

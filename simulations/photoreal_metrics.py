@@ -10,6 +10,14 @@
   the width) exceeds the content's own, largest channel, in 8-bit levels; the 99th percentile and
   the maximum. A global transform of gain 1 scores 0; cell-sized patches or amplified compression
   blocks on a flat wall score their amplitude.
+* ``region_inconsistency``: on the content's smooth regions *including ramps* (luma within
+  ``SMOOTH_LEVELS`` of its own Gaussian blur, σ = 2 px, over a 9×9 window: a vignette or a sky
+  gradient counts, an edge or texture does not), split into connected regions bounded by the
+  edges, how far the output departs from the one 3×4 colour map that best takes that region's
+  content to it (least squares per region), largest channel, in 8-bit levels: the 99th percentile
+  and the maximum. One surface has one colour transform in a photo; a field that paints a smooth
+  wall yellow in one place and purple in another, or a flat door in cell-sized patches, scores
+  their amplitude; any global transform (MKL, the prior) scores ≈ 0 (rounding and clipping).
 * ``Eq5Scorer``: Eq. 5's content and style terms (``stylizer.losses.perceptual_loss``) with the
   ImageNet VGG-16 down to relu4_1, on images scaled to ``EQ5_SIDE`` px on their longer side.
 All images are (H, W, 3) uint8 RGB.
@@ -67,6 +75,49 @@ def patchwork(output: np.ndarray, content: np.ndarray, mask: np.ndarray | None =
 
     excess = np.maximum(detail(output) - detail(content), 0.0)[mask]
     return float(np.percentile(excess, 99)), float(excess.max())
+
+
+RAMP_SIGMA = 2.0  # px: luma minus its blur at this scale is what a smooth region (flat or ramp) lacks
+MIN_REGION = 0.005  # regions under this fraction of the picture are left out (specks between edges)
+
+
+def ramp_regions(content: np.ndarray) -> tuple[np.ndarray, int]:
+    """(labels (H, W) int32, count): connected smooth regions of ``content`` (flat or ramps, see the
+    module doc), eroded by 4 px from any edge, each at least MIN_REGION of the picture; 0 = none."""
+    y = _luma(content)
+    detail = y - cv2.GaussianBlur(y, (0, 0), RAMP_SIGMA, borderType=cv2.BORDER_REFLECT)
+    energy = np.sqrt(cv2.blur(detail * detail, (9, 9)))
+    smooth = cv2.erode((energy < SMOOTH_LEVELS).astype(np.uint8), np.ones((9, 9), np.uint8))
+    count, labels = cv2.connectedComponents(smooth, connectivity=4)
+    sizes = np.bincount(labels.ravel(), minlength=count)
+    keep = np.zeros(count, bool)
+    keep[1:] = sizes[1:] >= MIN_REGION * labels.size
+    new_ids = np.cumsum(keep) * keep
+    return new_ids[labels].astype(np.int32), int(keep.sum())
+
+
+def region_inconsistency(output: np.ndarray, content: np.ndarray) -> tuple[float, float]:
+    """(99th percentile, maximum) over the pixels of ``ramp_regions(content)`` of the output's departure
+    from each region's least-squares 3×4 colour map of the content (levels); pixels whose output is
+    clipped (any channel within 2 levels of 0 or 255) are left out; (0, 0) with no region."""
+    if output.shape != content.shape:
+        raise ValueError(f"sizes differ: {output.shape} vs {content.shape}")
+    labels, count = ramp_regions(content)
+    residuals = []
+    unclipped = ((output > 2) & (output < 253)).all(axis=2)  # a clipped output is no affine map's: left out
+    for region in range(1, count + 1):
+        inside = (labels == region) & unclipped
+        if inside.sum() < 16:
+            continue
+        x = np.concatenate([content[inside].astype(np.float64), np.ones((int(inside.sum()), 1))], axis=1)
+        y = output[inside].astype(np.float64)
+        ridge = np.diag([1e-3 * len(x)] * 3 + [0.0])  # a near-constant region must not fit its noise with huge gains
+        transform = np.linalg.solve(x.T @ x + ridge, x.T @ y)
+        residuals.append(np.abs(y - x @ transform).max(axis=1))
+    if not residuals:
+        return 0.0, 0.0
+    values = np.concatenate(residuals)
+    return float(np.percentile(values, 99)), float(values.max())
 
 
 def lab_stats(image: np.ndarray) -> np.ndarray:
