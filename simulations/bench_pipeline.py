@@ -24,6 +24,7 @@ import cv2
 from fedvst.backends import Dispatcher, LocalBackend
 from fedvst.pipeline import PipelineOptions, stylize_video
 from fedvst.samples import DEMO_STYLE, sample_photo, sample_video
+from fedvst.video.flow import DEFAULT_FLOW_WIDTH
 from fedvst.video.io import VideoWriter, probe, read_frames
 from fedvst.video.keyframes import KeyFramePolicy
 from simulations.arguments import whole
@@ -45,11 +46,13 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--frames", type=whole(2, 10_000), default=60)
     parser.add_argument("--compare-rgb", action="store_true", help="also the adaptive run on the RGB path")
+    parser.add_argument("--flow-width", type=whole(16, 4096), default=DEFAULT_FLOW_WIDTH,
+                        help="width (px) at which flow and key-frame choice run")
     args = parser.parse_args()
     style = load_image(sample_photo(DEMO_STYLE))
     stylizer = Stylizer.from_checkpoint()
     report: dict = {"device": str(stylizer.device), "cpu": cpu_vector_path(), "frames": args.frames,
-                    "resolution": "1920x1080", "runs": {}}
+                    "resolution": "1920x1080", "flow_width": args.flow_width, "runs": {}}
     with tempfile.TemporaryDirectory() as tmp:
         source = make_input(Path(tmp) / "in.mp4", args.frames, (1080, 1920))
         runs = [("interval_10", KeyFramePolicy(mode="interval", interval=10), True),
@@ -58,7 +61,7 @@ def main() -> None:
         for name, policy, yuv in runs:
             with Dispatcher([LocalBackend(stylizer)]) as dispatcher:
                 summary = stylize_video(source, style, Path(tmp) / f"{name}.mp4", dispatcher,
-                                        PipelineOptions(keyframes=policy, yuv=yuv))
+                                        PipelineOptions(keyframes=policy, yuv=yuv, flow_width=args.flow_width))
             report["runs"][name] = {"fps": round(summary.fps, 2), "key_frames": summary.key_frames,
                                     "key_frame_ms": round(summary.key_frame_seconds * 1000, 1),
                                     "speedup_vs_frame_by_frame": round(summary.speedup, 2),
