@@ -16,7 +16,9 @@ fields warped, blended and rendered on each frame's own pixels; the default), ``
 (two-sided pixel warping; the top-level keys above) and ``pixel-one-sided`` (Algorithm 1).
 Each: ms per interpolated frame (everything: flow, warp and blend, render), MS-SSIM against
 the frame-by-frame DNN output, and at 512×256, K = 5 the warping error of the output beside
-the input video's own.
+the input video's own. Field mode also says where each millisecond goes (``stages_ms`` per
+resolution: flow to the previous key, shrinking for the second flow, flow to the next key,
+visibility weights, warping and blending the fields, rendering).
 """
 
 from __future__ import annotations
