@@ -21,25 +21,16 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from stylizer.images import IMAGE_SUFFIXES, ImageError, load_image
+from stylizer.render import fit_within, resize_frame
 
 SAMPLES = "samples"
 NONE = "none"
 BANK_SIDE = 640
 _LOADED: dict[str, tuple[np.ndarray, ...]] = {}
 log = logging.getLogger(__name__)
-
-
-def _shrunk(pixels: np.ndarray) -> np.ndarray:
-    height, width = pixels.shape[:2]
-    scale = BANK_SIDE / max(height, width)
-    if scale >= 1.0:
-        return pixels
-    return cv2.resize(pixels, (max(1, round(width * scale)), max(1, round(height * scale))),
-                      interpolation=cv2.INTER_AREA)
 
 
 def bank_files(spec: str) -> list[Path]:
@@ -89,7 +80,8 @@ def bank_pictures(spec: str) -> tuple[np.ndarray, ...]:
         pictures = []
         for path in files:
             try:
-                pictures.append(_shrunk(load_image(path, "style bank picture")))
+                pixels = load_image(path, "style bank picture")
+                pictures.append(resize_frame(pixels, fit_within(*pixels.shape[:2], BANK_SIDE)))
             except ImageError:
                 continue
         _LOADED[spec] = tuple(pictures)
