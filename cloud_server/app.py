@@ -1,16 +1,16 @@
 """Flower ServerApp of the cloud (``cloud_server.app:app``): Algorithm 2, server side.
 
 Run config (``[tool.flwr.app.config]``, overridable with ``flwr run --run-config``):
-num-server-rounds (total global rounds, resumed runs included), images-per-round,
-batch-size, learning-rate, base-size, min-nodes, aggregator, server-learning-rate and
-server-momentum (FedAvgM; 1 and 0 are plain FedAvg), server-warmup-rounds, keep-last, data-dir,
-initial-checkpoint, eval-images (the held-out frames each edge scores the new model on: extra
-metrics), heldout-dir (a folder with content/ and style/ images the cloud scores every round's
-global model on; no edge trains on them), heldout-images (how many pairs of them it scores), wait-for-ready (rounds
-start only when min-nodes edges have images-per-round new images; see run_server),
-ready-poll-s and retry-wait-s, sample-nodes (K > 0: Flower samples K of the min-nodes connected
-edges for each round; needs wait-for-ready false). num-server-rounds 0 means no cap: the cloud
-runs until stopped.
+num-server-rounds (total global rounds, resumed runs included), images-per-round, batch-size,
+local-epochs (training steps each new image takes part in: FedAvg's E), learning-rate, base-size,
+min-nodes, aggregator, server-learning-rate and server-momentum (FedAvgM; 1 and 0 are plain
+FedAvg), server-warmup-rounds, keep-last, data-dir, initial-checkpoint, eval-images (the held-out
+frames each edge scores the new model on: extra metrics), heldout-dir (a folder with content/ and
+style/ images the cloud scores every round's global model on; no edge trains on them),
+heldout-images (how many pairs of them it scores), wait-for-ready (rounds start only when
+min-nodes edges have images-per-round new images; see run_server), ready-poll-s and retry-wait-s,
+sample-nodes (K > 0: Flower samples K of the min-nodes connected edges for each round; needs
+wait-for-ready false). num-server-rounds 0 means no cap: the cloud runs until stopped.
 """
 
 from __future__ import annotations
@@ -39,21 +39,22 @@ from stylizer.factory import builtin_checkpoint_path
 log = logging.getLogger(__name__)
 CLOUD_DIR_ENV = "FEDVST_CLOUD_DIR"
 DEFAULTS: dict[str, Any] = {
-    "num-server-rounds": 3, "images-per-round": 64, "batch-size": 2, "learning-rate": 1e-4, "base-size": 64,
+    "num-server-rounds": 3, "images-per-round": 64, "batch-size": 2, "local-epochs": 1, "learning-rate": 1e-4,
+    "base-size": 64,
     "min-nodes": 1, "aggregator": "fedavg", "server-learning-rate": 1.0, "server-momentum": 0.0,
     "server-warmup-rounds": 0, "keep-last": 5,
     "data-dir": "", "initial-checkpoint": "", "eval-images": 8, "heldout-dir": "",
     "heldout-images": 16,
     "wait-for-ready": True, "ready-poll-s": 15, "retry-wait-s": 10, "sample-nodes": 0,
 }
-TRAIN_KEYS = ("images-per-round", "batch-size", "learning-rate", "base-size", "eval-images")
+TRAIN_KEYS = ("images-per-round", "batch-size", "local-epochs", "learning-rate", "base-size", "eval-images")
 
 app = ServerApp()
 
 
 # the smallest value each counted setting may take
-MINIMUM: dict[str, int] = {"num-server-rounds": 0, "images-per-round": 1, "batch-size": 1, "base-size": 16,
-                           "min-nodes": 1, "server-warmup-rounds": 0, "keep-last": 1, "eval-images": 1,
+MINIMUM: dict[str, int] = {"num-server-rounds": 0, "images-per-round": 1, "batch-size": 1, "local-epochs": 1,
+                           "base-size": 16, "min-nodes": 1, "server-warmup-rounds": 0, "keep-last": 1, "eval-images": 1,
                            "heldout-images": 2, "ready-poll-s": 1, "retry-wait-s": 1, "sample-nodes": 0}
 
 

@@ -171,7 +171,8 @@ def train(msg: Message, context: Context) -> Message:
     model = global_model(msg, context).to(pick_device(context.node_config.get("device")))
     batch_size = int(config.get("batch-size", 2))
     images = int(config.get("images-per-round", 64))
-    steps = max(1, images // batch_size)
+    examples = max(1, images // batch_size) * batch_size  # the images this round learns from (FedAvg's weight)
+    steps = examples // batch_size * max(1, int(config.get("local-epochs", 1)))  # local-epochs steps per batch
     seed = int(context.node_config.get("seed", 0)) * 100_003 + round_number
     styles = styles + list(bank_pictures(str(context.node_config.get("style-bank", NONE))))
     sampler = PairSampler(contents, styles, base_size=int(config.get("base-size", 64)), seed=seed)
@@ -191,10 +192,10 @@ def train(msg: Message, context: Context) -> Message:
         load.close()
     save_optimizer(optimizer, data_dir)
     mean = totals / steps
-    metrics = {"num-examples": steps * batch_size, "train_total": float(mean[0]),
+    metrics = {"num-examples": examples, "train_total": float(mean[0]),
                "train_content": float(mean[1]), "train_style": float(mean[2]), TRAIN_SECONDS: round(stepping, 4)}
-    log.info("edge %s round %d: trained on %d images, loss %.4f", edge_name(context), round_number, steps * batch_size,
-             mean[0])
+    log.info("edge %s round %d: trained on %d images (%d steps), loss %.4f", edge_name(context), round_number,
+             examples, steps, mean[0])
     propose_sync(data_dir, training_began, round_number)
     return _reply(msg, ArrayRecord({k: v.cpu() for k, v in model.trainable_state().items()}), metrics)
 

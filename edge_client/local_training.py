@@ -60,7 +60,8 @@ from stylizer.training import (
 
 log = logging.getLogger(__name__)
 
-SETTING_KEYS = ("images-per-round", "batch-size", "learning-rate", "base-size")  # sent by the cloud's query
+# the cloud's training settings, sent with its query
+SETTING_KEYS = ("images-per-round", "batch-size", "local-epochs", "learning-rate", "base-size")
 MAX_POOL_FRAMES = 256  # frames decoded per pass: every new one first, then a random sample of older ones
 
 
@@ -264,12 +265,14 @@ class LocalTrainer:
             save_optimizer(self.optimizer, self.data_dir)
 
     def run_pass(self) -> int:
-        """Train on the new frames not yet trained on (one image each); returns images trained."""
+        """Train on the new frames not yet trained on (``local-epochs`` steps of ``batch-size`` pairs per
+        ``batch-size`` new images: one step each by default); returns the new images trained on."""
         settings = load_settings(self.data_dir)
         if settings is None:
             self._say_waiting("the cloud has not sent its training settings yet (they come with its first query)")
             return 0
         batch_size = max(1, int(settings.get("batch-size", 2)))
+        epochs = max(1, int(settings.get("local-epochs", 1)))
         if self._base_changed() and not self._start_from_slot(float(settings.get("learning-rate", 1e-4))):
             return 0
         store = FrameStore(self.data_dir, readonly=True)
@@ -299,10 +302,11 @@ class LocalTrainer:
             for _ in range(budget // batch_size):
                 if self.stop.is_set() or self._base_changed():
                     break
-                load.wait_until_idle()
-                values = train_step(self.model, sampler.sample(batch_size), self.optimizer)
-                self.loss_sums += (values.total, values.content, values.style)
-                self.steps += 1
+                for _ in range(epochs):  # each new image's share of steps: local-epochs of them
+                    load.wait_until_idle()
+                    values = train_step(self.model, sampler.sample(batch_size), self.optimizer)
+                    self.loss_sums += (values.total, values.content, values.style)
+                    self.steps += 1
                 self.images_trained += batch_size
                 trained += batch_size
                 self.frames_until = new[min(self.images_trained, len(new)) - 1].created

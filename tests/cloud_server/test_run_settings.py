@@ -22,6 +22,7 @@ def test_defaults_pass_and_numbers_given_as_text_become_numbers():
     ({"min-nodes": -1}, "min-nodes must be at least 1"),
     ({"images-per-round": "many"}, "images-per-round must be a whole number"),
     ({"base-size": 4}, "base-size must be at least 16"),
+    ({"local-epochs": 0}, "local-epochs must be at least 1"),
     ({"learning-rate": "nan"}, "learning-rate must be > 0"),
     ({"aggregator": "median"}, "aggregator must be one of"),
     ({"server-momentum": 1.0}, "momentum in [0, 1)"),

@@ -158,3 +158,22 @@ def test_training_counts_for_the_round_it_grew_from_not_for_a_later_round_with_e
     install_model(slot, base.state, {**base.metadata, "round": 5})  # round 5: the same weights
     assert read_local(tmp_path).grew_from(base.sha256, 4) and not read_local(tmp_path).grew_from(base.sha256, 5)
     assert local_reply(tmp_path, base.sha256) is None  # round 4's training is not round 5's
+
+
+def test_local_epochs_from_the_cloud_give_each_new_image_more_steps_not_more_count(tmp_path, small_model):
+    """run config local-epochs = 3 (FedAvg's E), sent with the query: the trainer takes 3 steps per
+    batch of new images, and still counts each new image once towards images-per-round."""
+    from edge_client.local_training import save_settings
+    from edge_client.model_slot import slot_path
+
+    slot = slot_path(tmp_path)
+    slot.parent.mkdir(parents=True)
+    save_model(slot, small_model, round=1)
+    keep_frames(tmp_path, "astronaut", 6)
+    save_settings(tmp_path, {**SETTINGS, "local-epochs": 3, "unknown": 1})
+    trainer = LocalTrainer(tmp_path, device="cpu", save_every_s=1e9)
+    trained = trainer.run_pass()
+    assert trained == new_frames(tmp_path) - new_frames(tmp_path) % 2 and trained >= 4
+    assert trainer.steps == 3 * trained // 2 and trainer.images_trained == trained
+    record = read_local(tmp_path)
+    assert record is not None and record.images_trained == trained
