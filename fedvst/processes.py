@@ -208,6 +208,26 @@ def stop_process_group(process: subprocess.Popen, sig: int = signal.SIGTERM, gra
     return process.returncode
 
 
+def raise_interrupt(signum: int, frame: object) -> None:
+    """A signal handler that stops the main thread as Ctrl-C does (KeyboardInterrupt), so that
+    SIGTERM runs the same clean-up (``finally`` blocks that stop child processes)."""
+    raise KeyboardInterrupt(f"stopped by signal {signum}")
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """Within the block (main thread only; elsewhere a no-op), SIGTERM raises KeyboardInterrupt;
+    the previous handler is back afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def is_zombie(pid: int) -> bool:
     """Whether ``pid`` has exited (a zombie not yet reaped, or gone)."""
     try:

@@ -49,7 +49,7 @@ from edge_client import app as edge_app
 from edge_client.frame_store import FrameStore
 from edge_client.model_slot import slot_path
 from edge_client.server import EdgeSettings, ensure_model
-from fedvst.processes import descendants
+from fedvst.processes import descendants, raise_interrupt
 from fedvst.protocol.security import check_address
 from fedvst.samples import sample_photo, sample_video, write_heldout
 from fedvst.video.io import read_frames
@@ -314,7 +314,7 @@ def start_ray(cpus: int, attempts: int = 3, address: str | None = None) -> None:
                     check_ray_address(address)
                     ray.init(address=address, runtime_env=runtime_env)
             if threading.current_thread() is threading.main_thread():  # ray.init put its own (sys.exit) in
-                signal.signal(signal.SIGTERM, _interrupt)
+                signal.signal(signal.SIGTERM, raise_interrupt)
             if signal.SIGTERM in seen:  # Ray's handler ran, but its SystemExit was swallowed (in a fork hook)
                 raise KeyboardInterrupt(f"stopped by signal {signal.SIGTERM.value}")
             return
@@ -591,15 +591,11 @@ def write_csv(rows: list[dict], path: Path) -> None:
         writer.writerows(rows)
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"stopped by signal {signum}")
-
-
 def simulate(plan: Plan) -> dict:
     """Run every (seed, N) of ``plan``; write curves.csv, figure7.png and summary.json; return the summary.
     SIGTERM stops it as Ctrl-C does (KeyboardInterrupt), through the same clean-up (Ray stopped)."""
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _interrupt)
+        signal.signal(signal.SIGTERM, raise_interrupt)
     request, profile = plan.request, plan.profile
     out = request.out
     out.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fedvst.processes import free_port, start_cli, stop_process_group, wait_for_port
+from fedvst.processes import free_port, sigterm_as_interrupt, start_cli, stop_process_group, wait_for_port
 
 
 @dataclass
@@ -71,7 +71,14 @@ def loopback_federation(folder: Path, cloud_options: Sequence[str], edge_options
                         timeout_s: float) -> Iterator[Loopback]:
     """A cloud (``cloud_options`` after its data folder and ports) and one edge per entry of
     ``edge_options`` (after its port, data folder and the cloud's addresses), each waited for up to
-    ``timeout_s``; all stopped when the block ends."""
+    ``timeout_s``; all stopped when the block ends, SIGTERM included (it stops the block as Ctrl-C
+    does, so that no cloud or edge outlives the benchmark)."""
+    with sigterm_as_interrupt():
+        yield from _running_federation(folder, cloud_options, edge_options, timeout_s)
+
+
+def _running_federation(folder: Path, cloud_options: Sequence[str], edge_options: Sequence[Sequence[str]],
+                        timeout_s: float) -> Iterator[Loopback]:
     port, registry_port = free_port(), free_port()
     cloud = start_cli(["cloud", "serve", "--data-dir", str(folder / "cloud"), "--port", str(port),
                        "--registry-port", str(registry_port), *cloud_options], folder / "cloud.log")
