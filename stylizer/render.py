@@ -2,8 +2,10 @@
 
 No torch import. The field is sliced bilinearly (align_corners=False, border clamped: the
 contract of ``torch.nn.functional.interpolate``) and, for D > 1, linearly along luma, then
-out = A·rgb + b is rounded to uint8, all per pixel in one numba kernel parallel over rows.
-Agrees with ``stylizer.render_torch.render_field`` within 1/255.
+out = A·rgb + b is rounded to uint8, all per pixel in one numba kernel parallel over rows. For a
+plain field (D = 1) the x half of the slice is done first, once per frame, for the few cell rows
+(``expand_cell_rows``: gh × 12 × W floats, not a full-resolution temporary); each pixel then mixes
+two of those rows. Agrees with ``stylizer.render_torch.render_field`` within 1/255.
 """
 
 from __future__ import annotations
@@ -35,15 +37,6 @@ def _segments(out: int, cells: int) -> np.ndarray:
 
 
 @numba.njit(cache=True, fastmath=True, nogil=True, inline="always")
-def _row_cells(lower, upper, ty, row):  # pragma: no cover
-    """``row`` (gw, 12) ← the cells of one output row: ``lower`` and ``upper`` (gw, 12), the cell rows
-    above and below it, mixed linearly with weight ``ty`` on ``upper``."""
-    for j in range(row.shape[0]):
-        for k in range(12):
-            row[j, k] = lower[j, k] + ty * (upper[j, k] - lower[j, k])
-
-
-@numba.njit(cache=True, fastmath=True, nogil=True, inline="always")
 def _run_line(row, segment, scale, slope, base):  # pragma: no cover
     """Within run ``segment`` (pixels between cell centres segment − 1 and segment, clamped at the
     borders) every coefficient k is ``base[k] + slope[k]·x``: fill ``slope`` and ``base`` (12,)."""
@@ -61,17 +54,47 @@ def _run_line(row, segment, scale, slope, base):  # pragma: no cover
 
 
 @numba.njit(parallel=True, cache=True, fastmath=True, nogil=True, error_model="numpy")
-def _render_plain(frame, coefficients, y0s, y1s, tys, segments, out):  # pragma: no cover
-    """D = 1: within a run of pixels between two cell centres every coefficient is linear in x,
-    so each row is deinterleaved, transformed with base + slope·x in registers, and re-packed."""
-    height, width = frame.shape[0], frame.shape[1]
-    grid_w = coefficients.shape[1]
+def expand_cell_rows(cells, segments, width, offset_scale, expanded):  # pragma: no cover
+    """The x half of the bilinear slice, once per frame: ``expanded`` (gh, 12, W) float32 ← each cell
+    row's 12 coefficients of ``cells`` (gh, gw, 12) at every pixel column of a ``width``-pixel row,
+    linear between cell centres and clamped at the borders (``segments``: ``_segments(width, gw)``),
+    the offsets (k = 3, 7, 11) times ``offset_scale``. A frame's rows then only mix two of these
+    rows, in loops as long as the row, which vectorise fully (runs of ~60 pixels between cell
+    centres leave a vectorised loop's tail, up to 31 pixels, to scalar code)."""
+    grid_h, grid_w = cells.shape[0], cells.shape[1]
     scale = np.float32(grid_w / width)
-    tasks = (height + _ROWS_PER_TASK - 1) // _ROWS_PER_TASK
-    for task in numba.prange(tasks):
-        row = np.empty((grid_w, 12), dtype=np.float32)
+    for j in numba.prange(grid_h):
         slope = np.empty(12, dtype=np.float32)
         base = np.empty(12, dtype=np.float32)
+        for segment in range(grid_w + 1):
+            begin = segments[segment]
+            end = segments[segment + 1]
+            if begin >= end:
+                continue
+            _run_line(cells[j], segment, scale, slope, base)
+            for k in range(12):
+                factor = offset_scale if k % 4 == 3 else np.float32(1.0)
+                slope_k, base_k = slope[k] * factor, base[k] * factor
+                for x in range(begin, end):
+                    expanded[j, k, x] = base_k + slope_k * np.float32(x)
+
+
+def expanded_cell_rows(cells: np.ndarray, width: int, offset_scale: float) -> np.ndarray:
+    """(gh, gw, 12) float32 cells → (gh, 12, ``width``) float32 (see ``expand_cell_rows``)."""
+    cells = np.ascontiguousarray(cells, dtype=np.float32)
+    expanded = np.empty((cells.shape[0], 12, width), dtype=np.float32)
+    expand_cell_rows(cells, _segments(width, cells.shape[1]), width, np.float32(offset_scale), expanded)
+    return expanded
+
+
+@numba.njit(parallel=True, cache=True, fastmath=True, nogil=True, error_model="numpy")
+def _render_plain(frame, expanded, y0s, y1s, tys, out):  # pragma: no cover
+    """D = 1: per row, the coefficients are the mix of two rows of ``expanded`` (offsets in 0..255
+    units, since pixels stay in 0..255 here); each row is deinterleaved, transformed and re-packed in
+    three loops over the whole row, all vectorised."""
+    height, width = frame.shape[0], frame.shape[1]
+    tasks = (height + _ROWS_PER_TASK - 1) // _ROWS_PER_TASK
+    for task in numba.prange(tasks):
         red = np.empty(width, dtype=np.float32)
         green = np.empty(width, dtype=np.float32)
         blue = np.empty(width, dtype=np.float32)
@@ -79,34 +102,34 @@ def _render_plain(frame, coefficients, y0s, y1s, tys, segments, out):  # pragma:
         out1 = np.empty(width, dtype=np.float32)
         out2 = np.empty(width, dtype=np.float32)
         for y in range(task * _ROWS_PER_TASK, min(height, (task + 1) * _ROWS_PER_TASK)):
-            _row_cells(coefficients[y0s[y], :, 0, :], coefficients[y1s[y], :, 0, :], tys[y], row)
+            e0 = expanded[y0s[y]]
+            e1 = expanded[y1s[y]]
+            ty = tys[y]
             src = frame[y].reshape(width * 3)
             dst = out[y].reshape(width * 3)
             for x in range(width):
                 red[x] = src[3 * x]
                 green[x] = src[3 * x + 1]
                 blue[x] = src[3 * x + 2]
-            for segment in range(grid_w + 1):
-                begin = segments[segment]
-                end = segments[segment + 1]
-                if begin >= end:
-                    continue
-                _run_line(row, segment, scale, slope, base)
-                for k in (3, 7, 11):  # pixels stay in 0..255 here, so the offsets scale up instead
-                    slope[k] *= np.float32(255.0)
-                    base[k] *= np.float32(255.0)
-                s0, s1, s2, s3, s4, s5 = slope[0], slope[1], slope[2], slope[3], slope[4], slope[5]
-                s6, s7, s8, s9, s10, s11 = slope[6], slope[7], slope[8], slope[9], slope[10], slope[11]
-                b0, b1, b2, b3, b4, b5 = base[0], base[1], base[2], base[3], base[4], base[5]
-                b6, b7, b8, b9, b10, b11 = base[6], base[7], base[8], base[9], base[10], base[11]
-                for x in range(begin, end):
-                    xf = np.float32(x)
-                    r = red[x]
-                    g = green[x]
-                    b = blue[x]
-                    out0[x] = (b0 + s0 * xf) * r + (b1 + s1 * xf) * g + (b2 + s2 * xf) * b + (b3 + s3 * xf)
-                    out1[x] = (b4 + s4 * xf) * r + (b5 + s5 * xf) * g + (b6 + s6 * xf) * b + (b7 + s7 * xf)
-                    out2[x] = (b8 + s8 * xf) * r + (b9 + s9 * xf) * g + (b10 + s10 * xf) * b + (b11 + s11 * xf)
+            for x in range(width):
+                r = red[x]
+                g = green[x]
+                b = blue[x]
+                c0 = e0[0, x] + ty * (e1[0, x] - e0[0, x])
+                c1 = e0[1, x] + ty * (e1[1, x] - e0[1, x])
+                c2 = e0[2, x] + ty * (e1[2, x] - e0[2, x])
+                c3 = e0[3, x] + ty * (e1[3, x] - e0[3, x])
+                c4 = e0[4, x] + ty * (e1[4, x] - e0[4, x])
+                c5 = e0[5, x] + ty * (e1[5, x] - e0[5, x])
+                c6 = e0[6, x] + ty * (e1[6, x] - e0[6, x])
+                c7 = e0[7, x] + ty * (e1[7, x] - e0[7, x])
+                c8 = e0[8, x] + ty * (e1[8, x] - e0[8, x])
+                c9 = e0[9, x] + ty * (e1[9, x] - e0[9, x])
+                c10 = e0[10, x] + ty * (e1[10, x] - e0[10, x])
+                c11 = e0[11, x] + ty * (e1[11, x] - e0[11, x])
+                out0[x] = c0 * r + c1 * g + c2 * b + c3
+                out1[x] = c4 * r + c5 * g + c6 * b + c7
+                out2[x] = c8 * r + c9 * g + c10 * b + c11
             for x in range(width):
                 dst[3 * x] = np.uint8(min(max(out0[x], np.float32(0.0)), np.float32(255.0)) + np.float32(0.5))
                 dst[3 * x + 1] = np.uint8(min(max(out1[x], np.float32(0.0)), np.float32(255.0)) + np.float32(0.5))
@@ -166,7 +189,7 @@ def render_field(frame: np.ndarray, field: ColourField | np.ndarray, out: np.nda
     frame = np.ascontiguousarray(frame)
     y0s, y1s, tys = _axis_taps(height, coefficients.shape[0])
     if coefficients.shape[2] == 1:
-        _render_plain(frame, coefficients, y0s, y1s, tys, _segments(width, coefficients.shape[1]), out)
+        _render_plain(frame, expanded_cell_rows(coefficients[:, :, 0, :], width, 255.0), y0s, y1s, tys, out)
         return out
     x0s, x1s, txs = _axis_taps(width, coefficients.shape[1])
     _render_bilateral(frame, coefficients, y0s, y1s, tys, x0s, x1s, txs,

@@ -23,7 +23,7 @@ import numba
 import numpy as np
 
 from stylizer.field import ColourField
-from stylizer.render import _axis_taps, _row_cells, _run_line, _segments
+from stylizer.render import _axis_taps, expanded_cell_rows
 
 # BT.601 limited range, 8 bit: yuv = RGB_TO_YUV @ rgb255 + YUV_OFFSET (OpenCV's COLOR_RGB2YUV_I420,
 # swscale's default for yuv420p)
@@ -46,17 +46,16 @@ def rgb_from_yuv_cells(coefficients: np.ndarray) -> np.ndarray:
 
 
 @numba.njit(parallel=True, cache=True, fastmath=True, nogil=True, error_model="numpy")
-def _render_i420(planes, cells, y0s, y1s, tys, segments, to_yuv, out):  # pragma: no cover
-    """Y' per pixel and U', V' per 2×2 block (see the module docstring); tasks of chroma rows. Each
-    step is a plain loop over a row buffer, so that numba vectorises it."""
+def _render_i420(planes, expanded, y0s, y1s, tys, to_yuv, out):  # pragma: no cover
+    """Y' per pixel and U', V' per 2×2 block (see the module docstring); tasks of chroma rows. A row's
+    maps mix two rows of ``expanded`` (``stylizer.render.expand_cell_rows``). Each step is a plain
+    loop over a whole row buffer, so that numba vectorises it."""
     width = planes.shape[1]
     height = planes.shape[0] * 2 // 3
     half_h, half_w = height // 2, width // 2
     quarter = half_h * half_w
     flat = planes.reshape(planes.shape[0] * width)
     out_flat = out.reshape(out.shape[0] * width)
-    grid_w = cells.shape[1]
-    scale = np.float32(grid_w / width)
     zero, top_level = np.float32(0.0), np.float32(255.0)
     y_r, y_g, y_b = to_yuv[0, 0], to_yuv[0, 1], to_yuv[0, 2]
     u_r, u_g, u_b = to_yuv[1, 0], to_yuv[1, 1], to_yuv[1, 2]
@@ -64,9 +63,6 @@ def _render_i420(planes, cells, y0s, y1s, tys, segments, to_yuv, out):  # pragma
     rows_per_task = _ROWS_PER_TASK // 2
     tasks = (half_h + rows_per_task - 1) // rows_per_task
     for task in numba.prange(tasks):
-        row = np.empty((grid_w, 12), dtype=np.float32)
-        slope = np.empty(12, dtype=np.float32)
-        base = np.empty(12, dtype=np.float32)
         lum = np.empty(width, dtype=np.float32)
         u_full = np.empty(width, dtype=np.float32)
         v_full = np.empty(width, dtype=np.float32)
@@ -88,31 +84,31 @@ def _render_i420(planes, cells, y0s, y1s, tys, segments, to_yuv, out):  # pragma
                 v_full[2 * cx + 1] = v
             for pair in range(2):
                 y = 2 * cy + pair
-                _row_cells(cells[y0s[y]], cells[y1s[y]], tys[y], row)
+                e0 = expanded[y0s[y]]
+                e1 = expanded[y1s[y]]
+                ty = tys[y]
                 luma = y * width
                 for x in range(width):
                     lum[x] = np.float32(flat[luma + x])
-                for segment in range(grid_w + 1):
-                    begin = segments[segment]
-                    end = segments[segment + 1]
-                    if begin >= end:
-                        continue
-                    _run_line(row, segment, scale, slope, base)
-                    s0, s1, s2, s3, s4, s5 = slope[0], slope[1], slope[2], slope[3], slope[4], slope[5]
-                    s6, s7, s8, s9, s10, s11 = slope[6], slope[7], slope[8], slope[9], slope[10], slope[11]
-                    b0, b1, b2, b3, b4, b5 = base[0], base[1], base[2], base[3], base[4], base[5]
-                    b6, b7, b8, b9, b10, b11 = base[6], base[7], base[8], base[9], base[10], base[11]
-                    for x in range(begin, end):
-                        xf = np.float32(x)
-                        a = lum[x]
-                        u = u_full[x]
-                        v = v_full[x]
-                        r = (b0 + s0 * xf) * a + (b1 + s1 * xf) * u + (b2 + s2 * xf) * v + (b3 + s3 * xf)
-                        g = (b4 + s4 * xf) * a + (b5 + s5 * xf) * u + (b6 + s6 * xf) * v + (b7 + s7 * xf)
-                        b = (b8 + s8 * xf) * a + (b9 + s9 * xf) * u + (b10 + s10 * xf) * v + (b11 + s11 * xf)
-                        red[x] = min(max(r, zero), top_level)
-                        green[x] = min(max(g, zero), top_level)
-                        blue[x] = min(max(b, zero), top_level)
+                for x in range(width):
+                    a = lum[x]
+                    u = u_full[x]
+                    v = v_full[x]
+                    c0 = e0[0, x] + ty * (e1[0, x] - e0[0, x])
+                    c1 = e0[1, x] + ty * (e1[1, x] - e0[1, x])
+                    c2 = e0[2, x] + ty * (e1[2, x] - e0[2, x])
+                    c3 = e0[3, x] + ty * (e1[3, x] - e0[3, x])
+                    c4 = e0[4, x] + ty * (e1[4, x] - e0[4, x])
+                    c5 = e0[5, x] + ty * (e1[5, x] - e0[5, x])
+                    c6 = e0[6, x] + ty * (e1[6, x] - e0[6, x])
+                    c7 = e0[7, x] + ty * (e1[7, x] - e0[7, x])
+                    c8 = e0[8, x] + ty * (e1[8, x] - e0[8, x])
+                    c9 = e0[9, x] + ty * (e1[9, x] - e0[9, x])
+                    c10 = e0[10, x] + ty * (e1[10, x] - e0[10, x])
+                    c11 = e0[11, x] + ty * (e1[11, x] - e0[11, x])
+                    red[x] = min(max(c0 * a + c1 * u + c2 * v + c3, zero), top_level)
+                    green[x] = min(max(c4 * a + c5 * u + c6 * v + c7, zero), top_level)
+                    blue[x] = min(max(c8 * a + c9 * u + c10 * v + c11, zero), top_level)
                 for x in range(width):
                     out_flat[luma + x] = np.uint8(y_r * red[x] + y_g * green[x] + y_b * blue[x] + np.float32(16.5))
                 if pair == 0:
@@ -155,7 +151,6 @@ def render_field_i420(planes: np.ndarray, field: ColourField | np.ndarray,
     planes = np.ascontiguousarray(planes)
     height, width = planes.shape[0] * 2 // 3, planes.shape[1]
     cells = rgb_from_yuv_cells(coefficients)
-    gh, gw = cells.shape[:2]
-    y0s, y1s, tys = _axis_taps(height, gh)
-    _render_i420(planes, cells, y0s, y1s, tys, _segments(width, gw), RGB_TO_YUV.astype(np.float32), out)
+    y0s, y1s, tys = _axis_taps(height, cells.shape[0])
+    _render_i420(planes, expanded_cell_rows(cells, width, 1.0), y0s, y1s, tys, RGB_TO_YUV.astype(np.float32), out)
     return out
