@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -215,7 +215,7 @@ def raise_interrupt(signum: int, frame: object) -> None:
 
 
 @contextlib.contextmanager
-def sigterm_as_interrupt():
+def sigterm_as_interrupt() -> Iterator[None]:
     """Within the block (main thread only; elsewhere a no-op), SIGTERM raises KeyboardInterrupt;
     the previous handler is back afterwards."""
     if threading.current_thread() is not threading.main_thread():
