@@ -79,6 +79,25 @@ def expand_cell_rows(cells, segments, width, offset_scale, expanded):  # pragma:
                     expanded[j, k, x] = base_k + slope_k * np.float32(x)
 
 
+@numba.njit(cache=True, fastmath=True, nogil=True, inline="always")
+def mixed_map(e0, e1, ty, x, p0, p1, p2):  # pragma: no cover
+    """The 3×4 map at column ``x`` of two rows of ``expand_cell_rows`` (12, W), mixed linearly with
+    weight ``ty`` on ``e1``, applied to (p0, p1, p2): the three outputs (float32)."""
+    c0 = e0[0, x] + ty * (e1[0, x] - e0[0, x])
+    c1 = e0[1, x] + ty * (e1[1, x] - e0[1, x])
+    c2 = e0[2, x] + ty * (e1[2, x] - e0[2, x])
+    c3 = e0[3, x] + ty * (e1[3, x] - e0[3, x])
+    c4 = e0[4, x] + ty * (e1[4, x] - e0[4, x])
+    c5 = e0[5, x] + ty * (e1[5, x] - e0[5, x])
+    c6 = e0[6, x] + ty * (e1[6, x] - e0[6, x])
+    c7 = e0[7, x] + ty * (e1[7, x] - e0[7, x])
+    c8 = e0[8, x] + ty * (e1[8, x] - e0[8, x])
+    c9 = e0[9, x] + ty * (e1[9, x] - e0[9, x])
+    c10 = e0[10, x] + ty * (e1[10, x] - e0[10, x])
+    c11 = e0[11, x] + ty * (e1[11, x] - e0[11, x])
+    return c0 * p0 + c1 * p1 + c2 * p2 + c3, c4 * p0 + c5 * p1 + c6 * p2 + c7, c8 * p0 + c9 * p1 + c10 * p2 + c11
+
+
 def expanded_cell_rows(cells: np.ndarray, width: int, offset_scale: float) -> np.ndarray:
     """(gh, gw, 12) float32 cells → (gh, 12, ``width``) float32 (see ``expand_cell_rows``)."""
     cells = np.ascontiguousarray(cells, dtype=np.float32)
@@ -115,21 +134,7 @@ def _render_plain(frame, expanded, y0s, y1s, tys, out):  # pragma: no cover
                 r = red[x]
                 g = green[x]
                 b = blue[x]
-                c0 = e0[0, x] + ty * (e1[0, x] - e0[0, x])
-                c1 = e0[1, x] + ty * (e1[1, x] - e0[1, x])
-                c2 = e0[2, x] + ty * (e1[2, x] - e0[2, x])
-                c3 = e0[3, x] + ty * (e1[3, x] - e0[3, x])
-                c4 = e0[4, x] + ty * (e1[4, x] - e0[4, x])
-                c5 = e0[5, x] + ty * (e1[5, x] - e0[5, x])
-                c6 = e0[6, x] + ty * (e1[6, x] - e0[6, x])
-                c7 = e0[7, x] + ty * (e1[7, x] - e0[7, x])
-                c8 = e0[8, x] + ty * (e1[8, x] - e0[8, x])
-                c9 = e0[9, x] + ty * (e1[9, x] - e0[9, x])
-                c10 = e0[10, x] + ty * (e1[10, x] - e0[10, x])
-                c11 = e0[11, x] + ty * (e1[11, x] - e0[11, x])
-                out0[x] = c0 * r + c1 * g + c2 * b + c3
-                out1[x] = c4 * r + c5 * g + c6 * b + c7
-                out2[x] = c8 * r + c9 * g + c10 * b + c11
+                out0[x], out1[x], out2[x] = mixed_map(e0, e1, ty, x, r, g, b)
             for x in range(width):
                 dst[3 * x] = np.uint8(min(max(out0[x], np.float32(0.0)), np.float32(255.0)) + np.float32(0.5))
                 dst[3 * x + 1] = np.uint8(min(max(out1[x], np.float32(0.0)), np.float32(255.0)) + np.float32(0.5))

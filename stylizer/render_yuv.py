@@ -23,7 +23,7 @@ import numba
 import numpy as np
 
 from stylizer.field import ColourField
-from stylizer.render import _axis_taps, expanded_cell_rows
+from stylizer.render import _axis_taps, expanded_cell_rows, mixed_map
 
 # BT.601 limited range, 8 bit: yuv = RGB_TO_YUV @ rgb255 + YUV_OFFSET (OpenCV's COLOR_RGB2YUV_I420,
 # swscale's default for yuv420p)
@@ -94,21 +94,10 @@ def _render_i420(planes, expanded, y0s, y1s, tys, to_yuv, out):  # pragma: no co
                     a = lum[x]
                     u = u_full[x]
                     v = v_full[x]
-                    c0 = e0[0, x] + ty * (e1[0, x] - e0[0, x])
-                    c1 = e0[1, x] + ty * (e1[1, x] - e0[1, x])
-                    c2 = e0[2, x] + ty * (e1[2, x] - e0[2, x])
-                    c3 = e0[3, x] + ty * (e1[3, x] - e0[3, x])
-                    c4 = e0[4, x] + ty * (e1[4, x] - e0[4, x])
-                    c5 = e0[5, x] + ty * (e1[5, x] - e0[5, x])
-                    c6 = e0[6, x] + ty * (e1[6, x] - e0[6, x])
-                    c7 = e0[7, x] + ty * (e1[7, x] - e0[7, x])
-                    c8 = e0[8, x] + ty * (e1[8, x] - e0[8, x])
-                    c9 = e0[9, x] + ty * (e1[9, x] - e0[9, x])
-                    c10 = e0[10, x] + ty * (e1[10, x] - e0[10, x])
-                    c11 = e0[11, x] + ty * (e1[11, x] - e0[11, x])
-                    red[x] = min(max(c0 * a + c1 * u + c2 * v + c3, zero), top_level)
-                    green[x] = min(max(c4 * a + c5 * u + c6 * v + c7, zero), top_level)
-                    blue[x] = min(max(c8 * a + c9 * u + c10 * v + c11, zero), top_level)
+                    r, g, b = mixed_map(e0, e1, ty, x, a, u, v)
+                    red[x] = min(max(r, zero), top_level)
+                    green[x] = min(max(g, zero), top_level)
+                    blue[x] = min(max(b, zero), top_level)
                 for x in range(width):
                     out_flat[luma + x] = np.uint8(y_r * red[x] + y_g * green[x] + y_b * blue[x] + np.float32(16.5))
                 if pair == 0:
