@@ -19,7 +19,9 @@ through both edges, and the cloud scores the sample media's held-out split.
 Noise: two rounds' models are scored again, batch by batch, on the cloud's own held-out batches.
 The mean difference and its standard error over the batches say whether a change is more than
 the spread of the held-out pictures themselves; it is given against round 0 and against the
-round before.
+round before. ``--heldout-pairs`` sets how many held-out pairs the cloud scores (more pairs, a
+smaller standard error); ``--rescore DIR`` scores the checkpoints of an earlier ``--keep DIR`` run
+again on that many pairs of its held-out split, batch by batch, without starting a federation.
 """
 
 from __future__ import annotations
@@ -122,10 +124,9 @@ def paired(first: list[float], later: list[float]) -> dict[str, float]:
     return {"mean": mean, "standard_error": spread / math.sqrt(len(differences)), "batches": len(differences)}
 
 
-def paired_differences(cloud_dir: Path, heldout: Path, rounds: list[int], images: int
-                       ) -> tuple[dict[int, dict[str, float]], dict[int, dict[str, float]]]:
-    """Each of ``rounds``' held-out total minus round 0's, and minus the round before's, batch by
-    batch on the cloud's own held-out batches (``paired``)."""
+def batch_scores(cloud_dir: Path, heldout: Path, rounds: list[int], images: int) -> dict[int, list[float]]:
+    """Round 0's and each of ``rounds``' checkpoint scored batch by batch (Eq. 5 total per batch) on
+    the cloud's own held-out batches: ``images`` pairs of ``heldout``, drawn as the cloud draws them."""
     first = load_checkpoint(cloud_dir / "checkpoints" / "round_000000.safetensors")
     description = {"encoder": first.metadata["encoder"], "config": first.metadata["config"]}
     held = HeldOutSet(heldout, description, CLOUD_BASE_SIZE, images)  # the cloud's own batches
@@ -141,21 +142,58 @@ def paired_differences(cloud_dir: Path, heldout: Path, rounds: list[int], images
     scores = {0: per_batch(first)}
     for number in rounds:
         scores[number] = per_batch(load_checkpoint(cloud_dir / "checkpoints" / f"round_{number:06d}.safetensors"))
+    return scores
+
+
+def paired_differences(cloud_dir: Path, heldout: Path, rounds: list[int], images: int
+                       ) -> tuple[dict[int, dict[str, float]], dict[int, dict[str, float]]]:
+    """Each of ``rounds``' held-out total minus round 0's, and minus the round before's, batch by
+    batch on the cloud's own held-out batches (``paired``)."""
+    scores = batch_scores(cloud_dir, heldout, rounds, images)
     to_first = {number: paired(scores[0], scores[number]) for number in rounds}
     to_previous = {number: paired(scores[number - 1], scores[number]) for number in rounds if number - 1 in scores}
     return to_first, to_previous
 
 
+def kept_checkpoint_rounds(cloud_dir: Path) -> list[int]:
+    """The round numbers (> 0) whose checkpoints a kept run's cloud folder holds, in order."""
+    numbers = [path.stem.removeprefix("round_") for path in (cloud_dir / "checkpoints").glob("round_*.safetensors")]
+    return sorted(int(number) for number in numbers if number.isdigit() and int(number) > 0)
+
+
+def kept_heldout(kept: Path) -> Path:
+    """The held-out folder a run kept under ``kept`` scored: the corpus split it wrote, else the
+    cloud's own (the sample media's)."""
+    return kept / "heldout" if (kept / "heldout" / "content").is_dir() else kept / "cloud" / "heldout"
+
+
+def rescore(kept: Path, pairs: int) -> dict:
+    """An earlier ``--keep`` run's checkpoints scored again on ``pairs`` pairs of its held-out split:
+    each round's total (the mean over the batches), and the paired differences to round 0 and to the
+    round before (mean ± standard error over the batches)."""
+    cloud_dir = kept / "cloud"
+    rounds = kept_checkpoint_rounds(cloud_dir)
+    scores = batch_scores(cloud_dir, kept_heldout(kept), rounds, pairs)
+    to_previous = {n: paired(scores[n - 1], scores[n]) for n in rounds if n - 1 in scores}
+    return {"rescored": str(kept), "heldout_pairs": len(scores[0]) * 2,
+            "heldout_loss_per_round": {str(n): sum(v) / len(v) for n, v in sorted(scores.items())},
+            "paired_noise_vs_previous_round": {str(n): d for n, d in to_previous.items()},
+            "minus_round_0_paired": {str(n): paired(scores[0], scores[n]) for n in rounds},
+            "each_round_lower_than_the_one_before_by_2_standard_errors": all(
+                d["mean"] < -2 * d["standard_error"] for d in to_previous.values()) if to_previous else False}
+
+
 def run(tmp: Path, rounds: int, images_per_round: int, poll_s: float, fresh_head: str | None = None,
-        media: str = "corpus", run_config: list[str] | None = None) -> dict:
+        media: str = "corpus", run_config: list[str] | None = None, heldout_pairs: int | None = None) -> dict:
     initial = (["--initial-checkpoint", str(fresh_checkpoint(tmp / "fresh.safetensors", fresh_head, 0.5, 0))]
                if fresh_head else [])
     if media == "corpus":
-        heldout, heldout_images = write_corpus_heldout(tmp / "heldout"), CORPUS_HELDOUT_IMAGES
+        heldout, heldout_images = write_corpus_heldout(tmp / "heldout"), heldout_pairs or CORPUS_HELDOUT_IMAGES
         shots = corpus_shots(rounds)
-        heldout_options = ["--heldout", str(heldout), "--run-config", f"heldout-images={heldout_images}"]
     else:
-        heldout, heldout_images, shots, heldout_options = tmp / "cloud" / "heldout", SAMPLES_HELDOUT_IMAGES, [], []
+        heldout, heldout_images, shots = tmp / "cloud" / "heldout", heldout_pairs or SAMPLES_HELDOUT_IMAGES, []
+    heldout_options = (["--heldout", str(heldout)] if media == "corpus" else []) + [
+        "--run-config", f"heldout-images={heldout_images}"]
     cloud_options = ["--min-nodes", "2", "--rounds", str(rounds), "--images-per-round", str(images_per_round),
                      "--run-config", f"ready-poll-s={poll_s:g}", *heldout_options, *initial,
                      *[arg for item in run_config or [] for arg in ("--run-config", item)]]
@@ -224,6 +262,14 @@ def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -
         key, sep, _ = item.partition("=")
         if not sep or not key:
             parser.error(f"--run-config takes KEY=VALUE, got {item!r}")
+    if args.rescore is not None:
+        if not kept_checkpoint_rounds(args.rescore / "cloud") or not (
+                args.rescore / "cloud" / "checkpoints" / "round_000000.safetensors").is_file():
+            parser.error(f"--rescore {args.rescore}: no round checkpoints in {args.rescore / 'cloud' / 'checkpoints'}; "
+                         "pass the folder an earlier run was given with --keep")
+        if not (kept_heldout(args.rescore) / "content").is_dir():
+            parser.error(f"--rescore {args.rescore}: its held-out folder {kept_heldout(args.rescore)} is missing")
+        return
     if args.media == "corpus":
         from fedvst.corpus import CorpusMissingError, load_manifest
 
@@ -246,16 +292,24 @@ def main() -> None:
     parser.add_argument("--run-config", action="append", metavar="KEY=VALUE",
                         help="more run config for the cloud (fedvst cloud serve --run-config), e.g. learning-rate=3e-5")
     parser.add_argument("--keep", type=Path, help="keep the cloud's and edges' folders here")
+    parser.add_argument("--heldout-pairs", type=whole(2, 4096),
+                        help=f"held-out pairs scored each round (default {CORPUS_HELDOUT_IMAGES} with the corpus, "
+                             f"{SAMPLES_HELDOUT_IMAGES} with the samples): more pairs, a smaller paired noise")
+    parser.add_argument("--rescore", type=Path, metavar="DIR",
+                        help="no federation: score the checkpoints an earlier --keep DIR run kept again, batch by "
+                             "batch, on --heldout-pairs pairs of its held-out split")
     args = parser.parse_args()
     check_arguments(parser, args)
-    if args.keep is not None:
+    if args.rescore is not None:
+        result = rescore(args.rescore, args.heldout_pairs or CORPUS_HELDOUT_IMAGES)
+    elif args.keep is not None:
         args.keep.mkdir(parents=True, exist_ok=True)
         result = run(args.keep, args.rounds, args.images_per_round, args.poll_s, args.fresh_head, args.media,
-                     args.run_config)
+                     args.run_config, args.heldout_pairs)
     else:
         with tempfile.TemporaryDirectory() as tmp:
             result = run(Path(tmp), args.rounds, args.images_per_round, args.poll_s, args.fresh_head, args.media,
-                         args.run_config)
+                         args.run_config, args.heldout_pairs)
     print(json.dumps(result, indent=None if args.json else 1), file=sys.stdout)
 
 
