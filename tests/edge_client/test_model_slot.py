@@ -1,6 +1,7 @@
 """Hot swaps of the served model never disturb requests in flight."""
 
 import threading
+import time
 
 import numpy as np
 import torch
@@ -54,14 +55,20 @@ def test_swaps_during_requests_give_whole_answers_from_one_model(tmp_path, encod
     threads = [threading.Thread(target=phone) for _ in range(3)]
     for thread in threads:
         thread.start()
-    for swap in range(8):
-        publish((swap + 1) % 2)
-        threading.Event().wait(0.15)
+    seen_each_model = True
+    for swap in range(8):  # each model published in turn; wait (bounded) until a phone is served it
+        model = (swap + 1) % 2
+        served_before = len(results)
+        publish(model)
+        deadline = time.monotonic() + 120  # generous: a busy 2-core machine may take seconds a stylize
+        while model not in results[served_before:] and not failures and time.monotonic() < deadline:
+            threading.Event().wait(0.05)
+        seen_each_model = seen_each_model and model in results[served_before:]
     stop.set()
     for thread in threads:
         thread.join()
     assert not failures, failures[:3]
-    assert set(results) == {0, 1} and slot.swaps >= 2
+    assert seen_each_model and set(results) == {0, 1} and slot.swaps >= 8
 
 
 def test_a_pair_read_mid_write_is_not_refused_for_good(tmp_path, encoder_weights, photos):
