@@ -8,7 +8,7 @@ from typing import Any
 from flwr.app import ArrayRecord
 
 from stylizer.factory import model_from_description
-from stylizer.images import IMAGE_SUFFIXES, ImageError, load_image, load_image_dir
+from stylizer.images import IMAGE_SUFFIXES, ImageError, image_files, load_image, load_image_dir
 from stylizer.losses import TargetFeatures, target_features
 from stylizer.training import PairSampler, evaluate
 
@@ -25,7 +25,7 @@ def describe_heldout(folder: Path) -> str:
     counts = []
     for sub in ("content", "style"):
         path = Path(folder) / sub
-        found = [p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES] if path.is_dir() else []
+        found = image_files(path)
         if not found:
             raise ValueError(f"held-out folder {folder} needs images in {sub}/ ({', '.join(sorted(IMAGE_SUFFIXES))}): "
                              "pictures no edge trains on, which score every round")

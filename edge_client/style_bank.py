@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stylizer.images import IMAGE_SUFFIXES, ImageError, load_image
+from stylizer.images import IMAGE_SUFFIXES, ImageError, image_files, load_image
 from stylizer.render import fit_within, resize_frame
 
 SAMPLES = "samples"
@@ -49,7 +49,7 @@ def bank_files(spec: str) -> list[Path]:
     if not folder.is_dir():
         raise ValueError(f"style bank folder {folder} is missing: pass --style-bank a folder of colour photos, "
                          f"'{SAMPLES}' or '{NONE}'")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = image_files(folder)
     if not files:
         raise ValueError(f"style bank folder {folder} holds no pictures ({', '.join(sorted(IMAGE_SUFFIXES))})")
     return files

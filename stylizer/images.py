@@ -159,11 +159,20 @@ def decode_image_bytes(data: bytes, what: str = "image", max_pixels: int = MAX_S
     return _decode(io.BytesIO(data), what, "")
 
 
+def image_files(folder: Path) -> list[Path]:
+    """The plain files in ``folder`` whose suffix names a picture (``IMAGE_SUFFIXES``, any case),
+    sorted by name; [] for a folder that does not exist. Nothing is decoded."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
 def load_image_dir(folder: Path, what: str) -> list[np.ndarray]:
     """Every readable image in ``folder`` (sorted by name); unreadable files are an error."""
     if not folder.is_dir():
         raise ImageError(f"{what} folder not found: {folder}")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = image_files(folder)
     if not files:
         raise ImageError(f"{what} folder {folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     return [load_image(p, f"{what} image") for p in files]

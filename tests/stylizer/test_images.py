@@ -4,7 +4,7 @@ import torch
 from PIL import Image
 
 from stylizer import ImageError, Stylizer, load_image
-from stylizer.images import as_rgb_uint8
+from stylizer.images import as_rgb_uint8, image_files
 
 
 def test_corrupt_image_file(tmp_path):
@@ -90,3 +90,11 @@ def test_16_bit_grey_is_scaled_not_clipped(tmp_path):
         expected = np.round(ramp / 257.0)
         assert np.abs(image[:, :, 0].astype(int) - expected).max() <= 1
         assert len(np.unique(image)) > 200  # a ramp, not two levels
+
+
+def test_image_files_lists_pictures_by_name_and_nothing_for_a_missing_folder(tmp_path):
+    for name in ("b.JPG", "a.png", "notes.txt", "c.webp"):
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "d.png").mkdir()  # a folder named like a picture is not a picture
+    assert [p.name for p in image_files(tmp_path)] == ["a.png", "b.JPG", "c.webp"]
+    assert image_files(tmp_path / "missing") == []
