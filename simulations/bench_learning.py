@@ -56,24 +56,28 @@ PHOTO_SIDE = 640  # longest side of the photos phones share (px)
 
 
 def corpus_shots(rounds: int, edges: int = 2, frames: int = CORPUS_SHOT_FRAMES,
-                 photos: int = CORPUS_PHOTOS) -> list[list[dict]]:
+                 photos: int = CORPUS_PHOTOS, seed: int = 0) -> list[list[dict]]:
     """Round k's shares, one per edge (a phone near each edge): a whole ``frames``-frame stretch of
     the corpus' training clips (``corpus_media.clip_stretches``: no frame in two shots) and
-    ``photos`` training photos (none twice), all with one training colour photo as the style (a
-    seeded choice). ValueError when the training split holds too few for ``rounds``."""
+    ``photos`` training photos (none twice), all with one training colour photo as the style.
+    ``seed`` picks the photos and styles, and for seed ≠ 0 the order of the stretches (seed 0 keeps
+    the clips taken in turn, the shares of the runs in docs/benchmarks.md). ValueError when the
+    training split holds too few for ``rounds``."""
     import numpy as np
 
     from fedvst.corpus import corpus_files
 
     order = clip_stretches(frames)
+    if seed:
+        order = [order[i] for i in np.random.default_rng(2022 + seed).permutation(len(order))]
     pictures = corpus_files("photo", "train")
-    pictures = [pictures[i] for i in np.random.default_rng(2021).permutation(len(pictures))]
+    pictures = [pictures[i] for i in np.random.default_rng(2021 + seed).permutation(len(pictures))]
     if len(order) < rounds * edges or len(pictures) < rounds * edges * photos:
         raise ValueError(f"the corpus' training split holds {len(order)} shots of {frames} frames and "
                          f"{len(pictures)} photos, {rounds * edges} shots and {rounds * edges * photos} photos "
                          "needed: ask for fewer --rounds")
     styles = colour_training_photos()
-    style_order = np.random.default_rng(2020).permutation(len(styles))
+    style_order = np.random.default_rng(2020 + seed).permutation(len(styles))
     shares = []
     for r in range(rounds):
         per_edge = []
@@ -184,12 +188,13 @@ def rescore(kept: Path, pairs: int) -> dict:
 
 
 def run(tmp: Path, rounds: int, images_per_round: int, poll_s: float, fresh_head: str | None = None,
-        media: str = "corpus", run_config: list[str] | None = None, heldout_pairs: int | None = None) -> dict:
+        media: str = "corpus", run_config: list[str] | None = None, heldout_pairs: int | None = None,
+        seed: int = 0) -> dict:
     initial = (["--initial-checkpoint", str(fresh_checkpoint(tmp / "fresh.safetensors", fresh_head, 0.5, 0))]
                if fresh_head else [])
     if media == "corpus":
         heldout, heldout_images = write_corpus_heldout(tmp / "heldout"), heldout_pairs or CORPUS_HELDOUT_IMAGES
-        shots = corpus_shots(rounds)
+        shots = corpus_shots(rounds, seed=seed)
     else:
         heldout, heldout_images, shots = tmp / "cloud" / "heldout", heldout_pairs or SAMPLES_HELDOUT_IMAGES, []
     heldout_options = (["--heldout", str(heldout)] if media == "corpus" else []) + [
@@ -250,7 +255,7 @@ def run(tmp: Path, rounds: int, images_per_round: int, poll_s: float, fresh_head
             "shared": shared, "media": media, "heldout_pairs": heldout_images // 2 * 2,
             "lower_than_round_0_by_more_than_2_standard_errors": {
                 number: d["mean"] < -2 * d["standard_error"] for number, d in to_first.items()},
-            "images_per_round": images_per_round, "run_config": run_config or [],
+            "images_per_round": images_per_round, "run_config": run_config or [], "seed": seed,
             "encoder": settings["encoder"]["identity"],
             "initial_model": f"fresh {fresh_head} head" if fresh_head else "built-in",
             "wall_seconds": round(time.monotonic() - started, 1)}
@@ -295,6 +300,9 @@ def main() -> None:
     parser.add_argument("--heldout-pairs", type=whole(2, 4096),
                         help=f"held-out pairs scored each round (default {CORPUS_HELDOUT_IMAGES} with the corpus, "
                              f"{SAMPLES_HELDOUT_IMAGES} with the samples): more pairs, a smaller paired noise")
+    parser.add_argument("--seed", type=whole(0, 1_000_000), default=0,
+                        help="with the corpus: which stretches, photos and styles the phones share (0: the runs of "
+                             "docs/benchmarks.md)")
     parser.add_argument("--rescore", type=Path, metavar="DIR",
                         help="no federation: score the checkpoints an earlier --keep DIR run kept again, batch by "
                              "batch, on --heldout-pairs pairs of its held-out split")
@@ -305,11 +313,11 @@ def main() -> None:
     elif args.keep is not None:
         args.keep.mkdir(parents=True, exist_ok=True)
         result = run(args.keep, args.rounds, args.images_per_round, args.poll_s, args.fresh_head, args.media,
-                     args.run_config, args.heldout_pairs)
+                     args.run_config, args.heldout_pairs, args.seed)
     else:
         with tempfile.TemporaryDirectory() as tmp:
             result = run(Path(tmp), args.rounds, args.images_per_round, args.poll_s, args.fresh_head, args.media,
-                         args.run_config, args.heldout_pairs)
+                         args.run_config, args.heldout_pairs, args.seed)
     print(json.dumps(result, indent=None if args.json else 1), file=sys.stdout)
 
 
