@@ -3,7 +3,8 @@
     python -m simulations.bench_learning --json [--rounds 4] [--images-per-round 8] [--media corpus]
 
 README.md's flow on 127.0.0.1: a real cloud (``fedvst cloud serve --min-nodes 2``, the built-in
-model or, with ``--fresh-head``, a freshly initialised one) and two real edges that train between
+model or, with ``--fresh-head``, a freshly initialised one: ``builtin`` is the built-in's own
+architecture and loss, untrained) and two real edges that train between
 syncs. Before each round a phone (``fedvst stylize --share-frames``, every frame a key frame)
 stylizes one new shot of a *training* clip through both edges, with a training photo as the
 style, and the cloud counts a round once both edges have trained on ``--images-per-round`` new
@@ -39,7 +40,7 @@ from cloud_server.history import read_history
 from fedvst.samples import TRAINING_PHOTOS, TRAINING_SEGMENTS, sample_photo, segment_frames
 from simulations.arguments import seconds, whole
 from simulations.corpus_media import clip_stretches, colour_training_photos, shrunk, write_corpus_heldout
-from simulations.federated import fresh_checkpoint
+from simulations.federated import fresh_checkpoint, untrained_builtin_checkpoint
 from simulations.loopback import loopback_federation, write_phone_clip
 from stylizer import load_checkpoint
 from stylizer.factory import model_from_checkpoint
@@ -53,6 +54,7 @@ CORPUS_HELDOUT_IMAGES = 64  # with the corpus: 32 batches of 2, for a tighter pa
 CORPUS_SHOT_FRAMES = 48  # frames per shot of a corpus training clip
 CORPUS_PHOTOS = 8  # training photos each edge's phone also stylizes and shares each round
 PHOTO_SIDE = 640  # longest side of the photos phones share (px)
+UNTRAINED_BUILTIN = "builtin"  # --fresh-head: the built-in's config with freshly initialised tensors
 
 
 def corpus_shots(rounds: int, edges: int = 2, frames: int = CORPUS_SHOT_FRAMES,
@@ -190,8 +192,11 @@ def rescore(kept: Path, pairs: int) -> dict:
 def run(tmp: Path, rounds: int, images_per_round: int, poll_s: float, fresh_head: str | None = None,
         media: str = "corpus", run_config: list[str] | None = None, heldout_pairs: int | None = None,
         seed: int = 0) -> dict:
-    initial = (["--initial-checkpoint", str(fresh_checkpoint(tmp / "fresh.safetensors", fresh_head, 0.5, 0))]
-               if fresh_head else [])
+    if fresh_head == UNTRAINED_BUILTIN:
+        initial = ["--initial-checkpoint", str(untrained_builtin_checkpoint(tmp / "fresh.safetensors", 0))]
+    else:
+        initial = (["--initial-checkpoint", str(fresh_checkpoint(tmp / "fresh.safetensors", fresh_head, 0.5, 0))]
+                   if fresh_head else [])
     if media == "corpus":
         heldout, heldout_images = write_corpus_heldout(tmp / "heldout"), heldout_pairs or CORPUS_HELDOUT_IMAGES
         shots = corpus_shots(rounds, seed=seed)
@@ -257,7 +262,8 @@ def run(tmp: Path, rounds: int, images_per_round: int, poll_s: float, fresh_head
                 number: d["mean"] < -2 * d["standard_error"] for number, d in to_first.items()},
             "images_per_round": images_per_round, "run_config": run_config or [], "seed": seed,
             "encoder": settings["encoder"]["identity"],
-            "initial_model": f"fresh {fresh_head} head" if fresh_head else "built-in",
+            "initial_model": ("the built-in's architecture, untrained" if fresh_head == UNTRAINED_BUILTIN
+                              else f"fresh {fresh_head} head" if fresh_head else "built-in"),
             "wall_seconds": round(time.monotonic() - started, 1)}
 
 
@@ -290,8 +296,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=whole(1, 12), default=4)
     parser.add_argument("--images-per-round", type=whole(1, 100_000), default=8)
     parser.add_argument("--poll-s", type=seconds(0, 3600), default=3.0, help="the cloud's readiness poll (run config)")
-    parser.add_argument("--fresh-head", choices=("image", "affine"),
-                        help="start from a freshly initialised model with this head (default: the built-in model)")
+    parser.add_argument("--fresh-head", choices=("image", "affine", UNTRAINED_BUILTIN),
+                        help="start from a freshly initialised model with this head (default: the built-in model); "
+                             f"'{UNTRAINED_BUILTIN}': the built-in's architecture and loss, untrained (the closed-form "
+                             "prior), where the built-in's own training started")
     parser.add_argument("--media", choices=("corpus", "samples"), default="corpus",
                         help="the photo corpus' training clips and held-out split (default), or the sample media's")
     parser.add_argument("--run-config", action="append", metavar="KEY=VALUE",

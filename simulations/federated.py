@@ -55,7 +55,7 @@ from fedvst.samples import sample_photo, sample_video, write_heldout
 from fedvst.video.io import read_frames
 from simulations import figure7
 from simulations.watch import PeakMemory, RoundProgress
-from stylizer import StylizerConfig, build_model, builtin_checkpoint_path, save_model
+from stylizer import StylizerConfig, build_model, builtin_checkpoint_path, load_checkpoint, save_model
 from stylizer.encoder_weights import resolve_weights
 from stylizer.images import load_image
 from stylizer.render import resize_frame
@@ -188,6 +188,20 @@ def fresh_checkpoint(path: Path, head: str, decoder_width: float, seed: int) -> 
     torch.manual_seed(seed)
     model = build_model(StylizerConfig(decoder_width=decoder_width, head=head), resolve_weights(allow_download=False))
     save_model(path, model, source=f"fresh init (seed {seed})")
+    return path
+
+
+def untrained_builtin_checkpoint(path: Path, seed: int) -> Path:
+    """The built-in model's architecture, loss and encoder (its ``config``) with freshly initialised
+    learned tensors (torch seeded with ``seed``), saved at ``path``: where the built-in's own training
+    started, so a federation from it has what the built-in learned still to learn."""
+    builtin = load_checkpoint(builtin_checkpoint_path())
+    torch.manual_seed(seed)
+    model = build_model(StylizerConfig.from_dict(builtin.metadata["config"]), resolve_weights(allow_download=False))
+    if model.encoder.identity != builtin.metadata["encoder"]["identity"]:
+        raise ValueError(f"the default encoder ({model.encoder.identity}) is not the built-in's "
+                         f"({builtin.metadata['encoder']['identity']})")
+    save_model(path, model, source=f"the built-in's architecture, untrained (seed {seed})")
     return path
 
 

@@ -1,0 +1,18 @@
+"""The untrained built-in: the built-in's architecture and loss, where its own training started."""
+
+import torch
+
+from simulations.federated import untrained_builtin_checkpoint
+from stylizer import builtin_checkpoint_path, load_checkpoint
+
+
+def test_it_has_the_builtins_config_encoder_and_tensor_names_but_not_its_learned_values(tmp_path):
+    builtin = load_checkpoint(builtin_checkpoint_path())
+    fresh = load_checkpoint(untrained_builtin_checkpoint(tmp_path / "fresh.safetensors", 0))
+    assert fresh.metadata["config"] == builtin.metadata["config"]
+    assert fresh.metadata["encoder"]["identity"] == builtin.metadata["encoder"]["identity"]
+    assert set(fresh.state) == set(builtin.state)
+    assert all(fresh.state[k].shape == builtin.state[k].shape for k in builtin.state)
+    assert any(not torch.equal(fresh.state[k], builtin.state[k]) for k in builtin.state)
+    again = load_checkpoint(untrained_builtin_checkpoint(tmp_path / "again.safetensors", 0))
+    assert again.sha256 == fresh.sha256  # seeded: the same start every time
