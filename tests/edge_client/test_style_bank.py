@@ -47,7 +47,7 @@ def test_an_unusable_bank_is_refused_in_one_line_naming_what_is_wrong(tmp_path, 
         EdgeSettings(port=procs.free_port(), data_dir=tmp_path / "edge", style_bank=str(folder))
     refused = subprocess.run([sys.executable, "-m", "fedvst.cli", "edge", "serve", "--port", str(procs.free_port()),
                               "--data-dir", str(tmp_path / "edge"), "--style-bank", str(folder)],
-                             capture_output=True, text=True, timeout=120, env={**os.environ, "FEDVST_OFFLINE": "1"})
+                             capture_output=True, text=True, timeout=300, env={**os.environ, "FEDVST_OFFLINE": "1"})
     errors = [line for line in refused.stderr.splitlines() if line.startswith("error:")]
     assert refused.returncode == 2 and len(errors) == 1 and expected in errors[0], refused.stderr
     assert not (tmp_path / "edge").exists()  # refused before any work
