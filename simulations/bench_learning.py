@@ -23,6 +23,8 @@ the spread of the held-out pictures themselves; it is given against round 0 and 
 round before. ``--heldout-pairs`` sets how many held-out pairs the cloud scores (more pairs, a
 smaller standard error); ``--rescore DIR`` scores the checkpoints of an earlier ``--keep DIR`` run
 again on that many pairs of its held-out split, batch by batch, without starting a federation.
+``--figure PNG`` draws a few held-out pairs as round 0 and the last round stylize them: a falling
+total can hide blotches that only the pictures show.
 """
 
 from __future__ import annotations
@@ -189,6 +191,22 @@ def rescore(kept: Path, pairs: int) -> dict:
                 d["mean"] < -2 * d["standard_error"] for d in to_previous.values()) if to_previous else False}
 
 
+def draw_rounds(kept: Path, figure: Path, count: int = 6) -> Path:
+    """``learning_figure.round_sheet`` of a run's folder ``kept``: round 0, its last round and, when
+    round 0 is not the built-in, the built-in, on ``count`` pairs of the held-out split it scored."""
+    from simulations.learning_figure import round_sheet
+    from stylizer.factory import builtin_checkpoint_path
+
+    checkpoints = kept / "cloud" / "checkpoints"
+    last = kept_checkpoint_rounds(kept / "cloud")
+    columns = {"round 0": checkpoints / "round_000000.safetensors"}
+    if last:
+        columns[f"round {last[-1]}"] = checkpoints / f"round_{last[-1]:06d}.safetensors"
+    if load_checkpoint(columns["round 0"]).sha256 != load_checkpoint(builtin_checkpoint_path()).sha256:
+        columns["built-in"] = builtin_checkpoint_path()
+    return round_sheet(kept_heldout(kept), columns, figure, count)
+
+
 def run(tmp: Path, rounds: int, images_per_round: int, poll_s: float, fresh_head: str | None = None,
         media: str = "corpus", run_config: list[str] | None = None, heldout_pairs: int | None = None,
         seed: int = 0) -> dict:
@@ -314,18 +332,27 @@ def main() -> None:
     parser.add_argument("--rescore", type=Path, metavar="DIR",
                         help="no federation: score the checkpoints an earlier --keep DIR run kept again, batch by "
                              "batch, on --heldout-pairs pairs of its held-out split")
+    parser.add_argument("--figure", type=Path, metavar="PNG",
+                        help="also draw held-out pairs as round 0, the last round and the built-in stylize them "
+                             "(simulations.learning_figure): look at what the rounds did, not only at the scores")
     args = parser.parse_args()
     check_arguments(parser, args)
     if args.rescore is not None:
         result = rescore(args.rescore, args.heldout_pairs or CORPUS_HELDOUT_IMAGES)
+        if args.figure:
+            result["figure"] = str(draw_rounds(args.rescore, args.figure))
     elif args.keep is not None:
         args.keep.mkdir(parents=True, exist_ok=True)
         result = run(args.keep, args.rounds, args.images_per_round, args.poll_s, args.fresh_head, args.media,
                      args.run_config, args.heldout_pairs, args.seed)
+        if args.figure:
+            result["figure"] = str(draw_rounds(args.keep, args.figure))
     else:
         with tempfile.TemporaryDirectory() as tmp:
             result = run(Path(tmp), args.rounds, args.images_per_round, args.poll_s, args.fresh_head, args.media,
                          args.run_config, args.heldout_pairs, args.seed)
+            if args.figure:
+                result["figure"] = str(draw_rounds(Path(tmp), args.figure))
     print(json.dumps(result, indent=None if args.json else 1), file=sys.stdout)
 
 

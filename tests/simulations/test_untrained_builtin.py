@@ -14,5 +14,3 @@ def test_it_has_the_builtins_config_encoder_and_tensor_names_but_not_its_learned
     assert set(fresh.state) == set(builtin.state)
     assert all(fresh.state[k].shape == builtin.state[k].shape for k in builtin.state)
     assert any(not torch.equal(fresh.state[k], builtin.state[k]) for k in builtin.state)
-    again = load_checkpoint(untrained_builtin_checkpoint(tmp_path / "again.safetensors", 0))
-    assert again.sha256 == fresh.sha256  # seeded: the same start every time
