@@ -202,30 +202,13 @@ def short_name(name: str) -> str:
 
 def save_figure(path: Path, pairs, outputs, rows: tuple[int, ...] = (0, 2, 5, 7, 12, 16, 17)) -> None:
     """A grid: content | style | built-in | untrained prior | MKL for some of the pairs."""
-    import matplotlib
+    from simulations.learning_figure import picture_grid
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    columns = ["content", "style"] + [m for m in ("affine", "prior", "mkl") if m in outputs]
+    columns = [m for m in ("affine", "prior", "mkl") if m in outputs]
     titles = {"affine": "built-in (affine head)", "prior": "untrained prior", "mkl": "MKL (closed form)"}
-    fig, axes = plt.subplots(len(rows), len(columns), figsize=(3.2 * len(columns), 2.6 * len(rows)))
-    for r, index in enumerate(rows):
-        content_name, content, style_name, style = pairs[index]
-        images = {"content": content, "style": style, **{m: outputs[m][index] for m in outputs}}
-        for c, column in enumerate(columns):
-            ax = axes[r, c]
-            ax.imshow(images[column])
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if r == 0:
-                ax.set_title(titles.get(column, column), fontsize=10)
-        axes[r, 0].set_ylabel(short_name(content_name), fontsize=9)
-        axes[r, 1].set_ylabel(short_name(style_name), fontsize=9)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    picture_grid([[pairs[i][1], pairs[i][3], *(outputs[m][i] for m in columns)] for i in rows],
+                 ["content", "style", *(titles[m] for m in columns)],
+                 [(short_name(pairs[i][0]), short_name(pairs[i][2])) for i in rows], path, dpi=110)
 
 
 def main() -> None:

@@ -28,41 +28,48 @@ def sheet_pairs(heldout: Path, count: int, seed: int = 7) -> list[tuple[Path, Pa
                                                    rng.choice(len(styles), count, replace=False), strict=True)]
 
 
-def round_sheet(heldout: Path, checkpoints: dict[str, Path], path: Path, count: int = 6, seed: int = 7) -> Path:
-    """Write ``path`` (PNG): for ``count`` seeded held-out pairs, the content, the style and each of
-    ``checkpoints`` (title → checkpoint file) stylizing it at the content's size (longest side at most
-    ``SIDE`` px). Returns ``path``; ValueError when the folder holds no pair."""
+def picture_grid(rows: list[list[np.ndarray]], titles: list[str], labels: list[tuple[str, str]], path: Path,
+                 dpi: int = 100) -> Path:
+    """Write ``path`` (PNG): one row of pictures (H×W×3 uint8) per entry of ``rows``, the columns
+    titled ``titles`` on top, each row's first two pictures labelled ``labels[row]``. Returns ``path``."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    fig, axes = plt.subplots(len(rows), len(titles), figsize=(3.0 * len(titles), 2.4 * len(rows)), squeeze=False)
+    for r, pictures in enumerate(rows):
+        for c, picture in enumerate(pictures):
+            ax = axes[r, c]
+            ax.imshow(picture)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(titles[c], fontsize=10)
+        axes[r, 0].set_ylabel(labels[r][0], fontsize=8)
+        axes[r, 1].set_ylabel(labels[r][1], fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
+def round_sheet(heldout: Path, checkpoints: dict[str, Path], path: Path, count: int = 6, seed: int = 7) -> Path:
+    """Write ``path`` (PNG): for ``count`` seeded held-out pairs, the content, the style and each of
+    ``checkpoints`` (title → checkpoint file) stylizing it at the content's size (longest side at most
+    ``SIDE`` px). Returns ``path``; ValueError when the folder holds no pair."""
     from stylizer import Stylizer
 
     pairs = sheet_pairs(heldout, count, seed)
     if not pairs:
         raise ValueError(f"held-out folder {heldout} holds no content/ and style/ pictures to draw")
     stylizers = {title: Stylizer.from_checkpoint(file, allow_download=False) for title, file in checkpoints.items()}
-    columns = ["content", "style", *stylizers]
-    fig, axes = plt.subplots(len(pairs), len(columns), figsize=(3.0 * len(columns), 2.4 * len(pairs)), squeeze=False)
-    for row, (content_file, style_file) in enumerate(pairs):
+    rows = []
+    for content_file, style_file in pairs:
         content = load_image(content_file)
         content = resize_frame(content, fit_within(*content.shape[:2], SIDE))
         style = load_image(style_file)
-        images = {"content": content, "style": style,
-                  **{title: s.stylize_frame(content, style) for title, s in stylizers.items()}}
-        for c, column in enumerate(columns):
-            ax = axes[row, c]
-            ax.imshow(images[column])
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if row == 0:
-                ax.set_title(column, fontsize=10)
-        axes[row, 0].set_ylabel(content_file.stem, fontsize=8)
-        axes[row, 1].set_ylabel(style_file.stem, fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+        rows.append([content, style, *(s.stylize_frame(content, style) for s in stylizers.values())])
+    return picture_grid(rows, ["content", "style", *stylizers], [(c.stem, s.stem) for c, s in pairs], path)
