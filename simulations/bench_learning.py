@@ -192,17 +192,20 @@ def rescore(kept: Path, pairs: int) -> dict:
 
 
 def draw_rounds(kept: Path, figure: Path, count: int = 6) -> Path:
-    """``learning_figure.round_sheet`` of a run's folder ``kept``: round 0, its last round and, when
-    round 0 is not the built-in, the built-in, on ``count`` pairs of the held-out split it scored."""
+    """``learning_figure.round_sheet`` of a run's folder ``kept``: its first kept round (round 0
+    unless pruned), its last round and, when the first is not the built-in, the built-in, on
+    ``count`` pairs of the held-out split it scored."""
     from simulations.learning_figure import round_sheet
     from stylizer.factory import builtin_checkpoint_path
 
     checkpoints = kept / "cloud" / "checkpoints"
-    last = kept_checkpoint_rounds(kept / "cloud")
-    columns = {"round 0": checkpoints / "round_000000.safetensors"}
-    if last:
-        columns[f"round {last[-1]}"] = checkpoints / f"round_{last[-1]:06d}.safetensors"
-    if load_checkpoint(columns["round 0"]).sha256 != load_checkpoint(builtin_checkpoint_path()).sha256:
+    numbers = ([0] if (checkpoints / "round_000000.safetensors").is_file() else []) + kept_checkpoint_rounds(
+        kept / "cloud")  # round 0 first; a long run's cloud may have pruned it
+    if not numbers:
+        raise ValueError(f"no round checkpoints in {checkpoints} to draw")
+    drawn = dict.fromkeys((numbers[0], numbers[-1]))  # one column when only one round is kept
+    columns = {f"round {n}": checkpoints / f"round_{n:06d}.safetensors" for n in drawn}
+    if load_checkpoint(next(iter(columns.values()))).sha256 != load_checkpoint(builtin_checkpoint_path()).sha256:
         columns["built-in"] = builtin_checkpoint_path()
     return round_sheet(kept_heldout(kept), columns, figure, count)
 
@@ -287,6 +290,9 @@ def run(tmp: Path, rounds: int, images_per_round: int, poll_s: float, fresh_head
 
 def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """One line (argparse's exit 2) for settings no federation could run, before anything starts."""
+    if args.figure is not None and (args.figure.suffix.lower() not in (".png", ".jpg", ".jpeg")
+                                    or args.figure.is_dir()):
+        parser.error(f"--figure {args.figure}: give a file name ending in .png or .jpg")
     for item in args.run_config or []:
         key, sep, _ = item.partition("=")
         if not sep or not key:

@@ -11,6 +11,7 @@ from simulations.arguments import seconds, whole
     ("bench_learning", ["--rounds", "0"], "argument --rounds: must be 1–12, got 0"),
     ("bench_learning", ["--images-per-round", "0"], "argument --images-per-round: must be 1–100000, got 0"),
     ("bench_learning", ["--poll-s", "-1"], "argument --poll-s: must be above 0 and at most 3600 s, got -1"),
+    ("bench_learning", ["--figure", "rounds.gif"], "--figure rounds.gif: give a file name ending in .png or .jpg"),
     ("bench_learning", ["--seed", "-1"], "argument --seed: must be 0–1000000, got -1"),
     ("bench_learning", ["--rescore", "nowhere"], "pass the folder an earlier run was given with --keep"),
     ("bench_federation", ["--frames", "many"], "argument --frames: must be a whole number, got 'many'"),
