@@ -30,7 +30,7 @@ def sheet_pairs(heldout: Path, count: int, seed: int = 7) -> list[tuple[Path, Pa
 
 def picture_grid(rows: list[list[np.ndarray]], titles: list[str], labels: list[tuple[str, str]], path: Path,
                  dpi: int = 100) -> Path:
-    """Write ``path`` (PNG): one row of pictures (H×W×3 uint8) per entry of ``rows``, the columns
+    """Write ``path`` (PNG or JPEG, by its suffix): one row of pictures (H×W×3 uint8) per entry of ``rows``, the columns
     titled ``titles`` on top, each row's first two pictures labelled ``labels[row]``. Returns ``path``."""
     import matplotlib
 
@@ -57,7 +57,7 @@ def picture_grid(rows: list[list[np.ndarray]], titles: list[str], labels: list[t
 
 
 def round_sheet(heldout: Path, checkpoints: dict[str, Path], path: Path, count: int = 6, seed: int = 7) -> Path:
-    """Write ``path`` (PNG): for ``count`` seeded held-out pairs, the content, the style and each of
+    """Write ``path`` (PNG or JPEG): for ``count`` seeded held-out pairs, the content, the style and each of
     ``checkpoints`` (title → checkpoint file) stylizing it at the content's size (longest side at most
     ``SIDE`` px). Returns ``path``; ValueError when the folder holds no pair."""
     from stylizer import Stylizer
