@@ -30,6 +30,7 @@ total can hide blotches that only the pictures show.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import sys
@@ -343,22 +344,17 @@ def main() -> None:
                              "(simulations.learning_figure): look at what the rounds did, not only at the scores")
     args = parser.parse_args()
     check_arguments(parser, args)
-    if args.rescore is not None:
-        result = rescore(args.rescore, args.heldout_pairs or CORPUS_HELDOUT_IMAGES)
-        if args.figure:
-            result["figure"] = str(draw_rounds(args.rescore, args.figure))
-    elif args.keep is not None:
-        args.keep.mkdir(parents=True, exist_ok=True)
-        result = run(args.keep, args.rounds, args.images_per_round, args.poll_s, args.fresh_head, args.media,
-                     args.run_config, args.heldout_pairs, args.seed)
-        if args.figure:
-            result["figure"] = str(draw_rounds(args.keep, args.figure))
-    else:
-        with tempfile.TemporaryDirectory() as tmp:
-            result = run(Path(tmp), args.rounds, args.images_per_round, args.poll_s, args.fresh_head, args.media,
+    with contextlib.ExitStack() as stack:  # a run without --keep lives in a folder removed after its figure
+        if args.rescore is not None:
+            folder = args.rescore
+            result = rescore(folder, args.heldout_pairs or CORPUS_HELDOUT_IMAGES)
+        else:
+            folder = args.keep or Path(stack.enter_context(tempfile.TemporaryDirectory()))
+            folder.mkdir(parents=True, exist_ok=True)
+            result = run(folder, args.rounds, args.images_per_round, args.poll_s, args.fresh_head, args.media,
                          args.run_config, args.heldout_pairs, args.seed)
-            if args.figure:
-                result["figure"] = str(draw_rounds(Path(tmp), args.figure))
+        if args.figure:
+            result["figure"] = str(draw_rounds(folder, args.figure))
     print(json.dumps(result, indent=None if args.json else 1), file=sys.stdout)
 
 
