@@ -33,7 +33,14 @@ import numpy as np
 
 from fedvst.backends import Dispatcher, KeyFrameJob, render_key
 from fedvst.video.field_warp import FieldInterpolator
-from fedvst.video.flow import DEFAULT_FLOW_WIDTH, FlowEstimator, analysis_size, to_analysis
+from fedvst.video.flow import (
+    DEFAULT_FLOW_WIDTH,
+    FIELD_FLOW_PRESET,
+    PIXEL_FLOW_PRESET,
+    FlowEstimator,
+    analysis_size,
+    to_analysis,
+)
 from fedvst.video.interpolate import Frame, Interpolator
 from fedvst.video.io import MAX_VIDEO_SIDE, ThreadedWriter, VideoError, VideoInfo, VideoWriter, probe, read_frames
 from fedvst.video.keyframes import KeyFramePolicy, KeyFrameSelector
@@ -305,7 +312,8 @@ def stylize_video(source: Path, style: np.ndarray, output: Path, dispatcher: Dis
     small = analysis_size(info.height, info.width, options.flow_width)
     dispatcher.set_style(style)
     selector = KeyFrameSelector(options.keyframes)
-    flow = FlowEstimator()
+    # the flow to the last key chooses key frames and then warps: fields need less of it than pixels
+    flow = FlowEstimator(FIELD_FLOW_PRESET if options.interpolation == "field" else PIXEL_FLOW_PRESET)
     started = time.perf_counter()
     frames = 0
     keys: list[int] = []

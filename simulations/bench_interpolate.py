@@ -40,7 +40,7 @@ from fedvst.pipeline import to_working
 from fedvst.samples import DEMO_STYLE, sample_photo, sample_video
 from fedvst.stage_clock import StageClock, stage_of
 from fedvst.video.field_warp import FieldInterpolator
-from fedvst.video.flow import FlowEstimator, analysis_size, to_analysis
+from fedvst.video.flow import FIELD_FLOW_PRESET, PIXEL_FLOW_PRESET, FlowEstimator, analysis_size, to_analysis
 from fedvst.video.interpolate import Interpolator, to_rgb
 from fedvst.video.io import read_frames
 from fedvst.video.keyframes import KeyFramePolicy, KeyFrameSelector
@@ -69,12 +69,12 @@ def cut_free_window(frames: list[np.ndarray], length: int) -> list[np.ndarray]:
 def _timed_run(stylized: list[np.ndarray], grays: list[np.ndarray], interval: int,
                interpolate: Callable[[int, int, int, np.ndarray], object],
                to_image: Callable[[object], np.ndarray] = lambda frame: frame, clock: StageClock | None = None,
-               ) -> tuple[list[np.ndarray], list[float], list[int]]:
+               preset: int = PIXEL_FLOW_PRESET) -> tuple[list[np.ndarray], list[float], list[int]]:
     """Keys every ``interval`` frames (and the last); ``interpolate(i, a, b, flow(i, a))`` makes the rest,
     ``to_image`` turns its result into RGB outside the timing. Returns the frames, ms per interpolated
     frame (flow to a included) and the interpolated indices; ``clock`` gets the flows' seconds
-    (``flow_to_a``)."""
-    flow = FlowEstimator()
+    (``flow_to_a``); ``preset``: the DIS preset of that flow (the pipeline's analysis flow)."""
+    flow = FlowEstimator(preset)
     out, times, inner = [], [], []
     last = len(grays) - 1
     for index in range(len(grays)):
@@ -123,7 +123,7 @@ def interpolate_fields(fields: list[np.ndarray], frames: list[np.ndarray], styli
         with stage_of(clock, "render"):
             return render_field(frames[index], blended)
 
-    return _timed_run(stylized, grays, interval, from_fields, clock=clock)
+    return _timed_run(stylized, grays, interval, from_fields, clock=clock, preset=FIELD_FLOW_PRESET)
 
 
 def speedup(interval: int, key_seconds: float, interp_ms: float, frames: int = VIDEO_FRAMES) -> float:

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from fedvst.stage_clock import StageClock, stage_of
-from fedvst.video.flow import FlowEstimator
+from fedvst.video.flow import FIELD_FLOW_PRESET, FlowEstimator
 from fedvst.video.warp import Grid, blend_weights, photometric_error
 
 
@@ -56,12 +56,13 @@ class FieldInterpolator:
     """Warps and blends key frames' fields for intermediate frames (one flow estimator, reused).
 
     A field has a few cells per 100 px, so the second key's flow and the visibility weights are
-    computed at most ``FIELD_FLOW_WIDTH`` wide (a quarter of the pixels of the analysis size):
-    finer flow changes the blended field by less than its own cell-to-cell variation.
+    computed at most ``FIELD_FLOW_WIDTH`` wide (a quarter of the pixels of the analysis size), with
+    ``FIELD_FLOW_PRESET``: finer flow changes the blended field by less than its own cell-to-cell
+    variation.
     """
 
     def __init__(self, flow_width: int = FIELD_FLOW_WIDTH) -> None:
-        self.flow = FlowEstimator()
+        self.flow = FlowEstimator(FIELD_FLOW_PRESET)
         self.flow_width = flow_width
         self._grid: Grid | None = None
 

@@ -11,6 +11,13 @@ import cv2
 import numpy as np
 
 DEFAULT_FLOW_WIDTH = 480
+# DIS presets. Pixel warping moves the stylized pixels themselves, so it keeps FAST's variational
+# refinement (sub-pixel, smooth flow). A colour field has one cell per ~60–120 output pixels and
+# ``fedvst.video.field_warp`` averages the flow over each cell, so field mode uses ULTRAFAST (no
+# refinement, patch stride 5): half the milliseconds (1080p key's 480-px analysis frame, AMD EPYC
+# AVX2: 1.3 against 2.8 ms) for an average that barely moves (docs/benchmarks.md, 2026-12-07).
+PIXEL_FLOW_PRESET = cv2.DISOPTICAL_FLOW_PRESET_FAST
+FIELD_FLOW_PRESET = cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST
 
 
 def analysis_size(height: int, width: int, flow_width: int = DEFAULT_FLOW_WIDTH) -> tuple[int, int]:
@@ -29,9 +36,10 @@ def to_analysis(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 class FlowEstimator:
-    """OpenCV DIS optical flow; one instance per thread (it keeps internal buffers)."""
+    """OpenCV DIS optical flow; one instance per thread (it keeps internal buffers). ``preset``: a
+    ``cv2.DISOPTICAL_FLOW_PRESET_*`` (``PIXEL_FLOW_PRESET`` or ``FIELD_FLOW_PRESET``)."""
 
-    def __init__(self, preset: int = cv2.DISOPTICAL_FLOW_PRESET_FAST) -> None:
+    def __init__(self, preset: int = PIXEL_FLOW_PRESET) -> None:
         self._dis = cv2.DISOpticalFlow_create(preset)
 
     def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -8,7 +8,7 @@ from fedvst.protocol import fedvst_pb2
 from fedvst.protocol.fields import field_message, read_field
 from fedvst.stage_clock import StageClock
 from fedvst.video.field_warp import FieldInterpolator, warp_field
-from fedvst.video.flow import to_analysis
+from fedvst.video.flow import FIELD_FLOW_PRESET, FlowEstimator, to_analysis
 from stylizer import ColourField, FieldError, Stylizer, StylizerConfig, build_model
 from stylizer.field import identity_field
 from stylizer.render import render_field
@@ -93,3 +93,23 @@ def test_a_pan_over_a_real_photo_is_interpolated_on_the_frames_own_pixels(photos
     assert np.mean(errors["true flow"]) < 0.7 * np.mean(errors["no flow"]), errors  # the warp is what helps
     assert list(clock.seconds) == ["shrink", "flow_to_b", "visibility", "warp_blend"]  # every stage timed, in order
     assert all(seconds > 0 for seconds in clock.seconds.values()), clock.seconds
+
+
+def test_field_mode_flow_moves_each_cell_to_where_the_camera_went(photos):
+    """The cheaper DIS preset field mode uses, averaged per cell as ``warp_field`` does, follows a
+    real photo's pan to a small fraction of a cell (the flow's only use there)."""
+    size, grid = (270, 480), (9, 16)
+    step = (5.0, 2.0)  # px per frame: frame t shows the photo moved by t·step
+    frames = camera_clip(photos["astronaut"], 4, step, size)
+    grays = [to_analysis(f, size) for f in frames]
+    coordinates = np.zeros((*grid, 1, 12), np.float32)
+    coordinates[..., 0, 0] = np.arange(grid[1], dtype=np.float32)[None, :]
+    coordinates[..., 0, 1] = np.arange(grid[0], dtype=np.float32)[:, None]
+    flow = FlowEstimator(FIELD_FLOW_PRESET)
+    for t in (1, 3):
+        reached = warp_field(coordinates, flow(grays[t], grays[0]))  # frame t(x) = frame 0(x + t·step)
+        moved_x = reached[1:-1, 1:-1, 0, 0] - coordinates[1:-1, 1:-1, 0, 0]  # inner cells: no border clamp
+        moved_y = reached[1:-1, 1:-1, 0, 1] - coordinates[1:-1, 1:-1, 0, 1]
+        true_x, true_y = t * step[0] * grid[1] / size[1], t * step[1] * grid[0] / size[0]
+        assert np.abs(moved_x - true_x).mean() < 0.02 and np.abs(moved_x - true_x).max() < 0.15, (t, moved_x)
+        assert np.abs(moved_y - true_y).mean() < 0.02 and np.abs(moved_y - true_y).max() < 0.15, (t, moved_y)
