@@ -14,8 +14,8 @@ COLOUR_REFERENCES = ("style", "prior")
 LEGACY_HEAD = "image"  # what a checkpoint written before heads existed holds
 # What a checkpoint written before these keys existed was trained and runs with.
 LEGACY_VALUES = {"loss_layer": "", "content_reference": "prior", "flat_contrast": 0.0, "colour_guard": False,
-                 "residual_offsets": True, "smoothness_weight": 0.1, "colour_weight": 100.0, "style_weight": 1.0,
-                 "style_from": "", "colour_reference": "style",
+                 "residual_offsets": True, "smoothness_weight": 0.1, "glow_weight": 0.0, "colour_weight": 100.0,
+                 "style_weight": 1.0, "style_from": "", "colour_reference": "style",
                  "normalize_decoder_inputs": False}
 MAX_MATRIX_DIM = 256
 MAX_CHANNELS = 512
@@ -39,6 +39,8 @@ class StylizerConfig:
     grid_depth: luma bins of the affine field (1: a plain 2-D field; > 1: a bilateral grid).
     grid_stride: content pixels per field cell at the network's working size (affine head).
     smoothness_weight: weight of the edge-aware smoothness term on the field (affine head).
+    glow_weight: weight of the glow term (``stylizer.losses.glow``: how far the field's change from
+        one cell to the next moves the colour of smooth pixels; affine head).
     colour_weight: weight of the CIELAB mean/std term of the style distance (affine head).
     style_weight: Eq. 5's λ, the weight of the style term against the content term in the training
         loss (total = content + λ·style); the model carries it so that every trainer of it, the
@@ -79,6 +81,7 @@ class StylizerConfig:
     grid_depth: int = 1
     grid_stride: int = 8
     smoothness_weight: float = 0.0
+    glow_weight: float = 0.0
     colour_weight: float = 3e7
     style_weight: float = 1.0
     style_from: str = ""
@@ -105,7 +108,7 @@ class StylizerConfig:
             raise ValueError(f"grid_depth must be in 1..{MAX_GRID_DEPTH}, got {self.grid_depth}")
         if self.grid_stride not in (4, 8, 16, 32):
             raise ValueError(f"grid_stride must be 4, 8, 16 or 32, got {self.grid_stride}")
-        for name in ("smoothness_weight", "colour_weight", "style_weight"):
+        for name in ("smoothness_weight", "glow_weight", "colour_weight", "style_weight"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 <= value < MAX_LOSS_WEIGHT):
                 raise ValueError(f"{name} must be a finite number ≥ 0, got {value!r}")

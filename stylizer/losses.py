@@ -4,8 +4,9 @@ D is measured on the frozen encoder's features: content = feature MSE at the dee
 style = MSE of per-channel means plus MSE of per-channel standard deviations, summed over
 the taps relu1_1 … deepest. λ = 1 by default. For the affine head, training (``compute_losses``)
 measures content against the prior's recolouring, adds CIELAB statistics to the style term
-(``colour_statistics_loss``) and an edge-aware smoothness regulariser on the field
-(``field_smoothness``); ``total`` is content + λ·style for either head, the regulariser apart.
+(``colour_statistics_loss``) and two regularisers of the field, an edge-aware smoothness
+(``field_smoothness``) and the glow it paints on smooth pixels (``glow``); ``total`` is
+content + λ·style for either head, the regularisers apart.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from stylizer.encoder import VGGEncoder
-from stylizer.render_torch import luma
+from stylizer.render_torch import luma, slice_field
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,43 @@ def field_smoothness(field: torch.Tensor, content: torch.Tensor, edge_scale: flo
     if field.shape[-2] > 1:
         weight = torch.exp(-(guide[..., 1:, :] - guide[..., :-1, :]).abs() / edge_scale)
         loss = loss + (weight * (field[..., 1:, :] - field[..., :-1, :]).pow(2)).mean()
+    return loss
+
+
+GLOW_SMOOTH = 0.01  # local luma deviation ([0, 1] units, 5×5 pixels) at which a pixel counts half as smooth
+GLOW_WINDOW = 5
+
+
+def glow(field: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+    """Glow of a (N, D·12, gh, gw) field rendered on (N, 3, H, W) ``content`` in [0, 1]: how far the
+    colour of each smooth pixel would move if the field's transform one cell further right (or
+    down) took it, squared, summed over the three channels, averaged over the pixels with weight
+    σ₀² / (σ² + σ₀²) (σ the pixel's 5×5 luma deviation, σ₀ = ``GLOW_SMOOTH``: ≈ 1 on smooth pixels,
+    ramps included, ≈ 0 on texture). A field that gives one surface one transform scores 0 there
+    whatever its transforms elsewhere; one that paints a white cloud magenta in one cell and lime in
+    the next (the built-in's glow, ``region_inconsistency``) scores their difference. Transforms
+    may still differ between cells on colours that are not on the smooth pixels between them, so
+    local adaptation of textured regions stays free. Per-pixel transforms are sliced at each pixel's
+    own luma (exact for a plain field)."""
+    image = content.float()
+    transforms = slice_field(field.float(), image)
+    y = luma(image)
+    pad = GLOW_WINDOW // 2
+    mean = F.avg_pool2d(y, GLOW_WINDOW, stride=1, padding=pad, count_include_pad=False)
+    variance = (F.avg_pool2d(y * y, GLOW_WINDOW, stride=1, padding=pad, count_include_pad=False)
+                - mean * mean).clamp_min(0.0)
+    weight = GLOW_SMOOTH ** 2 / (variance + GLOW_SMOOTH ** 2)
+    loss = transforms.new_zeros(())
+    for dim, cells in ((3, field.shape[-1]), (2, field.shape[-2])):
+        size = transforms.shape[dim]
+        step = max(1, round(size / cells))
+        if cells < 2 or size <= step:
+            continue
+        change = transforms.narrow(dim, step, size - step) - transforms.narrow(dim, 0, size - step)
+        change = change.unflatten(1, (3, 4))  # (N, 3, 4, ...): rows of ΔA | Δb
+        colours = image.narrow(dim, 0, size - step)
+        moved = (change[:, :, :3] * colours[:, None]).sum(2) + change[:, :, 3]  # (N, 3, ...): unclamped
+        loss = loss + (weight.narrow(dim, 0, size - step) * moved.pow(2).sum(1, keepdim=True)).mean()
     return loss
 
 

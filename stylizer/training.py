@@ -24,6 +24,7 @@ from stylizer.losses import (
     TargetFeatures,
     colour_statistics_loss,
     field_smoothness,
+    glow,
     perceptual_loss,
 )
 from stylizer.model import StylizerNet, scale_factor
@@ -177,7 +178,8 @@ def compute_losses(model: StylizerNet, batch: TrainBatch, targets: TargetFeature
     as written) or with the crop as the closed-form prior recolours it ("prior": the reference the
     field is a residual over), at the config's ``loss_tap``; its style term adds CIELAB statistics
     (``colour_weight``, against the style's or the prior output's: ``colour_reference``), and the
-    weighted edge-aware smoothness of the field is the regulariser.
+    weighted edge-aware smoothness of the field plus its weighted glow on the full-resolution crop
+    (``glow_weight``, ``stylizer.losses.glow``) are the regulariser.
     ``total`` stays content + λ·style, λ the config's ``style_weight``; the style term sums the taps from
     the config's ``style_from`` down. ``targets``: the batch's ``target_features`` if already computed
     (with the "prior" reference they depend on the model: then they are ignored).
@@ -204,6 +206,8 @@ def compute_losses(model: StylizerNet, batch: TrainBatch, targets: TargetFeature
     terms.style = terms.style + model.config.colour_weight * colour
     terms.total = terms.content + style_weight * terms.style
     terms.regularizer = model.config.smoothness_weight * field_smoothness(field, batch.content)
+    if model.config.glow_weight > 0:
+        terms.regularizer = terms.regularizer + model.config.glow_weight * glow(field, full)
     return terms
 
 
