@@ -215,6 +215,7 @@ class _Finisher(threading.Thread):
         self.error: BaseException | None = None
         self.interpolator = Interpolator(size)
         self.fields = FieldInterpolator()
+        self.pixel_flow: FlowEstimator | None = None  # field mode's fallback to pixels: FAST flows, made here
         self.busy_seconds = 0.0  # warping, blending and rendering (not waiting for keys or the encoder)
         self._waited = 0.0
 
@@ -274,12 +275,21 @@ class _Finisher(threading.Thread):
                 else:
                     blended = self.fields.one_sided(segment.field, frame.flow_to_a)
                 image = render_on(frame.image, blended)
-            elif two_sided:
-                image = self.interpolator.two_sided(frame.gray, t, self._key(segment), segment.gray, frame.flow_to_a,
-                                                    self._key(nxt), nxt.gray)
             else:
-                image = self.interpolator.one_sided(self._key(segment), frame.flow_to_a)
+                flow_to_a = self._pixel_flow(frame, segment)
+                image = (self.interpolator.two_sided(frame.gray, t, self._key(segment), segment.gray, flow_to_a,
+                                                     self._key(nxt), nxt.gray) if two_sided
+                         else self.interpolator.one_sided(self._key(segment), flow_to_a))
             self._write(image, frame.pts)
+
+    def _pixel_flow(self, frame: _Intermediate, segment: _Segment) -> np.ndarray:
+        """The flow to key a for pixel warping: the analysis flow, or, where field mode falls back to
+        pixels (a backend that sends images), that flow again with ``PIXEL_FLOW_PRESET``."""
+        if self.interpolation != "field":
+            return frame.flow_to_a
+        if self.pixel_flow is None:
+            self.pixel_flow = FlowEstimator(PIXEL_FLOW_PRESET)
+        return self.pixel_flow(frame.gray, segment.gray)
 
 
 def render_on(image: np.ndarray | PlanarI420, field: np.ndarray) -> np.ndarray | PlanarI420:

