@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -21,6 +21,7 @@ from stylizer import (
     train_step,
 )
 from stylizer.checkpoint import metadata_path
+from stylizer.config import MAX_LOSS_WEIGHT
 from stylizer.device import autocast_dtype, pick_device
 from stylizer.images import load_image_dir
 from stylizer.training import WHOLE_PICTURE_COVER
@@ -48,6 +49,7 @@ class TrainSettings:
     precision: str = "fp32"
     cover: tuple[float, float] | None = WHOLE_PICTURE_COVER  # crops span this share of each picture
     style_jitter: bool = False  # vary each style crop's colours and flip crops (stylizer.training.PairSampler)
+    glow_weight: float | None = None  # the model's glow_weight for this training and after (None: keep it)
 
 
 MAX_BASE_SIZE = 1024  # px; crops are base_size·r on a side, and the encoder runs on them
@@ -77,6 +79,8 @@ def check_settings(settings: TrainSettings) -> None:
                          f"{settings.scale_max}")
     if not 0 < settings.lr < 1:
         raise ValueError(f"--lr must be in (0, 1), got {settings.lr}")
+    if settings.glow_weight is not None and not 0 <= settings.glow_weight < MAX_LOSS_WEIGHT:
+        raise ValueError(f"--glow-weight must be a number in [0, {MAX_LOSS_WEIGHT:g}), got {settings.glow_weight}")
 
 
 def run_training(settings: TrainSettings, progress: bool = True) -> LossValues:
@@ -85,10 +89,14 @@ def run_training(settings: TrainSettings, progress: bool = True) -> LossValues:
     torch.manual_seed(settings.seed)
     contents = load_image_dir(settings.content_dir, "content")
     styles = load_image_dir(settings.style_dir, "style")
+    init_sha256 = None
     if settings.init is not None:
-        model, _ = load_model(settings.init, vgg_weights=settings.vgg_weights)
+        model, init_checkpoint = load_model(settings.init, vgg_weights=settings.vgg_weights)
+        init_sha256 = init_checkpoint.sha256
     else:
         model = build_model(settings.config, vgg_weights=settings.vgg_weights)
+    if settings.glow_weight is not None:  # a loss weight only: no tensor's shape depends on it
+        model.config = replace(model.config, glow_weight=float(settings.glow_weight))
     device = pick_device(settings.device)
     model.to(device)
     dtype = autocast_dtype(device, settings.precision)
@@ -99,6 +107,7 @@ def run_training(settings: TrainSettings, progress: bool = True) -> LossValues:
     recipe = {"steps": settings.steps, "base_size": settings.base_size, "scales": [settings.scale_min,
               settings.scale_max], "batch_size": settings.batch_size, "lr": settings.lr, "seed": settings.seed,
               "cover": list(settings.cover) if settings.cover else None, "style_jitter": settings.style_jitter,
+              "init_sha256": init_sha256, "glow_weight": model.config.glow_weight,
               "content_images": len(contents), "style_images": len(styles)}
     smoothed: LossValues | None = None
     last = LossValues(float("nan"), float("nan"), float("nan"))

@@ -1,6 +1,10 @@
 """Re-create the built-in checkpoint shipped in ``stylizer/assets/`` from the training split.
 
     python -m simulations.build_builtin_model --corpus --steps 3500 [--device cuda]
+    python -m simulations.build_builtin_model --corpus --init BUILTIN --steps 300 --glow-weight 1e8 --out NEW
+
+The second form continues a checkpoint (the built-in of 2026-12-05 for the shipped model of
+2026-12-07: docs/benchmarks.md) with the glow term of ``stylizer.losses.glow`` switched on.
 
 With ``--corpus`` (``fedvst corpus`` first): content is the photo corpus' training split (its
 photos, longer side scaled to 512 px, and every 20th frame of its training clips) and style every
@@ -92,6 +96,10 @@ def main() -> None:
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     parser.add_argument("--checkpoint-every", type=int, default=250)
     parser.add_argument("--corpus", action="store_true", help="train on the photo corpus' training split")
+    parser.add_argument("--init", type=Path, default=None,
+                        help="continue from this checkpoint (its config; --config is then not used)")
+    parser.add_argument("--glow-weight", type=float, default=None,
+                        help="the model's glow_weight (stylizer.losses.glow) for this training and after")
     args = parser.parse_args()
     config = StylizerConfig(**json.loads(args.config))
     with tempfile.TemporaryDirectory() as tmp:
@@ -100,7 +108,8 @@ def main() -> None:
         losses = run_training(TrainSettings(content_dir=content, style_dir=style, steps=args.steps, out=args.out,
                                             base_size=args.base_size, seed=args.seed, lr=args.lr, config=config,
                                             scale_min=args.scale[0], scale_max=args.scale[1], device=args.device,
-                                            style_jitter=args.style_jitter, checkpoint_every=args.checkpoint_every))
+                                            style_jitter=args.style_jitter, checkpoint_every=args.checkpoint_every,
+                                            init=args.init, glow_weight=args.glow_weight))
     print(f"wrote {args.out}: {losses}")
 
 
