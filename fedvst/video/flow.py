@@ -14,8 +14,8 @@ DEFAULT_FLOW_WIDTH = 480
 # DIS presets. Pixel warping moves the stylized pixels themselves, so it keeps FAST's variational
 # refinement (sub-pixel, smooth flow). A colour field has one cell per ~60–120 output pixels and
 # ``fedvst.video.field_warp`` averages the flow over each cell, so field mode uses ULTRAFAST (no
-# refinement, patch stride 5): half the milliseconds (1080p key's 480-px analysis frame, AMD EPYC
-# AVX2: 1.3 against 2.8 ms) for an average that barely moves (docs/benchmarks.md, 2026-12-07).
+# refinement, patch stride 5): half the milliseconds (a 1080p frame's 480-px analysis frame, AMD
+# EPYC AVX2: 1.3 against 2.8 ms) for an average that barely moves (docs/benchmarks.md, 2026-12-07).
 PIXEL_FLOW_PRESET = cv2.DISOPTICAL_FLOW_PRESET_FAST
 FIELD_FLOW_PRESET = cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST
 
