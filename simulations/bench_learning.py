@@ -55,7 +55,8 @@ CLOUD_BASE_SIZE = 64  # the cloud's default (run config base-size)
 SAMPLES_HELDOUT_IMAGES = 16  # the cloud's default heldout-images, used with the sample media
 CORPUS_HELDOUT_IMAGES = 64  # with the corpus: 32 batches of 2, for a tighter paired noise
 CORPUS_SHOT_FRAMES = 48  # frames per shot of a corpus training clip
-CORPUS_PHOTOS = 8  # training photos each edge's phone also stylizes and shares each round
+CORPUS_PHOTOS = 8  # training photos each edge's phone also stylizes and shares each round (--photos)
+SLIDESHOW_SIZE = (240, 320)  # (H, W) of a --slideshow clip's frames: 4:3, as SHOT_SIDE allows
 PHOTO_SIDE = 640  # longest side of the photos phones share (px)
 UNTRAINED_BUILTIN = "builtin"  # --fresh-head: the built-in's config with freshly initialised tensors
 
@@ -80,7 +81,7 @@ def corpus_shots(rounds: int, edges: int = 2, frames: int = CORPUS_SHOT_FRAMES,
     if len(order) < rounds * edges or len(pictures) < rounds * edges * photos:
         raise ValueError(f"the corpus' training split holds {len(order)} shots of {frames} frames and "
                          f"{len(pictures)} photos, {rounds * edges} shots and {rounds * edges * photos} photos "
-                         "needed: ask for fewer --rounds")
+                         "needed: ask for fewer --rounds or --photos")
     styles = colour_training_photos()
     style_order = np.random.default_rng(2020 + seed).permutation(len(styles))
     shares = []
@@ -108,6 +109,23 @@ def phone_photo(photo: Path, path: Path) -> Path:
 
     shrunk(load_image(photo), PHOTO_SIDE).save(path)
     return path
+
+
+def photo_slideshow(photos: list[Path], path: Path) -> Path:
+    """``photos`` as one phone video, a photo a frame, each centre-cropped to SLIDESHOW_SIZE's 4:3 and
+    resized to it: what a phone shares of many photos in one run (a run per photo costs a process
+    start and a model load each)."""
+    from stylizer.images import load_image
+
+    height, width = SLIDESHOW_SIZE
+    frames = []
+    for photo in photos:
+        pixels = load_image(photo)
+        rows, cols = pixels.shape[:2]
+        keep_rows, keep_cols = min(rows, round(cols * height / width)), min(cols, round(rows * width / height))
+        top, left = (rows - keep_rows) // 2, (cols - keep_cols) // 2
+        frames.append(pixels[top:top + keep_rows, left:left + keep_cols])
+    return write_phone_clip(path, frames, SLIDESHOW_SIZE)
 
 
 def segment_shot(path: Path, segment: tuple[str, int, int]) -> Path:
@@ -213,7 +231,7 @@ def draw_rounds(kept: Path, figure: Path, count: int = 6) -> Path:
 
 def run(tmp: Path, rounds: int, images_per_round: int, poll_s: float, fresh_head: str | None = None,
         media: str = "corpus", run_config: list[str] | None = None, heldout_pairs: int | None = None,
-        seed: int = 0) -> dict:
+        seed: int = 0, photos: int = CORPUS_PHOTOS, slideshow: bool = False) -> dict:
     if fresh_head == UNTRAINED_BUILTIN:
         initial = ["--initial-checkpoint", str(untrained_builtin_checkpoint(tmp / "fresh.safetensors", 0))]
     else:
@@ -221,7 +239,7 @@ def run(tmp: Path, rounds: int, images_per_round: int, poll_s: float, fresh_head
                    if fresh_head else [])
     if media == "corpus":
         heldout, heldout_images = write_corpus_heldout(tmp / "heldout"), heldout_pairs or CORPUS_HELDOUT_IMAGES
-        shots = corpus_shots(rounds, seed=seed)
+        shots = corpus_shots(rounds, photos=photos, seed=seed)
     else:
         heldout, heldout_images, shots = tmp / "cloud" / "heldout", heldout_pairs or SAMPLES_HELDOUT_IMAGES, []
     heldout_options = (["--heldout", str(heldout)] if media == "corpus" else []) + [
@@ -242,7 +260,10 @@ def run(tmp: Path, rounds: int, images_per_round: int, poll_s: float, fresh_head
                     shared.append({"round": number, "edge": f"edge{edge}", "shot": f"{shot['clip'].name} {frames}",
                                    "style": shot["style"].name})
                     federation.share(clip, shot["style"], f"phone{number}_{edge}", timeout_s=900, edges=[edge])
-                    for k, photo in enumerate(shot["photos"]):
+                    if slideshow and shot["photos"]:
+                        federation.share(photo_slideshow(shot["photos"], tmp / f"slides{number}_{edge}.mp4"),
+                                         shot["style"], f"phone{number}_{edge}_slides", timeout_s=900, edges=[edge])
+                    for k, photo in enumerate([] if slideshow else shot["photos"]):
                         federation.share(phone_photo(photo, tmp / f"photo{number}_{edge}_{k}.png"), shot["style"],
                                          f"phone{number}_{edge}_photo{k}", timeout_s=300, edges=[edge])
                     shared[-1]["photos"] = [photo.name for photo in shot["photos"]]
@@ -283,6 +304,7 @@ def run(tmp: Path, rounds: int, images_per_round: int, poll_s: float, fresh_head
             "lower_than_round_0_by_more_than_2_standard_errors": {
                 number: d["mean"] < -2 * d["standard_error"] for number, d in to_first.items()},
             "images_per_round": images_per_round, "run_config": run_config or [], "seed": seed,
+            "photos_per_edge_and_round": photos if media == "corpus" else 0, "slideshow": slideshow,
             "encoder": settings["encoder"]["identity"],
             "initial_model": ("the built-in's architecture, untrained" if fresh_head == UNTRAINED_BUILTIN
                               else f"fresh {fresh_head} head" if fresh_head else "built-in"),
@@ -311,8 +333,13 @@ def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -
 
         try:
             load_manifest()
+            corpus_shots(args.rounds, photos=args.photos, seed=args.seed)
         except CorpusMissingError as error:
             parser.error(f"{error} (or pass --media samples)")
+        except ValueError as error:
+            parser.error(str(error))
+    elif args.slideshow or args.photos != CORPUS_PHOTOS:
+        parser.error("--photos and --slideshow are for the corpus' photos: leave them out with --media samples")
 
 
 def main() -> None:
@@ -336,6 +363,12 @@ def main() -> None:
     parser.add_argument("--seed", type=whole(0, 1_000_000), default=0,
                         help="with the corpus: which stretches, photos and styles the phones share (0: the runs of "
                              "docs/benchmarks.md)")
+    parser.add_argument("--photos", type=whole(0, 256), default=CORPUS_PHOTOS,
+                        help=f"with the corpus: training photos each edge's phone shares per round (default "
+                             f"{CORPUS_PHOTOS})")
+    parser.add_argument("--slideshow", action="store_true",
+                        help="with the corpus: each phone shares its round's photos as one video, a photo a frame "
+                             "(one phone run instead of one per photo)")
     parser.add_argument("--rescore", type=Path, metavar="DIR",
                         help="no federation: score the checkpoints an earlier --keep DIR run kept again, batch by "
                              "batch, on --heldout-pairs pairs of its held-out split")
@@ -352,7 +385,7 @@ def main() -> None:
             folder = args.keep or Path(stack.enter_context(tempfile.TemporaryDirectory()))
             folder.mkdir(parents=True, exist_ok=True)
             result = run(folder, args.rounds, args.images_per_round, args.poll_s, args.fresh_head, args.media,
-                         args.run_config, args.heldout_pairs, args.seed)
+                         args.run_config, args.heldout_pairs, args.seed, args.photos, args.slideshow)
         if args.figure:
             result["figure"] = str(draw_rounds(folder, args.figure))
     print(json.dumps(result, indent=None if args.json else 1), file=sys.stdout)

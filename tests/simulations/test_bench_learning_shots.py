@@ -39,3 +39,26 @@ def test_seed_0_takes_the_stretches_in_turn_and_a_seed_changes_the_shares_but_ne
 def test_too_few_shots_for_the_rounds_is_one_clear_error(small_corpus):
     with pytest.raises(ValueError, match="ask for fewer --rounds"):
         bench_learning.corpus_shots(6, seed=3)  # 12 shots needed, 10 stretches
+
+
+def test_a_slideshow_is_one_frame_per_photo_each_its_centre_at_4_by_3(tmp_path):
+    """``--slideshow``: the round's photos in one phone video, in order, none stretched."""
+    import numpy as np
+    from PIL import Image
+
+    from fedvst.video.io import probe, read_frames
+
+    wide = np.zeros((100, 300, 3), np.uint8)
+    wide[:, 100:200] = (200, 40, 40)  # a red middle third: all a 4:3 centre crop of a 3:1 picture keeps
+    tall = np.full((300, 120, 3), (40, 40, 200), np.uint8)
+    paths = []
+    for name, pixels in (("wide.png", wide), ("tall.png", tall)):
+        Image.fromarray(pixels).save(tmp_path / name)
+        paths.append(tmp_path / name)
+    clip = bench_learning.photo_slideshow(paths, tmp_path / "slides.mp4")
+    info = probe(clip)
+    assert (info.height, info.width) == bench_learning.SLIDESHOW_SIZE
+    frames = [frame.image.astype(int) for frame in read_frames(clip)]
+    assert len(frames) == 2
+    assert np.abs(frames[0][:, 60:-60] - (200, 40, 40)).mean() < 8  # the red centre fills the frame's middle
+    assert np.abs(frames[1] - (40, 40, 200)).mean() < 8

@@ -14,6 +14,7 @@ from simulations.arguments import seconds, whole
     ("bench_learning", ["--figure", "rounds.gif"], "--figure rounds.gif: give a file name ending in .png or .jpg"),
     ("bench_learning", ["--seed", "-1"], "argument --seed: must be 0–1000000, got -1"),
     ("bench_learning", ["--rescore", "nowhere"], "pass the folder an earlier run was given with --keep"),
+    ("bench_learning", ["--media", "samples", "--slideshow"], "leave them out with --media samples"),
     ("bench_federation", ["--frames", "many"], "argument --frames: must be a whole number, got 'many'"),
 ])
 def test_a_benchmark_refuses_a_setting_in_one_line_before_starting(tmp_path, module, args, message, monkeypatch,
