@@ -128,6 +128,21 @@ def photo_slideshow(photos: list[Path], path: Path) -> Path:
     return write_phone_clip(path, frames, SLIDESHOW_SIZE)
 
 
+def write_style_bank(folder: Path, count: int, seed: int) -> Path:
+    """``count`` of the corpus' training colour photos (a seeded choice) at most PHOTO_SIDE px, as PNG
+    in ``folder``: an edge's ``--style-bank``, so that a round trains with many styles and not mostly
+    its phones' one or two."""
+    import numpy as np
+
+    from stylizer.images import load_image
+
+    styles = colour_training_photos()
+    folder.mkdir(parents=True, exist_ok=True)
+    for index in np.random.default_rng(2023 + seed).permutation(len(styles))[:count]:
+        shrunk(load_image(styles[int(index)]), PHOTO_SIDE).save(folder / f"{styles[int(index)].stem}.png")
+    return folder
+
+
 def segment_shot(path: Path, segment: tuple[str, int, int]) -> Path:
     """One whole shot of a sample-media training segment as a phone's video (``write_shot``)."""
     return write_shot(path, [image for _, image in segment_frames(segment)])
@@ -231,7 +246,7 @@ def draw_rounds(kept: Path, figure: Path, count: int = 6) -> Path:
 
 def run(tmp: Path, rounds: int, images_per_round: int, poll_s: float, fresh_head: str | None = None,
         media: str = "corpus", run_config: list[str] | None = None, heldout_pairs: int | None = None,
-        seed: int = 0, photos: int = CORPUS_PHOTOS, slideshow: bool = False) -> dict:
+        seed: int = 0, photos: int = CORPUS_PHOTOS, slideshow: bool = False, style_bank_photos: int = 0) -> dict:
     if fresh_head == UNTRAINED_BUILTIN:
         initial = ["--initial-checkpoint", str(untrained_builtin_checkpoint(tmp / "fresh.safetensors", 0))]
     else:
@@ -247,8 +262,10 @@ def run(tmp: Path, rounds: int, images_per_round: int, poll_s: float, fresh_head
     cloud_options = ["--min-nodes", "2", "--rounds", str(rounds), "--images-per-round", str(images_per_round),
                      "--run-config", f"ready-poll-s={poll_s:g}", *heldout_options, *initial,
                      *[arg for item in run_config or [] for arg in ("--run-config", item)]]
+    bank = (["--style-bank", str(write_style_bank(tmp / "style_bank", style_bank_photos, seed))]
+            if style_bank_photos else [])  # else the edges' default bank
     started = time.monotonic()
-    with loopback_federation(tmp, cloud_options, [["--name", f"edge{i}"] for i in range(2)],
+    with loopback_federation(tmp, cloud_options, [["--name", f"edge{i}", *bank] for i in range(2)],
                              timeout_s=180) as federation:
         cloud_dir = federation.cloud_dir
         shared = []
@@ -305,6 +322,7 @@ def run(tmp: Path, rounds: int, images_per_round: int, poll_s: float, fresh_head
                 number: d["mean"] < -2 * d["standard_error"] for number, d in to_first.items()},
             "images_per_round": images_per_round, "run_config": run_config or [], "seed": seed,
             "photos_per_edge_and_round": photos if media == "corpus" else 0, "slideshow": slideshow,
+            "style_bank": f"{style_bank_photos} corpus training photos" if style_bank_photos else "the edges' default",
             "encoder": settings["encoder"]["identity"],
             "initial_model": ("the built-in's architecture, untrained" if fresh_head == UNTRAINED_BUILTIN
                               else f"fresh {fresh_head} head" if fresh_head else "built-in"),
@@ -338,8 +356,9 @@ def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -
             parser.error(f"{error} (or pass --media samples)")
         except ValueError as error:
             parser.error(str(error))
-    elif args.slideshow or args.photos != CORPUS_PHOTOS:
-        parser.error("--photos and --slideshow are for the corpus' photos: leave them out with --media samples")
+    elif args.slideshow or args.photos != CORPUS_PHOTOS or args.style_bank_photos:
+        parser.error("--photos, --slideshow and --style-bank-photos are for the corpus' photos: leave them out with "
+                     "--media samples")
 
 
 def main() -> None:
@@ -369,6 +388,9 @@ def main() -> None:
     parser.add_argument("--slideshow", action="store_true",
                         help="with the corpus: each phone shares its round's photos as one video, a photo a frame "
                              "(one phone run instead of one per photo)")
+    parser.add_argument("--style-bank-photos", type=whole(0, 256), default=0,
+                        help="with the corpus: the edges' style bank is this many of its training colour photos "
+                             "(default: the edges' own default bank)")
     parser.add_argument("--rescore", type=Path, metavar="DIR",
                         help="no federation: score the checkpoints an earlier --keep DIR run kept again, batch by "
                              "batch, on --heldout-pairs pairs of its held-out split")
@@ -385,7 +407,8 @@ def main() -> None:
             folder = args.keep or Path(stack.enter_context(tempfile.TemporaryDirectory()))
             folder.mkdir(parents=True, exist_ok=True)
             result = run(folder, args.rounds, args.images_per_round, args.poll_s, args.fresh_head, args.media,
-                         args.run_config, args.heldout_pairs, args.seed, args.photos, args.slideshow)
+                         args.run_config, args.heldout_pairs, args.seed, args.photos, args.slideshow,
+                         args.style_bank_photos)
         if args.figure:
             result["figure"] = str(draw_rounds(folder, args.figure))
     print(json.dumps(result, indent=None if args.json else 1), file=sys.stdout)

@@ -62,3 +62,21 @@ def test_a_slideshow_is_one_frame_per_photo_each_its_centre_at_4_by_3(tmp_path):
     assert len(frames) == 2
     assert np.abs(frames[0][:, 60:-60] - (200, 40, 40)).mean() < 8  # the red centre fills the frame's middle
     assert np.abs(frames[1] - (40, 40, 200)).mean() < 8
+
+
+def test_a_style_bank_is_a_seeded_choice_of_the_training_colour_photos(tmp_path, monkeypatch):
+    """``--style-bank-photos N``: N distinct training colour photos, shrunk, the same for a seed."""
+    import numpy as np
+    from PIL import Image
+
+    photos = []
+    for i in range(6):
+        path = tmp_path / f"style{i}.png"
+        Image.fromarray(np.full((900, 1200, 3), (40 * i, 80, 200 - 30 * i), np.uint8)).save(path)
+        photos.append(path)
+    monkeypatch.setattr(bench_learning, "colour_training_photos", lambda: tuple(photos))
+    first = bench_learning.write_style_bank(tmp_path / "bank0", 4, seed=0)
+    names = sorted(p.name for p in first.iterdir())
+    assert len(names) == 4 and {n.removesuffix(".png") for n in names} <= {p.stem for p in photos}
+    assert sorted(p.name for p in bench_learning.write_style_bank(tmp_path / "again", 4, seed=0).iterdir()) == names
+    assert max(Image.open(first / names[0]).size) == bench_learning.PHOTO_SIDE
