@@ -138,8 +138,9 @@ def write_style_bank(folder: Path, count: int, seed: int) -> Path:
 
     styles = colour_training_photos()
     folder.mkdir(parents=True, exist_ok=True)
-    for index in np.random.default_rng(2023 + seed).permutation(len(styles))[:count]:
-        shrunk(load_image(styles[int(index)]), PHOTO_SIDE).save(folder / f"{styles[int(index)].stem}.png")
+    for index in np.random.default_rng(2023 + seed).permutation(len(styles))[:count]:  # numbered: two packages
+        path = styles[int(index)]                                                      # may share a file name
+        shrunk(load_image(path), PHOTO_SIDE).save(folder / f"{int(index):04d}_{path.stem}.png")
     return folder
 
 

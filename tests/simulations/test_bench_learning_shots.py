@@ -70,13 +70,16 @@ def test_a_style_bank_is_a_seeded_choice_of_the_training_colour_photos(tmp_path,
     from PIL import Image
 
     photos = []
-    for i in range(6):
-        path = tmp_path / f"style{i}.png"
+    for i in range(6):  # two of them with one file name, as two corpus packages may have
+        (tmp_path / f"pkg{i % 2}").mkdir(exist_ok=True)
+        path = tmp_path / f"pkg{i % 2}" / f"style{i // 2 if i < 2 else i}.png"
         Image.fromarray(np.full((900, 1200, 3), (40 * i, 80, 200 - 30 * i), np.uint8)).save(path)
         photos.append(path)
     monkeypatch.setattr(bench_learning, "colour_training_photos", lambda: tuple(photos))
     first = bench_learning.write_style_bank(tmp_path / "bank0", 4, seed=0)
     names = sorted(p.name for p in first.iterdir())
-    assert len(names) == 4 and {n.removesuffix(".png") for n in names} <= {p.stem for p in photos}
+    assert len(names) == 4 and {n.removesuffix(".png").split("_", 1)[1] for n in names} <= {p.stem for p in photos}
     assert sorted(p.name for p in bench_learning.write_style_bank(tmp_path / "again", 4, seed=0).iterdir()) == names
     assert max(Image.open(first / names[0]).size) == bench_learning.PHOTO_SIDE
+    every = sorted(p.name for p in bench_learning.write_style_bank(tmp_path / "all", 6, seed=0).iterdir())
+    assert len(every) == 6  # "style0.png" of both packages kept
