@@ -138,8 +138,8 @@ def write_style_bank(folder: Path, count: int, seed: int) -> Path:
 
     styles = colour_training_photos()
     folder.mkdir(parents=True, exist_ok=True)
-    for index in np.random.default_rng(2023 + seed).permutation(len(styles))[:count]:  # numbered: two packages
-        path = styles[int(index)]                                                      # may share a file name
+    for index in np.random.default_rng(2023 + seed).permutation(len(styles))[:count]:
+        path = styles[int(index)]  # numbered below: two corpus packages may hold one file name
         shrunk(load_image(path), PHOTO_SIDE).save(folder / f"{int(index):04d}_{path.stem}.png")
     return folder
 
@@ -278,12 +278,16 @@ def run(tmp: Path, rounds: int, images_per_round: int, poll_s: float, fresh_head
                     shared.append({"round": number, "edge": f"edge{edge}", "shot": f"{shot['clip'].name} {frames}",
                                    "style": shot["style"].name})
                     federation.share(clip, shot["style"], f"phone{number}_{edge}", timeout_s=900, edges=[edge])
-                    if slideshow and shot["photos"]:
-                        federation.share(photo_slideshow(shot["photos"], tmp / f"slides{number}_{edge}.mp4"),
-                                         shot["style"], f"phone{number}_{edge}_slides", timeout_s=900, edges=[edge])
-                    for k, photo in enumerate([] if slideshow else shot["photos"]):
-                        federation.share(phone_photo(photo, tmp / f"photo{number}_{edge}_{k}.png"), shot["style"],
-                                         f"phone{number}_{edge}_photo{k}", timeout_s=300, edges=[edge])
+                    if slideshow:  # one phone run for all of the round's photos
+                        if shot["photos"]:
+                            federation.share(photo_slideshow(shot["photos"], tmp / f"slides{number}_{edge}.mp4"),
+                                             shot["style"], f"phone{number}_{edge}_slides", timeout_s=900,
+                                             edges=[edge])
+                    else:
+                        for k, photo in enumerate(shot["photos"]):
+                            federation.share(phone_photo(photo, tmp / f"photo{number}_{edge}_{k}.png"),
+                                             shot["style"], f"phone{number}_{edge}_photo{k}", timeout_s=300,
+                                             edges=[edge])
                     shared[-1]["photos"] = [photo.name for photo in shot["photos"]]
             else:  # one phone through both edges
                 segment = TRAINING_SEGMENTS[(number - 1) % len(TRAINING_SEGMENTS)]
