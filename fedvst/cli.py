@@ -167,7 +167,8 @@ def simulate(
     crash_edge: Annotated[int | None, typer.Option(help="edge index to kill")] = None,
     at_round: Annotated[int | None, typer.Option(help="round in which it dies")] = None,
     target_loss: Annotated[float | None, typer.Option(
-        help="default: the best point of the fewest-edges runs' mean smoothed loss")] = None,
+        help="default: the lowest smoothed loss that every seed of the fewest edges reaches "
+             "(the highest of their best points)")] = None,
     smoothing: Annotated[int, typer.Option(help="rounds in the trailing mean of the loss")] = 3,
     non_iid: Annotated[bool, typer.Option(
         "--non-iid", help="each edge holds a slice of its own of the training media (default: every edge samples "

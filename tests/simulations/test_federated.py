@@ -19,6 +19,7 @@ from simulations.federated import (
     server_momentum,
 )
 from simulations.figure7 import band, default_target, final_loss, images_to_target, plot
+from simulations.figure7 import main as figure7_main
 from stylizer import load_checkpoint
 
 
@@ -101,7 +102,8 @@ def test_seeds_give_a_mean_curve_a_min_max_band_and_spread_of_images_to_target(t
     images, mean, low, high = band(rows, 1, window=1)
     assert images == [0, 10, 20, 30]
     assert mean == pytest.approx([5, 11 / 3, 3, 3]) and low == [5, 3, 2, 2] and high == [5, 4, 4, 4]
-    assert default_target(rows, window=1) == pytest.approx(3)  # the best of 1 edge's mean curve
+    assert default_target(rows, window=1) == 4  # seed 2's best: the lowest loss every 1-edge seed reaches
+    assert images_to_target(rows, 4, window=1)["1"]["per_seed"] == {"0": 10, "1": 10, "2": 10}
     reached = images_to_target(rows, 3, window=1)
     assert reached["1"] == {"mean": 15, "min": 10, "max": 20, "reached": 2, "runs": 3,
                             "per_seed": {"0": 20, "1": 10, "2": None}}
@@ -109,6 +111,29 @@ def test_seeds_give_a_mean_curve_a_min_max_band_and_spread_of_images_to_target(t
     assert final_loss(rows, window=1)["2"] == {"mean": pytest.approx(5 / 3), "min": 1, "max": 2}
     plot(rows, tmp_path / "figure7.png", window=1, target=3)
     assert (tmp_path / "figure7.png").stat().st_size > 10_000
+
+
+def test_a_finished_run_is_resummarised_from_its_curves_into_another_folder(tmp_path, capsys):
+    rows = rows_of({(0, 1): [5, 4, 3, 3], (1, 1): [5, 3, 2, 2], (2, 1): [5, 4, 4, 4],
+                    (0, 4): [5, 3, 2, 1], (1, 4): [5, 3, 3, 2], (2, 4): [5, 2, 2, 2]})
+    run = tmp_path / "run"
+    run.mkdir()
+    with (run / "curves.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    written = {"target_loss": 99.0, "cost": {"1": {"sampled": 1}}, "smoothing_rounds": 1, "head": "affine"}
+    (run / "summary.json").write_text(json.dumps(written))
+    assert figure7_main([str(run), str(tmp_path / "out")]) == 0
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["target_loss"] == 4 and summary["cost"] == written["cost"] and summary["head"] == "affine"
+    assert summary["images_to_target"]["4"]["per_seed"] == {"0": 10, "1": 10, "2": 10}
+    assert (tmp_path / "out" / "figure7.png").stat().st_size > 10_000
+    assert json.loads((run / "summary.json").read_text()) == written  # the run is only read
+    (run / "curves.csv").write_text("seed,edges\n0,one\n")
+    assert figure7_main([str(run), str(tmp_path / "again")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "curves.csv, line 2" in error and len(error.splitlines()) == 1
 
 
 def test_with_sampling_the_images_per_edge_are_the_mean_over_all_edges():
