@@ -175,21 +175,24 @@ def main(argv: list[str] | None = None) -> int:
     import json
     import sys
 
+    from simulations.arguments import whole
+
     parser = argparse.ArgumentParser(prog="python -m simulations.figure7", description=main.__doc__)
     parser.add_argument("run", type=Path, help="a fedvst simulate --out folder (curves.csv, summary.json)")
     parser.add_argument("out", type=Path, help="folder for the recomputed summary.json and figure7.png")
     parser.add_argument("--target-loss", type=float, default=None)
-    parser.add_argument("--smoothing", type=int, default=None, help="default: the run's own")
+    parser.add_argument("--smoothing", type=whole(1, 1000), default=None, help="default: the run's own")
     args = parser.parse_args(argv)
+    if args.out.resolve() == args.run.resolve():
+        parser.error("OUT must be another folder than RUN (RUN is only read)")
     try:
         rows = read_rows(args.run / "curves.csv")
         summary = json.loads((args.run / "summary.json").read_text())
-    except (OSError, ValueError) as error:
+        if not isinstance(summary, dict):
+            raise ValueError(f"{args.run / 'summary.json'} is not a simulate summary (a JSON object)")
+        window = args.smoothing or max(1, int(summary.get("smoothing_rounds", 3)))
+    except (OSError, ValueError, TypeError) as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
-    window = args.smoothing or int(summary.get("smoothing_rounds", 3))
-    if args.out.resolve() == args.run.resolve():
-        print("error: OUT must be another folder than RUN (RUN is only read)", file=sys.stderr)
         return 2
     result = resummarise(rows, summary, window, args.target_loss)
     args.out.mkdir(parents=True, exist_ok=True)
