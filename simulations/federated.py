@@ -639,26 +639,22 @@ def simulate(plan: Plan) -> dict:
                 rows += result.rows
                 costs.setdefault(str(edges), []).append(result)
                 write_csv(rows, out / "curves.csv")  # what is done so far survives a later failure
-    target = request.target_loss if request.target_loss is not None else figure7.default_target(rows,
-                                                                                               request.smoothing)
-    figure7.plot(rows, out / "figure7.png", request.smoothing, target)
-    summary = {"target_loss": round(target, 6),
-               "images_to_target": figure7.images_to_target(rows, target, request.smoothing),
-               "final_loss": figure7.final_loss(rows, request.smoothing),
-               "initial_loss": figure7.spread([r["total"] for r in rows if r["round"] == 0]),
-               "encoder": encoder_identity(out, request.seeds),
-               "cost": {n: {"sampled": results[0].sampled,
-                            "seconds_per_round": figure7.spread([r.seconds_per_round for r in results]),
-                            "training_seconds_per_round": figure7.spread([r.training_seconds_per_round
-                                                                          for r in results]),
-                            "peak_rss_mb": figure7.spread([r.peak_rss_mb for r in results])}
-                        for n, results in costs.items()},
-               "smoothing_rounds": request.smoothing, "seeds": request.seeds,
-               "profile": request.profile, "head": profile.head, "images_per_sync": profile.images_per_sync,
-               "rounds": profile.rounds, "data": "iid" if request.iid else "non-iid", "media": request.media,
-               "server_lr": request.server_lr, "server_momentum": request.server_momentum,
-               "server_warmup": request.server_warmup, "ray_address": request.ray_address,
-               "wall_seconds": round(time.monotonic() - started, 1)}
+    settings = {"initial_loss": figure7.spread([r["total"] for r in rows if r["round"] == 0]),
+                "encoder": encoder_identity(out, request.seeds),
+                "cost": {n: {"sampled": results[0].sampled,
+                             "seconds_per_round": figure7.spread([r.seconds_per_round for r in results]),
+                             "training_seconds_per_round": figure7.spread([r.training_seconds_per_round
+                                                                           for r in results]),
+                             "peak_rss_mb": figure7.spread([r.peak_rss_mb for r in results])}
+                         for n, results in costs.items()},
+                "smoothing_rounds": request.smoothing, "seeds": request.seeds,
+                "profile": request.profile, "head": profile.head, "images_per_sync": profile.images_per_sync,
+                "rounds": profile.rounds, "data": "iid" if request.iid else "non-iid", "media": request.media,
+                "server_lr": request.server_lr, "server_momentum": request.server_momentum,
+                "server_warmup": request.server_warmup, "ray_address": request.ray_address,
+                "wall_seconds": round(time.monotonic() - started, 1)}
+    summary = figure7.resummarise(rows, settings, request.smoothing, request.target_loss)  # target, images to it
+    figure7.plot(rows, out / "figure7.png", request.smoothing, summary["target_loss"])
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
 

@@ -159,9 +159,9 @@ def read_rows(path: Path) -> list[dict]:
 
 
 def resummarise(rows: list[dict], summary: dict, window: int, target: float | None = None) -> dict:
-    """``summary`` (a simulation's summary.json) with its target (``default_target`` unless given),
-    images to it and final loss recomputed from ``rows`` over ``window`` rounds; the rest (costs, the
-    run's settings) kept as the run wrote them."""
+    """``summary`` (a simulation's summary.json, or the rest of one) with its target (``default_target``
+    unless given), images to it and final loss computed from ``rows`` over ``window`` rounds; the rest
+    (costs, the run's settings) kept as given. ``fedvst simulate`` writes its summary through this."""
     target = default_target(rows, window) if target is None else target
     return {**summary, "target_loss": round(target, 6), "images_to_target": images_to_target(rows, target, window),
             "final_loss": final_loss(rows, window), "smoothing_rounds": window}

@@ -17,6 +17,7 @@ from simulations.federated import (
     sampled_edges,
     server_learning_rate,
     server_momentum,
+    write_csv,
 )
 from simulations.figure7 import band, default_target, final_loss, images_to_target, plot
 from simulations.figure7 import main as figure7_main
@@ -118,10 +119,7 @@ def test_a_finished_run_is_resummarised_from_its_curves_into_another_folder(tmp_
                     (0, 4): [5, 3, 2, 1], (1, 4): [5, 3, 3, 2], (2, 4): [5, 2, 2, 2]})
     run = tmp_path / "run"
     run.mkdir()
-    with (run / "curves.csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(rows, run / "curves.csv")
     written = {"target_loss": 99.0, "cost": {"1": {"sampled": 1}}, "smoothing_rounds": 1, "head": "affine"}
     (run / "summary.json").write_text(json.dumps(written))
     assert figure7_main([str(run), str(tmp_path / "out")]) == 0
