@@ -45,7 +45,7 @@ from fedvst.video.interpolate import Frame, Interpolator
 from fedvst.video.io import MAX_VIDEO_SIDE, ThreadedWriter, VideoError, VideoInfo, VideoWriter, probe, read_frames
 from fedvst.video.keyframes import KeyFramePolicy, KeyFrameSelector
 from fedvst.video.yuv import PlanarI420
-from stylizer.field import check_strength
+from stylizer.field import ColourField, check_strength
 from stylizer.render import render_field, resize_frame
 from stylizer.render_yuv import render_field_i420
 
@@ -197,7 +197,8 @@ class _Segment:
     frames: list[_Intermediate] = field(default_factory=list)
     next_key: _Segment | None = None
     next_is_cut: bool = False
-    rgb: np.ndarray | None = None  # the stylized key frame, once rendered
+    planes: PlanarI420 | None = None  # the key frame as decoded, on the I420 path (its field renders there)
+    output: np.ndarray | PlanarI420 | None = None  # the stylized key frame as written, once rendered
     field: np.ndarray | None = None  # its (gh, gw, D, 12) colour field, when the backend sent one
     frame: Frame | None = None  # the stylized key in the pixel interpolator's layout, once converted
 
@@ -240,19 +241,23 @@ class _Finisher(threading.Thread):
         if self.on_frame is not None:
             self.on_frame(1)
 
-    def _render(self, segment: _Segment) -> np.ndarray:
-        """The stylized key frame (a field rendered on the key's own pixels, or the backend's image)."""
-        if segment.rgb is None:
+    def _render(self, segment: _Segment) -> np.ndarray | PlanarI420:
+        """The stylized key frame as written: a field rendered on the key's own pixels (in its I420
+        planes on that path), or the backend's image."""
+        if segment.output is None:
             started = time.perf_counter()
             result = segment.stylized.result()
             self._waited += time.perf_counter() - started
-            segment.rgb = render_key(result, segment.job)
+            segment.output = (render_on(segment.planes, result)
+                              if segment.planes is not None and isinstance(result, ColourField)
+                              else render_key(result, segment.job))
             segment.field = getattr(result, "coefficients", None)
-        return segment.rgb
+        return segment.output
 
     def _key(self, segment: _Segment) -> Frame:
         if segment.frame is None:
-            segment.frame = self.interpolator.key(self._render(segment))
+            stylized = self._render(segment)
+            segment.frame = self.interpolator.key(stylized.to_rgb() if isinstance(stylized, PlanarI420) else stylized)
         return segment.frame
 
     def _finish(self, segment: _Segment) -> None:
@@ -347,11 +352,12 @@ def stylize_video(source: Path, style: np.ndarray, output: Path, dispatcher: Dis
                 gray = yuv.gray(small) if yuv is not None else to_analysis(decoded.image, small)
                 flow_to_a = flow(gray, current.gray) if current is not None else None
                 decision = selector.decide(decoded.index, gray, codec_key=decoded.key_frame, flow_to_key=flow_to_a)
-                if decision.is_key:
-                    rgb = yuv.to_rgb() if yuv is not None else decoded.image
-                    job = KeyFrameJob(decoded.index, to_working(rgb, options.work_width), size,
-                                      full=rgb, strength=options.strength)
-                    segment = _Segment(decoded.index, decoded.pts, gray, dispatcher.submit(job), job)
+                if decision.is_key:  # on the I420 path the key is shrunk in its planes, rendered in them
+                    job = (KeyFrameJob(decoded.index, yuv.shrunk_rgb(options.work_width), size,
+                                       strength=options.strength) if yuv is not None
+                           else KeyFrameJob(decoded.index, to_working(decoded.image, options.work_width), size,
+                                            full=decoded.image, strength=options.strength))
+                    segment = _Segment(decoded.index, decoded.pts, gray, dispatcher.submit(job), job, planes=yuv)
                     keys.append(decoded.index)
                     if current is not None:
                         current.next_key = segment

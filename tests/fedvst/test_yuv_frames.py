@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from fedvst.pipeline import to_working
 from fedvst.samples import sample_video
 from fedvst.video.flow import to_analysis
 from fedvst.video.io import read_frames
@@ -21,6 +22,21 @@ def test_planar_frames_are_the_rgb_frames_and_their_gray_is_the_analysis_gray():
         difference = np.abs(a.image.gray(size).astype(int) - to_analysis(b.image, size).astype(int))
         # BT.601's luma expanded to full range; swscale's RGB (clipped, rounded) lands 1–2 levels higher
         assert difference.max() <= 5 and difference.mean() < 2.0, (difference.max(), difference.mean())
+
+
+def test_a_key_frame_shrunk_in_its_planes_is_the_shrunk_rgb_frame():
+    """What the pipeline sends the DNN on the I420 path: the RGB path's working-size frame (same shape,
+    odd heights included) within a level or two, and the frame itself when it is already small."""
+    frame = next(iter(read_frames(sample_video(), planar=True))).image
+    width = frame.size[1]
+    rgb = frame.to_rgb()
+    for max_width in (width // 4, 128, 100, width // 2 + 2):
+        shrunk, reference = frame.shrunk_rgb(max_width), to_working(rgb, max_width)
+        assert shrunk.shape == reference.shape and shrunk.dtype == np.uint8, (max_width, shrunk.shape)
+        difference = np.abs(shrunk.astype(int) - reference.astype(int))
+        assert difference.mean() < 2.5 and np.percentile(difference, 99) <= 12, (max_width, difference.mean())
+    assert any(to_working(rgb, w).shape[0] % 2 for w in (width // 4, 128, 100, width // 2 + 2))  # an odd height
+    assert np.array_equal(frame.shrunk_rgb(width), rgb)
 
 
 def test_a_video_with_odd_sides_is_not_read_as_planar(tmp_path, photos):
