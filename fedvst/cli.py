@@ -185,6 +185,7 @@ def simulate(
     = None,
 ) -> dict:
     """Simulate N edges and the cloud on Flower's simulation engine (the paper's Figure 7)."""
+    from fedvst.processes import exit_past_lingering_threads
     from simulations.federated import Request, check, simulate, summary_lines
 
     request = Request(out=out, profile=profile, edges=edges, seeds=seeds or [0], sample=sample, rounds=rounds,
@@ -202,6 +203,7 @@ def simulate(
         fail(str(exc))
     except KeyboardInterrupt:
         typer.echo(f"error: simulate stopped before it finished; what was done is in {out}", err=True)
+        exit_past_lingering_threads(130)  # Flower's ServerApp thread would otherwise keep the process alive
         raise typer.Exit(130) from None
     for line in summary_lines(summary):
         typer.echo(line)

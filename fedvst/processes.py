@@ -228,6 +228,22 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def exit_past_lingering_threads(code: int) -> None:
+    """End the process now with exit status ``code`` if a non-daemon thread other than the caller's
+    is still alive; else return (the caller exits as usual). A simulation stopped mid-round leaves
+    Flower's ServerApp thread waiting, up to its hour-long reply timeout, for replies from an engine
+    that has stopped; Python joins such a thread before it exits, so the process would sit idle. Call
+    it after every clean-up has run: output is flushed first, and stored files are written atomically,
+    so ending here loses nothing already written."""
+    me = threading.current_thread()
+    if not any(t is not me and not t.daemon and t.is_alive() for t in threading.enumerate()):
+        return
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
+
+
 def is_zombie(pid: int) -> bool:
     """Whether ``pid`` has exited (a zombie not yet reaped, or gone)."""
     try:

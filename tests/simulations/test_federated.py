@@ -247,6 +247,40 @@ def test_sigterm_stops_a_running_simulation_and_everything_below_it(tmp_path):
     assert not [p for p in tree if not is_zombie(p)]
 
 
+def test_sigterm_in_the_middle_of_the_rounds_ends_the_process(tmp_path):
+    """A simulation stopped after its first round printed its stop line and then stayed alive: Flower's
+    ServerApp thread, waiting for replies from the stopped engine, kept the interpreter from exiting."""
+    import os
+    import signal
+    import time
+
+    from fedvst.processes import descendants, is_zombie
+    from tests import procs
+
+    log = tmp_path / "simulate.log"
+    out = tmp_path / "run"
+    process = procs.start(["simulate", "--profile", "tiny", "--rounds", "40", "--out", str(out), "--no-progress"], log)
+    try:
+        deadline = time.monotonic() + 400
+        while time.monotonic() < deadline and process.poll() is None:
+            histories = list(out.glob("seed_0/*/cloud/history.jsonl"))
+            if histories and '"round": 1,' in histories[0].read_text():
+                break  # the ServerApp is between rounds 1 and 40
+            time.sleep(0.5)
+        assert process.poll() is None and histories, log.read_text()
+        tree = descendants(process.pid)
+        os.kill(process.pid, signal.SIGTERM)
+        assert process.wait(120) == 130, log.read_text()
+    finally:
+        procs.stop(process, signal.SIGKILL)
+    assert "simulate stopped before it finished" in log.read_text()
+    assert '"round": 1,' in histories[0].read_text()  # what was done is kept
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and [p for p in tree if not is_zombie(p)]:
+        time.sleep(0.5)
+    assert not [p for p in tree if not is_zombie(p)]  # Ray's processes went with it
+
+
 def test_a_sigterm_whose_handler_swallowed_it_is_still_seen():
     """Ray's SIGTERM handler raises SystemExit, which Python drops inside a fork hook of ray.init;
     ``signals_seen`` still tells start_ray that the signal came."""
