@@ -225,6 +225,41 @@ def test_the_colour_guard_never_lets_the_residual_make_the_colour_worse_than_the
     assert distances[True] <= prior_distance + 0.01  # the guard keeps (at most) what does not
 
 
+def test_the_guard_keeps_per_item_the_largest_share_whose_colour_stays_within_the_limit(encoder_weights, photos):
+    """The guard measures every share in one batch; each item of a batch keeps what a share-by-share
+    reading of its contract gives: the largest of GUARD_SHARES whose output lands at most
+    GUARD_TOLERANCE further from the style's CIELAB statistics than the prior's, else none."""
+    from stylizer.losses import lab_mean_std
+    from stylizer.model import GUARD_LAB_WEIGHTS, GUARD_SHARES, GUARD_TOLERANCE
+
+    model = build_model(StylizerConfig(decoder_width=0.25, matrix_dim=16), encoder_weights).eval()
+    content = torch.cat([resize(to_tensor(photos[name]), (48, 64)) for name in ("astronaut", "chelsea", "coffee",
+                                                                                "astronaut", "chelsea", "coffee")])
+    style = to_tensor(photos["coffee"][::4, ::4])
+    code = model.style_code(style)
+    prior = model.prior(content, code).float().reshape(-1, 12, 1, 1)
+    generator = torch.Generator().manual_seed(3)
+    scales = torch.tensor([0.0, 0.01, 0.015, 0.02, 0.03, 0.06]).view(-1, 1, 1, 1)  # item by item, a larger residual
+    field = prior + scales * torch.randn(6, 12, 6, 8, generator=generator)
+    guarded = model._guard_colour(field, prior, content, code.lab_stats)
+
+    weights = torch.tensor(GUARD_LAB_WEIGHTS)
+    kept = []
+    for item in range(6):
+        image, target = content[item:item + 1], code.lab_stats.float() * weights
+
+        def distance(candidate: torch.Tensor, image=image, target=target) -> float:
+            scale = (lab_mean_std(image) * weights - target).norm().clamp_min(1e-6)
+            return float((lab_mean_std(render_field(candidate, image)) * weights - target).norm() / scale)
+
+        own, base = field[item:item + 1], prior[item:item + 1]
+        limit = distance(base) + GUARD_TOLERANCE
+        share = next((a for a in GUARD_SHARES if distance(base + a * (own - base)) <= limit), 0.0)
+        kept.append(share)
+        assert torch.allclose(guarded[item:item + 1], base + share * (own - base), atol=1e-6), item
+    assert len(set(kept)) >= 3, kept  # the batch holds items that keep all, part and none of their residual
+
+
 def test_the_gate_is_nearly_closed_wherever_the_render_reaches_a_flat_region_and_open_on_texture():
     """The renderer interpolates the field between cell centres, so the cells whose interpolation reaches
     a flat region must keep almost none of their residual (else it shows there as a halo), while cells
