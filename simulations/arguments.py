@@ -32,3 +32,16 @@ def seconds(low_exclusive: float, high: float) -> Callable[[str], float]:
             raise argparse.ArgumentTypeError(f"must be above {low_exclusive:g} and at most {high:g} s, got {text}")
         return value
     return parse
+
+
+def weight(high_exclusive: float) -> Callable[[str], float]:
+    """An argparse type: a loss weight, a finite number in [0, high_exclusive)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+        if not 0.0 <= value < high_exclusive:  # NaN fails this too
+            raise argparse.ArgumentTypeError(f"must be at least 0 and below {high_exclusive:g}, got {text}")
+        return value
+    return parse

@@ -41,11 +41,12 @@ from pathlib import Path
 from cloud_server.heldout import HeldOutSet
 from cloud_server.history import read_history
 from fedvst.samples import TRAINING_PHOTOS, TRAINING_SEGMENTS, sample_photo, segment_frames
-from simulations.arguments import seconds, whole
+from simulations.arguments import seconds, weight, whole
 from simulations.corpus_media import clip_stretches, colour_training_photos, shrunk, write_corpus_heldout
 from simulations.federated import fresh_checkpoint, untrained_builtin_checkpoint
 from simulations.loopback import loopback_federation, write_phone_clip
 from stylizer import load_checkpoint
+from stylizer.config import MAX_LOSS_WEIGHT
 from stylizer.factory import model_from_checkpoint
 from stylizer.losses import target_features
 from stylizer.training import evaluate
@@ -247,12 +248,13 @@ def draw_rounds(kept: Path, figure: Path, count: int = 6) -> Path:
 
 def run(tmp: Path, rounds: int, images_per_round: int, poll_s: float, fresh_head: str | None = None,
         media: str = "corpus", run_config: list[str] | None = None, heldout_pairs: int | None = None,
-        seed: int = 0, photos: int = CORPUS_PHOTOS, slideshow: bool = False, style_bank_photos: int = 0) -> dict:
+        seed: int = 0, photos: int = CORPUS_PHOTOS, slideshow: bool = False, style_bank_photos: int = 0,
+        glow_weight: float = 0.0) -> dict:
     if fresh_head == UNTRAINED_BUILTIN:
         initial = ["--initial-checkpoint", str(untrained_builtin_checkpoint(tmp / "fresh.safetensors", 0))]
     else:
-        initial = (["--initial-checkpoint", str(fresh_checkpoint(tmp / "fresh.safetensors", fresh_head, 0.5, 0))]
-                   if fresh_head else [])
+        initial = (["--initial-checkpoint", str(fresh_checkpoint(tmp / "fresh.safetensors", fresh_head, 0.5, 0,
+                                                                  glow_weight))] if fresh_head else [])
     if media == "corpus":
         heldout, heldout_images = write_corpus_heldout(tmp / "heldout"), heldout_pairs or CORPUS_HELDOUT_IMAGES
         shots = corpus_shots(rounds, photos=photos, seed=seed)
@@ -331,6 +333,7 @@ def run(tmp: Path, rounds: int, images_per_round: int, poll_s: float, fresh_head
             "encoder": settings["encoder"]["identity"],
             "initial_model": ("the built-in's architecture, untrained" if fresh_head == UNTRAINED_BUILTIN
                               else f"fresh {fresh_head} head" if fresh_head else "built-in"),
+            "glow_weight": glow_weight if fresh_head in ("affine", "image") else None,
             "wall_seconds": round(time.monotonic() - started, 1)}
 
 
@@ -351,6 +354,9 @@ def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -
         if not (kept_heldout(args.rescore) / "content").is_dir():
             parser.error(f"--rescore {args.rescore}: its held-out folder {kept_heldout(args.rescore)} is missing")
         return
+    if args.glow_weight and args.fresh_head not in ("affine", "image"):
+        parser.error("--glow-weight sets the loss of a fresh head: pass --fresh-head affine (the built-in and "
+                     f"'{UNTRAINED_BUILTIN}' carry their own)")
     if args.media == "corpus":
         from fedvst.corpus import CorpusMissingError, load_manifest
 
@@ -376,6 +382,9 @@ def main() -> None:
                         help="start from a freshly initialised model with this head (default: the built-in model); "
                              f"'{UNTRAINED_BUILTIN}': the built-in's architecture and loss, untrained (the closed-form "
                              "prior), where the built-in's own training started")
+    parser.add_argument("--glow-weight", type=weight(MAX_LOSS_WEIGHT), default=0.0,
+                        help="with --fresh-head affine: the glow term's weight in its loss (stylizer.losses.glow; "
+                             "the built-in's is 1e8), so the edges train with it (default 0: none)")
     parser.add_argument("--media", choices=("corpus", "samples"), default="corpus",
                         help="the photo corpus' training clips and held-out split (default), or the sample media's")
     parser.add_argument("--run-config", action="append", metavar="KEY=VALUE",
@@ -413,7 +422,7 @@ def main() -> None:
             folder.mkdir(parents=True, exist_ok=True)
             result = run(folder, args.rounds, args.images_per_round, args.poll_s, args.fresh_head, args.media,
                          args.run_config, args.heldout_pairs, args.seed, args.photos, args.slideshow,
-                         args.style_bank_photos)
+                         args.style_bank_photos, args.glow_weight)
         if args.figure:
             result["figure"] = str(draw_rounds(folder, args.figure))
     print(json.dumps(result, indent=None if args.json else 1), file=sys.stdout)

@@ -182,11 +182,12 @@ def initial_checkpoint(out: Path, profile: Profile, seed: int) -> Path:
     return fresh_checkpoint(out / "initial.safetensors", profile.head, profile.decoder_width, seed)
 
 
-def fresh_checkpoint(path: Path, head: str, decoder_width: float, seed: int) -> Path:
-    """A freshly initialised stylizer (``head``, ``decoder_width``; torch seeded with ``seed``) against
-    the default encoder, saved at ``path``."""
+def fresh_checkpoint(path: Path, head: str, decoder_width: float, seed: int, glow_weight: float = 0.0) -> Path:
+    """A freshly initialised stylizer (``head``, ``decoder_width``, the glow term's ``glow_weight`` that
+    every trainer of it then pays; torch seeded with ``seed``) against the default encoder, saved at ``path``."""
     torch.manual_seed(seed)
-    model = build_model(StylizerConfig(decoder_width=decoder_width, head=head), resolve_weights(allow_download=False))
+    model = build_model(StylizerConfig(decoder_width=decoder_width, head=head, glow_weight=glow_weight),
+                        resolve_weights(allow_download=False))
     save_model(path, model, source=f"fresh init (seed {seed})")
     return path
 

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from simulations.arguments import seconds, whole
+from simulations.arguments import seconds, weight, whole
 
 
 @pytest.mark.parametrize(("module", "args", "message"), [
@@ -15,6 +15,9 @@ from simulations.arguments import seconds, whole
     ("bench_learning", ["--seed", "-1"], "argument --seed: must be 0–1000000, got -1"),
     ("bench_learning", ["--rescore", "nowhere"], "pass the folder an earlier run was given with --keep"),
     ("bench_learning", ["--media", "samples", "--slideshow"], "leave them out with --media samples"),
+    ("bench_learning", ["--glow-weight", "1e8"], "(the built-in and 'builtin' carry their own)"),
+    ("bench_learning", ["--fresh-head", "affine", "--glow-weight", "nan"],
+     "argument --glow-weight: must be at least 0 and below 1e+09, got nan"),
     ("bench_federation", ["--frames", "many"], "argument --frames: must be a whole number, got 'many'"),
 ])
 def test_a_benchmark_refuses_a_setting_in_one_line_before_starting(tmp_path, module, args, message, monkeypatch,
@@ -35,8 +38,9 @@ def test_a_benchmark_refuses_a_setting_in_one_line_before_starting(tmp_path, mod
 def test_the_argument_types_take_their_range_and_nothing_else():
     import argparse
 
-    assert whole(1, 3)("3") == 3 and seconds(0, 10)("0.5") == 0.5
+    assert whole(1, 3)("3") == 3 and seconds(0, 10)("0.5") == 0.5 and weight(1e9)("1e8") == 1e8
     for parse, text in ((whole(1, 3), "4"), (whole(1), "0"), (whole(1), "1.5"), (seconds(0, 10), "0"),
-                        (seconds(0, 10), "nan"), (seconds(0, 10), "11")):
+                        (seconds(0, 10), "nan"), (seconds(0, 10), "11"), (weight(1e9), "-1"), (weight(1e9), "inf"),
+                        (weight(1e9), "1e9"), (weight(1e9), "heavy")):
         with pytest.raises(argparse.ArgumentTypeError):
             parse(text)
