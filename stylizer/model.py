@@ -170,19 +170,20 @@ class StylizerNet(nn.Module):
         ``bench_photoreal``'s colour) further from the style's CIELAB mean and deviation than the
         prior's output: the learned part may move local contrast, not make the colour worse than the
         closed-form transfer it starts from (α = 0 is the prior itself)."""
-        with torch.no_grad():  # every candidate share rendered and measured in one batch (4 × fewer torch calls)
+        with torch.no_grad():
             image = content.detach().float()
-            items, shares = image.shape[0], image.new_tensor((0.0, *GUARD_SHARES))  # α = 0: the prior itself
             weights = image.new_tensor(GUARD_LAB_WEIGHTS)
-            target = (style_lab.float() * weights).expand(items, -1)
+            target = style_lab.float() * weights
             scale = (lab_mean_std(image) * weights - target).norm(dim=1).clamp_min(1e-6)
-            residual = field.detach() - prior
-            candidates = prior[:, None] + shares.view(1, -1, 1, 1, 1) * residual[:, None]  # (N, K, C, gh, gw)
-            rendered = render_field(candidates.flatten(0, 1), image.repeat_interleave(len(shares), dim=0))
-            distance = ((lab_mean_std(rendered) * weights).view(items, len(shares), -1)
-                        - target[:, None]).norm(dim=2) / scale[:, None]  # (N, K)
-            fits = distance[:, 1:] <= distance[:, :1] + GUARD_TOLERANCE  # largest share first
-            share = torch.where(fits.any(dim=1), shares[1:][fits.float().argmax(dim=1)], torch.zeros_like(scale))
+
+            def distance(candidate: torch.Tensor) -> torch.Tensor:
+                return (lab_mean_std(render_field(candidate, image)) * weights - target).norm(dim=1) / scale
+
+            limit = distance(prior) + GUARD_TOLERANCE
+            share = torch.zeros(field.shape[0], device=field.device)
+            for alpha in GUARD_SHARES:  # largest first; an item keeps the first share within the limit
+                fits = (share == 0) & (distance(prior + alpha * (field.detach() - prior)) <= limit)
+                share = torch.where(fits, torch.full_like(share, alpha), share)
         return prior + share.view(-1, 1, 1, 1).to(field.dtype) * (field - prior)
 
     def prior(self, content: torch.Tensor, code: StyleCode) -> torch.Tensor:
