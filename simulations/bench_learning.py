@@ -333,7 +333,7 @@ def run(tmp: Path, rounds: int, images_per_round: int, poll_s: float, fresh_head
             "encoder": settings["encoder"]["identity"],
             "initial_model": ("the built-in's architecture, untrained" if fresh_head == UNTRAINED_BUILTIN
                               else f"fresh {fresh_head} head" if fresh_head else "built-in"),
-            "glow_weight": glow_weight if fresh_head in ("affine", "image") else None,
+            "glow_weight": glow_weight if fresh_head == "affine" else None,
             "wall_seconds": round(time.monotonic() - started, 1)}
 
 
@@ -354,9 +354,9 @@ def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -
         if not (kept_heldout(args.rescore) / "content").is_dir():
             parser.error(f"--rescore {args.rescore}: its held-out folder {kept_heldout(args.rescore)} is missing")
         return
-    if args.glow_weight and args.fresh_head not in ("affine", "image"):
-        parser.error("--glow-weight sets the loss of a fresh head: pass --fresh-head affine (the built-in and "
-                     f"'{UNTRAINED_BUILTIN}' carry their own)")
+    if args.glow_weight and args.fresh_head != "affine":
+        parser.error("--glow-weight sets the loss of a fresh affine head: pass --fresh-head affine (the built-in "
+                     f"and '{UNTRAINED_BUILTIN}' carry their own; the image head has no field to glow)")
     if args.media == "corpus":
         from fedvst.corpus import CorpusMissingError, load_manifest
 

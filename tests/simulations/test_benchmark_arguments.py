@@ -15,7 +15,9 @@ from simulations.arguments import seconds, weight, whole
     ("bench_learning", ["--seed", "-1"], "argument --seed: must be 0–1000000, got -1"),
     ("bench_learning", ["--rescore", "nowhere"], "pass the folder an earlier run was given with --keep"),
     ("bench_learning", ["--media", "samples", "--slideshow"], "leave them out with --media samples"),
-    ("bench_learning", ["--glow-weight", "1e8"], "(the built-in and 'builtin' carry their own)"),
+    ("bench_learning", ["--glow-weight", "1e8"], "the image head has no field to glow)"),
+    ("bench_learning", ["--fresh-head", "image", "--glow-weight", "1e8"], "pass --fresh-head affine (the built-in "
+     "and 'builtin' carry their own; the image head has no field to glow)"),
     ("bench_learning", ["--fresh-head", "affine", "--glow-weight", "nan"],
      "argument --glow-weight: must be at least 0 and below 1e+09, got nan"),
     ("bench_federation", ["--frames", "many"], "argument --frames: must be a whole number, got 'many'"),
