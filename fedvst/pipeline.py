@@ -46,7 +46,7 @@ from fedvst.video.io import MAX_VIDEO_SIDE, ThreadedWriter, VideoError, VideoInf
 from fedvst.video.keyframes import KeyFramePolicy, KeyFrameSelector
 from fedvst.video.yuv import PlanarI420
 from stylizer.field import ColourField, check_strength
-from stylizer.render import render_field, resize_frame
+from stylizer.render import render_field, resize_frame, working_size
 from stylizer.render_yuv import render_field_i420
 
 DEFAULT_WORK_WIDTH = 512
@@ -139,10 +139,10 @@ def output_size_for(height: int, width: int, options: PipelineOptions) -> tuple[
 
 def to_working(image: np.ndarray, work_width: int) -> np.ndarray:
     """Shrink (never enlarge) an RGB frame to at most ``work_width`` wide: what the phone sends."""
-    height, width = image.shape[:2]
-    if width <= work_width:
+    height, width = working_size(*image.shape[:2], work_width)
+    if (height, width) == image.shape[:2]:
         return image
-    return cv2.resize(image, (work_width, max(16, round(height * work_width / width))), interpolation=cv2.INTER_AREA)
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
 
 
 def check_output_path(output: Path, inputs: list[Path]) -> None:
@@ -353,7 +353,7 @@ def stylize_video(source: Path, style: np.ndarray, output: Path, dispatcher: Dis
                 flow_to_a = flow(gray, current.gray) if current is not None else None
                 decision = selector.decide(decoded.index, gray, codec_key=decoded.key_frame, flow_to_key=flow_to_a)
                 if decision.is_key:  # on the I420 path the key is shrunk in its planes, rendered in them
-                    job = (KeyFrameJob(decoded.index, yuv.shrunk_rgb(options.work_width), size,
+                    job = (KeyFrameJob(decoded.index, yuv.shrunk_rgb(working_size(*yuv.size, options.work_width)), size,
                                        strength=options.strength) if yuv is not None
                            else KeyFrameJob(decoded.index, to_working(decoded.image, options.work_width), size,
                                             full=decoded.image, strength=options.strength))

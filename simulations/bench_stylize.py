@@ -31,8 +31,8 @@ from simulations.arguments import whole
 from stylizer import Stylizer, StylizerConfig, build_model, load_image, load_model
 from stylizer.device import cpu_vector_path
 from stylizer.factory import builtin_checkpoint_path, image_head_checkpoint_path
-from stylizer.inference import DEFAULT_WORK_WIDTH, working_size
-from stylizer.render import resize_frame
+from stylizer.inference import DEFAULT_WORK_WIDTH
+from stylizer.render import resize_frame, working_size
 
 RESOLUTIONS = ((512, 256), (768, 384), (1024, 512), (1920, 1080))
 

@@ -27,7 +27,7 @@ from stylizer.field import ColourField, check_strength
 from stylizer.images import as_rgb_uint8, check_size, check_tensor, to_tensor, to_uint8
 from stylizer.meta_smoothing import output_size
 from stylizer.model import StylizerNet, scale_factor
-from stylizer.render import fit_within, resize_frame
+from stylizer.render import fit_within, resize_frame, working_size
 from stylizer.render import render_field as render_field_fast
 from stylizer.render_torch import render_field as render_field_torch
 from stylizer.render_torch import to_colour_field
@@ -43,13 +43,6 @@ def style_key(style: np.ndarray) -> str:
     digest = hashlib.sha256(f"{style.shape}".encode())
     digest.update(np.ascontiguousarray(style).tobytes())
     return digest.hexdigest()
-
-
-def working_size(height: int, width: int, work_width: int) -> tuple[int, int]:
-    """The size the network runs at: at most ``work_width`` wide, aspect kept, ≥ 16 px high."""
-    if width <= work_width:
-        return height, width
-    return max(16, int(round(height * work_width / width))), work_width
 
 
 class Stylizer:

@@ -210,6 +210,14 @@ def fit_within(height: int, width: int, max_side: int) -> tuple[int, int]:
     return max(16, int(round(height * max_side / longest))), max(16, int(round(width * max_side / longest)))
 
 
+def working_size(height: int, width: int, work_width: int) -> tuple[int, int]:
+    """(H, W) scaled down (never up) to at most ``work_width`` wide, aspect kept, ≥ 16 px high: the
+    size the network runs at, and what a phone sends."""
+    if width <= work_width:
+        return height, width
+    return max(16, int(round(height * work_width / width))), work_width
+
+
 def resize_frame(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """(H, W, 3) uint8 → (H', W', 3) uint8 for ``size`` = (H', W'): area filter down, bilinear up."""
     height, width = image.shape[:2]

@@ -72,22 +72,22 @@ class PlanarI420:
 
         return av.VideoFrame.from_ndarray(self.planes, format="yuv420p").to_ndarray(format="rgb24")
 
-    def shrunk_rgb(self, max_width: int) -> np.ndarray:
-        """(h, w, 3) uint8 RGB at most ``max_width`` wide (never enlarged; area resampling, h from the
-        aspect ratio, at least 16): what ``fedvst.pipeline.to_working`` makes of ``to_rgb()``, within
-        a level or two, at a fraction of the cost, because the planes shrink before the conversion
-        (the luma plane at the target size, each chroma plane at half of it) and only the small
-        frame is converted (OpenCV's BT.601 limited-range I420 conversion)."""
+    def shrunk_rgb(self, size: tuple[int, int]) -> np.ndarray:
+        """(h, w, 3) uint8 RGB at ``size`` = (h, w), e.g. ``stylizer.render.working_size`` (area
+        resampling): what ``cv2.resize`` of ``to_rgb()`` gives, within a level or two, at a fraction
+        of the cost, because the planes shrink before the conversion (the luma plane at ``size``, each
+        chroma plane at half of it) and only the small frame is converted (OpenCV's BT.601
+        limited-range I420 conversion)."""
         height, width = self.size
-        if width <= max_width:
+        out_h, out_w = size
+        if (out_h, out_w) == (height, width):
             return self.to_rgb()
-        out_w, out_h = max_width, max(16, round(height * max_width / width))
         even_w, even_h = out_w + out_w % 2, out_h + out_h % 2  # I420 needs even sides: convert, then crop
         quarter = height * width // 4
         chroma = self.planes[height:].reshape(-1)
 
-        def shrink(plane: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-            return cv2.resize(plane, size, interpolation=cv2.INTER_AREA).reshape(-1)
+        def shrink(plane: np.ndarray, target: tuple[int, int]) -> np.ndarray:
+            return cv2.resize(plane, target, interpolation=cv2.INTER_AREA).reshape(-1)
 
         small = np.concatenate([shrink(self.planes[:height], (even_w, even_h)),
                                 shrink(chroma[:quarter].reshape(height // 2, width // 2), (even_w // 2, even_h // 2)),

@@ -8,6 +8,7 @@ from fedvst.samples import sample_video
 from fedvst.video.flow import to_analysis
 from fedvst.video.io import read_frames
 from fedvst.video.yuv import PlanarI420
+from stylizer.render import working_size
 from tests.fedvst.clips import camera_clip, write_clip
 
 
@@ -31,12 +32,12 @@ def test_a_key_frame_shrunk_in_its_planes_is_the_shrunk_rgb_frame():
     width = frame.size[1]
     rgb = frame.to_rgb()
     for max_width in (width // 4, 128, 100, width // 2 + 2):
-        shrunk, reference = frame.shrunk_rgb(max_width), to_working(rgb, max_width)
+        shrunk, reference = frame.shrunk_rgb(working_size(*frame.size, max_width)), to_working(rgb, max_width)
         assert shrunk.shape == reference.shape and shrunk.dtype == np.uint8, (max_width, shrunk.shape)
         difference = np.abs(shrunk.astype(int) - reference.astype(int))
         assert difference.mean() < 2.5 and np.percentile(difference, 99) <= 12, (max_width, difference.mean())
     assert any(to_working(rgb, w).shape[0] % 2 for w in (width // 4, 128, 100, width // 2 + 2))  # an odd height
-    assert np.array_equal(frame.shrunk_rgb(width), rgb)
+    assert np.array_equal(frame.shrunk_rgb(frame.size), rgb)
 
 
 def test_a_video_with_odd_sides_is_not_read_as_planar(tmp_path, photos):
