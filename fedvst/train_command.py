@@ -21,7 +21,7 @@ from stylizer import (
     train_step,
 )
 from stylizer.checkpoint import metadata_path
-from stylizer.config import MAX_LOSS_WEIGHT
+from stylizer.config import MAX_LOSS_WEIGHT, NEUTRAL_RESIDUALS
 from stylizer.device import autocast_dtype, pick_device
 from stylizer.images import load_image_dir
 from stylizer.training import WHOLE_PICTURE_COVER
@@ -50,6 +50,7 @@ class TrainSettings:
     cover: tuple[float, float] | None = WHOLE_PICTURE_COVER  # crops span this share of each picture
     style_jitter: bool = False  # vary each style crop's colours and flip crops (stylizer.training.PairSampler)
     glow_weight: float | None = None  # the model's glow_weight for this training and after (None: keep it)
+    neutral_residual: str | None = None  # the model's neutral_residual for this training and after (None: keep it)
 
 
 MAX_BASE_SIZE = 1024  # px; crops are base_size·r on a side, and the encoder runs on them
@@ -81,6 +82,9 @@ def check_settings(settings: TrainSettings) -> None:
         raise ValueError(f"--lr must be in (0, 1), got {settings.lr}")
     if settings.glow_weight is not None and not 0 <= settings.glow_weight < MAX_LOSS_WEIGHT:
         raise ValueError(f"--glow-weight must be a number in [0, {MAX_LOSS_WEIGHT:g}), got {settings.glow_weight}")
+    if settings.neutral_residual is not None and settings.neutral_residual not in NEUTRAL_RESIDUALS:
+        raise ValueError(f"--neutral-residual must be one of {', '.join(NEUTRAL_RESIDUALS)}, "
+                         f"got {settings.neutral_residual!r}")
 
 
 def run_training(settings: TrainSettings, progress: bool = True) -> LossValues:
@@ -97,6 +101,8 @@ def run_training(settings: TrainSettings, progress: bool = True) -> LossValues:
         model = build_model(settings.config, vgg_weights=settings.vgg_weights)
     if settings.glow_weight is not None:  # a loss weight only: no tensor's shape depends on it
         model.config = replace(model.config, glow_weight=float(settings.glow_weight))
+    if settings.neutral_residual is not None:  # a projection of the residual: no tensor's shape depends on it
+        model.config = replace(model.config, neutral_residual=settings.neutral_residual)
     device = pick_device(settings.device)
     model.to(device)
     dtype = autocast_dtype(device, settings.precision)
@@ -108,6 +114,7 @@ def run_training(settings: TrainSettings, progress: bool = True) -> LossValues:
               settings.scale_max], "batch_size": settings.batch_size, "lr": settings.lr, "seed": settings.seed,
               "cover": list(settings.cover) if settings.cover else None, "style_jitter": settings.style_jitter,
               "init_sha256": init_sha256, "glow_weight": model.config.glow_weight,
+              "neutral_residual": model.config.neutral_residual,
               "content_images": len(contents), "style_images": len(styles)}
     smoothed: LossValues | None = None
     last = LossValues(float("nan"), float("nan"), float("nan"))

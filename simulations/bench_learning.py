@@ -46,7 +46,7 @@ from simulations.corpus_media import clip_stretches, colour_training_photos, shr
 from simulations.federated import fresh_checkpoint, untrained_builtin_checkpoint
 from simulations.loopback import loopback_federation, write_phone_clip
 from stylizer import load_checkpoint
-from stylizer.config import MAX_LOSS_WEIGHT
+from stylizer.config import MAX_LOSS_WEIGHT, NEUTRAL_RESIDUALS
 from stylizer.factory import model_from_checkpoint
 from stylizer.losses import target_features
 from stylizer.training import evaluate
@@ -249,12 +249,13 @@ def draw_rounds(kept: Path, figure: Path, count: int = 6) -> Path:
 def run(tmp: Path, rounds: int, images_per_round: int, poll_s: float, fresh_head: str | None = None,
         media: str = "corpus", run_config: list[str] | None = None, heldout_pairs: int | None = None,
         seed: int = 0, photos: int = CORPUS_PHOTOS, slideshow: bool = False, style_bank_photos: int = 0,
-        glow_weight: float = 0.0) -> dict:
+        glow_weight: float = 0.0, neutral_residual: str = "local") -> dict:
     if fresh_head == UNTRAINED_BUILTIN:
         initial = ["--initial-checkpoint", str(untrained_builtin_checkpoint(tmp / "fresh.safetensors", 0))]
     else:
-        initial = (["--initial-checkpoint", str(fresh_checkpoint(tmp / "fresh.safetensors", fresh_head, 0.5, 0,
-                                                                  glow_weight))] if fresh_head else [])
+        fresh = (fresh_checkpoint(tmp / "fresh.safetensors", fresh_head, 0.5, 0, glow_weight, neutral_residual)
+                 if fresh_head else None)
+        initial = ["--initial-checkpoint", str(fresh)] if fresh else []
     if media == "corpus":
         heldout, heldout_images = write_corpus_heldout(tmp / "heldout"), heldout_pairs or CORPUS_HELDOUT_IMAGES
         shots = corpus_shots(rounds, photos=photos, seed=seed)
@@ -334,6 +335,7 @@ def run(tmp: Path, rounds: int, images_per_round: int, poll_s: float, fresh_head
             "initial_model": ("the built-in's architecture, untrained" if fresh_head == UNTRAINED_BUILTIN
                               else f"fresh {fresh_head} head" if fresh_head else "built-in"),
             "glow_weight": glow_weight if fresh_head == "affine" else None,
+            "neutral_residual": neutral_residual if fresh_head == "affine" else None,
             "wall_seconds": round(time.monotonic() - started, 1)}
 
 
@@ -357,6 +359,9 @@ def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -
     if args.glow_weight and args.fresh_head != "affine":
         parser.error("--glow-weight sets the loss of a fresh affine head: pass --fresh-head affine (the built-in "
                      f"and '{UNTRAINED_BUILTIN}' carry their own; the image head has no field to glow)")
+    if args.neutral_residual != "local" and args.fresh_head != "affine":
+        parser.error("--neutral-residual sets what a fresh affine head's residual may do to greys: pass --fresh-head "
+                     f"affine (the built-in and '{UNTRAINED_BUILTIN}' carry their own; the image head has no residual)")
     if args.media == "corpus":
         from fedvst.corpus import CorpusMissingError, load_manifest
 
@@ -385,6 +390,9 @@ def main() -> None:
     parser.add_argument("--glow-weight", type=weight(MAX_LOSS_WEIGHT), default=0.0,
                         help="with --fresh-head affine: the glow term's weight in its loss (stylizer.losses.glow; "
                              "the built-in's is 1e8), so the edges train with it (default 0: none)")
+    parser.add_argument("--neutral-residual", choices=NEUTRAL_RESIDUALS, default="local",
+                        help="with --fresh-head affine: what its learned residual may do to greys, white and black "
+                             "(stylizer.config: local, global: one shift for the whole frame, none: the prior's)")
     parser.add_argument("--media", choices=("corpus", "samples"), default="corpus",
                         help="the photo corpus' training clips and held-out split (default), or the sample media's")
     parser.add_argument("--run-config", action="append", metavar="KEY=VALUE",
@@ -422,7 +430,7 @@ def main() -> None:
             folder.mkdir(parents=True, exist_ok=True)
             result = run(folder, args.rounds, args.images_per_round, args.poll_s, args.fresh_head, args.media,
                          args.run_config, args.heldout_pairs, args.seed, args.photos, args.slideshow,
-                         args.style_bank_photos, args.glow_weight)
+                         args.style_bank_photos, args.glow_weight, args.neutral_residual)
         if args.figure:
             result["figure"] = str(draw_rounds(folder, args.figure))
     print(json.dumps(result, indent=None if args.json else 1), file=sys.stdout)

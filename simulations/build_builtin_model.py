@@ -27,7 +27,7 @@ from PIL import Image
 
 from fedvst.samples import TRAINING_GREY_PHOTOS, training_pictures
 from fedvst.train_command import TrainSettings, run_training
-from stylizer.config import StylizerConfig
+from stylizer.config import NEUTRAL_RESIDUALS, StylizerConfig
 from stylizer.factory import builtin_checkpoint_path
 
 # The built-in model's loss, chosen on the held-out split (docs/benchmarks.md, "Choosing the built-in's recipe").
@@ -100,6 +100,9 @@ def main() -> None:
                         help="continue from this checkpoint (its config; --config is then not used)")
     parser.add_argument("--glow-weight", type=float, default=None,
                         help="the model's glow_weight (stylizer.losses.glow) for this training and after")
+    parser.add_argument("--neutral-residual", choices=NEUTRAL_RESIDUALS, default=None,
+                        help="the model's neutral_residual (what the learned part may do to greys) for this "
+                             "training and after")
     args = parser.parse_args()
     config = StylizerConfig(**json.loads(args.config))
     with tempfile.TemporaryDirectory() as tmp:
@@ -109,7 +112,8 @@ def main() -> None:
                                             base_size=args.base_size, seed=args.seed, lr=args.lr, config=config,
                                             scale_min=args.scale[0], scale_max=args.scale[1], device=args.device,
                                             style_jitter=args.style_jitter, checkpoint_every=args.checkpoint_every,
-                                            init=args.init, glow_weight=args.glow_weight))
+                                            init=args.init, glow_weight=args.glow_weight,
+                                            neutral_residual=args.neutral_residual))
     print(f"wrote {args.out}: {losses}")
 
 

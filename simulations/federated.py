@@ -182,12 +182,14 @@ def initial_checkpoint(out: Path, profile: Profile, seed: int) -> Path:
     return fresh_checkpoint(out / "initial.safetensors", profile.head, profile.decoder_width, seed)
 
 
-def fresh_checkpoint(path: Path, head: str, decoder_width: float, seed: int, glow_weight: float = 0.0) -> Path:
+def fresh_checkpoint(path: Path, head: str, decoder_width: float, seed: int, glow_weight: float = 0.0,
+                     neutral_residual: str = "local") -> Path:
     """A freshly initialised stylizer (``head``, ``decoder_width``, the glow term's ``glow_weight`` that
-    every trainer of it then pays; torch seeded with ``seed``) against the default encoder, saved at ``path``."""
+    every trainer of it then pays, what its residual may do to greys: ``neutral_residual``; torch seeded
+    with ``seed``) against the default encoder, saved at ``path``."""
     torch.manual_seed(seed)
-    model = build_model(StylizerConfig(decoder_width=decoder_width, head=head, glow_weight=glow_weight),
-                        resolve_weights(allow_download=False))
+    model = build_model(StylizerConfig(decoder_width=decoder_width, head=head, glow_weight=glow_weight,
+                                       neutral_residual=neutral_residual), resolve_weights(allow_download=False))
     save_model(path, model, source=f"fresh init (seed {seed})")
     return path
 

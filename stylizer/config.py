@@ -11,11 +11,12 @@ COLORIZATIONS = ("linear", "wct")
 HEADS = ("affine", "image")
 CONTENT_REFERENCES = ("prior", "content")
 COLOUR_REFERENCES = ("style", "prior")
+NEUTRAL_RESIDUALS = ("local", "global", "none")
 LEGACY_HEAD = "image"  # what a checkpoint written before heads existed holds
 # What a checkpoint written before these keys existed was trained and runs with.
 LEGACY_VALUES = {"loss_layer": "", "content_reference": "prior", "flat_contrast": 0.0, "colour_guard": False,
-                 "residual_offsets": True, "smoothness_weight": 0.1, "glow_weight": 0.0, "colour_weight": 100.0,
-                 "style_weight": 1.0, "style_from": "", "colour_reference": "style",
+                 "residual_offsets": True, "neutral_residual": "local", "smoothness_weight": 0.1, "glow_weight": 0.0,
+                 "colour_weight": 100.0, "style_weight": 1.0, "style_from": "", "colour_reference": "style",
                  "normalize_decoder_inputs": False}
 MAX_MATRIX_DIM = 256
 MAX_CHANNELS = 512
@@ -63,6 +64,14 @@ class StylizerConfig:
         gains A. Without offsets the learned part is A_res(x)·I(x): it cannot paint anything on black
         pixels, not even in a cell that straddles a black region and a textured one, where the flat
         gate lets the residual through.
+    neutral_residual: what the learned residual may do to neutral colours (greys, white, black: the
+        colours g·(1, 1, 1)), which a gain-only residual moves by g·A_res(x)·(1, 1, 1), its gains' row
+        sums: "local" (each cell its own: a white cloud may turn lime in one cell and magenta in the
+        next), "global" (one row-sum vector for the whole frame, the cells' mean: the residual may
+        still shift every grey of the frame alike, but no surface of one neutral colour takes two
+        casts) or "none" (row sums 0: greys go exactly where the prior sends them). In every mode the
+        rest of the gains, which act on a pixel's chroma (its departure from its own grey), stay local.
+        "global" and "none" need residual_offsets false (an offset moves black).
     normalize_decoder_inputs: the affine head's decoder divides its two inputs by their own RMS per
         item (``stylizer.affine_decoder``): the raw VGG features' scale otherwise saturates the
         residual's bound and stops every gradient.
@@ -91,6 +100,7 @@ class StylizerConfig:
     flat_contrast: float = 0.03
     colour_guard: bool = True
     residual_offsets: bool = False
+    neutral_residual: str = "local"
     normalize_decoder_inputs: bool = True
 
     def __post_init__(self) -> None:
@@ -127,6 +137,11 @@ class StylizerConfig:
         for name in ("colour_guard", "residual_offsets", "normalize_decoder_inputs"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if self.neutral_residual not in NEUTRAL_RESIDUALS:
+            raise ValueError(f"neutral_residual must be one of {NEUTRAL_RESIDUALS}, got {self.neutral_residual!r}")
+        if self.neutral_residual != "local" and self.residual_offsets:
+            raise ValueError(f"neutral_residual {self.neutral_residual!r} bounds what the residual does to greys, "
+                             "white and black, which residual offsets would move anyway: set residual_offsets false")
         if not (isinstance(self.flat_contrast, (int, float)) and 0.0 <= self.flat_contrast <= 1.0):
             raise ValueError(f"flat_contrast must be a number in [0, 1], got {self.flat_contrast!r}")
         if not 0.0 < self.decoder_width <= 1.0:

@@ -47,6 +47,18 @@ def scale_factor(size_in: tuple[int, int], size_out: tuple[int, int]) -> float:
     return math.sqrt((size_out[0] / size_in[0]) * (size_out[1] / size_in[1]))
 
 
+def with_neutral_response(residual: torch.Tensor, mode: str) -> torch.Tensor:
+    """(N, D·12, gh, gw) gain-only residual field → the same with each cell's response to neutral
+    colours, the row sums of its 3×3 gains (A_res·(1, 1, 1)), replaced: by the mean over the item's
+    cells (``mode`` "global": every grey of the frame shifted alike) or by 0 ("none"). The part of
+    each row orthogonal to (1, 1, 1), which acts on a pixel's chroma only, is left as it is."""
+    cells = residual.unflatten(1, (-1, 3, 4))  # (N, D, 3 rows, 4 = 3 gains | offset, gh, gw)
+    gains = cells[:, :, :, :3]
+    row_mean = gains.mean(dim=3, keepdim=True)
+    neutral = row_mean.mean(dim=(4, 5), keepdim=True) if mode == "global" else torch.zeros_like(row_mean)
+    return torch.cat([gains - row_mean + neutral, cells[:, :, :, 3:]], dim=3).flatten(1, 3)
+
+
 class StylizerNet(nn.Module):
     """Figure 4 with a frozen ``encoder``; see module docstring for tensor conventions."""
 
@@ -156,6 +168,8 @@ class StylizerNet(nn.Module):
             residual = residual * contrast_gate(content, tuple(residual.shape[-2:]), self.config.flat_contrast)
             if not self.config.residual_offsets:  # out − prior = A_res(x)·I(x): nothing on black, at any cell
                 residual = residual * _GAIN_ONLY.to(residual).repeat(self.config.grid_depth).view(1, -1, 1, 1)
+            if self.config.neutral_residual != "local":  # what the residual does to greys: one shift, or none
+                residual = with_neutral_response(residual, self.config.neutral_residual)
             prior = self.prior(content, code).to(residual.dtype)
             prior = prior.reshape(-1, COEFFICIENTS, 1, 1).repeat(1, self.config.grid_depth, 1, 1)
             field = prior + residual

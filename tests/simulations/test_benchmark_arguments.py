@@ -16,6 +16,7 @@ from simulations.arguments import seconds, weight, whole
     ("bench_learning", ["--rescore", "nowhere"], "pass the folder an earlier run was given with --keep"),
     ("bench_learning", ["--media", "samples", "--slideshow"], "leave them out with --media samples"),
     ("bench_learning", ["--glow-weight", "1e8"], "the image head has no field to glow)"),
+    ("bench_learning", ["--neutral-residual", "none"], "has no residual)"),
     ("bench_learning", ["--fresh-head", "image", "--glow-weight", "1e8"], "pass --fresh-head affine (the built-in "
      "and 'builtin' carry their own; the image head has no field to glow)"),
     ("bench_learning", ["--fresh-head", "affine", "--glow-weight", "nan"],

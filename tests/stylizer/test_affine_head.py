@@ -275,3 +275,41 @@ def test_the_gate_is_nearly_closed_wherever_the_render_reaches_a_flat_region_and
     assert float(gate[:, 4:6].max()) < 0.04  # the centres the white pixels up to x = 44 interpolate between
     assert float(gate[:, 7:].min()) > 0.9  # textured throughout, with textured neighbours
     assert float(gate[:, 6].min()) > float(gate[:, 5].max())  # and in between it rises smoothly
+
+
+@pytest.mark.parametrize("mode", ["none", "global"])
+def test_the_residual_moves_greys_as_its_neutral_mode_says_and_still_moves_colours(encoder_weights, photos, mode):
+    """neutral_residual: with "none" every neutral pixel (black, greys, white), in whatever cell, is
+    rendered by the prior's one global transform; with "global" by one transform too, the same in every
+    cell; a coloured pixel still gets a residual that differs from cell to cell; with "local" (the
+    default) the same head sends greys differently in each cell."""
+    content = to_tensor(photos["astronaut"][::4, ::4])
+    style = to_tensor(photos["coffee"][::4, ::4])
+    greys = torch.linspace(0, 1, 9).view(1, 9, 1, 1).expand(1, 9, 3, 1)  # 9 neutral colours
+    coloured = torch.tensor([[0.8, 0.3, 0.2], [0.2, 0.5, 0.9]]).view(1, 2, 3, 1)
+    spreads = {}
+    for neutral in ("local", mode):
+        torch.manual_seed(0)
+        model = _with_residual(build_model(StylizerConfig(decoder_width=0.25, matrix_dim=16, flat_contrast=0.0,
+                                                          colour_guard=False, neutral_residual=neutral),
+                                           encoder_weights))
+        model.eval()
+        with torch.no_grad():
+            code = model.style_code(style)
+            field = model.field(content, code)
+            prior = model.prior(content, code).float()
+        transforms = field[0].permute(1, 2, 0).reshape(-1, 1, 3, 4)  # every cell's 3×4 transform
+        on_grey = transforms[..., :3] @ greys + transforms[..., 3:]
+        on_colour = transforms[..., :3] @ coloured + transforms[..., 3:]
+        spreads[neutral] = (float((on_grey.max(0).values - on_grey.min(0).values).max()),  # between cells
+                            float((on_colour.max(0).values - on_colour.min(0).values).max()),
+                            float((on_grey - (prior[:, None, :, :3] @ greys + prior[:, None, :, 3:])).abs().max()))
+    assert spreads["local"][0] > 1e-3  # the plain residual treats the same grey differently in each cell
+    assert spreads[mode][0] < 1e-5  # one response to each grey in every cell
+    assert spreads[mode][1] > 1e-3  # colours still differ from cell to cell: the residual acts on chroma
+    if mode == "none":
+        assert spreads[mode][2] < 1e-5  # every grey goes where the prior sends it
+    else:
+        assert spreads[mode][2] > 1e-4  # one shift of every grey, the cells' mean
+    with pytest.raises(ValueError, match="residual_offsets"):
+        StylizerConfig(neutral_residual=mode, residual_offsets=True)
