@@ -47,15 +47,21 @@ def scale_factor(size_in: tuple[int, int], size_out: tuple[int, int]) -> float:
     return math.sqrt((size_out[0] / size_in[0]) * (size_out[1] / size_in[1]))
 
 
-def with_neutral_response(residual: torch.Tensor, mode: str) -> torch.Tensor:
-    """(N, D·12, gh, gw) gain-only residual field → the same with each cell's response to neutral
-    colours, the row sums of its 3×3 gains (A_res·(1, 1, 1)), replaced: by the mean over the item's
-    cells (``mode`` "global": every grey of the frame shifted alike) or by 0 ("none"). The part of
-    each row orthogonal to (1, 1, 1), which acts on a pixel's chroma only, is left as it is."""
+def with_neutral_response(residual: torch.Tensor, mode: str, gate: torch.Tensor) -> torch.Tensor:
+    """(N, D·12, gh, gw) gain-only residual field, already multiplied by its (N, 1, gh, gw) ``gate`` →
+    the same with each cell's response to neutral colours, the row sums of its 3×3 gains
+    (A_res·(1, 1, 1)), replaced: by one response for the whole item (``mode`` "global": the
+    gate-weighted mean of the cells' ungated responses, so the cells where the residual acts decide
+    it and every grey of the frame, flat regions included, is shifted alike) or by 0 ("none"). The
+    part of each row orthogonal to (1, 1, 1), which acts on a pixel's chroma only, is left as it is."""
     cells = residual.unflatten(1, (-1, 3, 4))  # (N, D, 3 rows, 4 = 3 gains | offset, gh, gw)
     gains = cells[:, :, :, :3]
-    row_mean = gains.mean(dim=3, keepdim=True)
-    neutral = row_mean.mean(dim=(4, 5), keepdim=True) if mode == "global" else torch.zeros_like(row_mean)
+    row_mean = gains.mean(dim=3, keepdim=True)  # (N, D, 3, 1, gh, gw): a third of each row's sum
+    if mode == "global":
+        weight = gate.sum(dim=(2, 3)).clamp_min(1e-12).view(-1, 1, 1, 1, 1, 1)
+        neutral = row_mean.sum(dim=(4, 5), keepdim=True) / weight
+    else:
+        neutral = torch.zeros_like(row_mean)
     return torch.cat([gains - row_mean + neutral, cells[:, :, :, 3:]], dim=3).flatten(1, 3)
 
 
@@ -165,11 +171,12 @@ class StylizerNet(nn.Module):
             residual = self._fit_grid(residual.float(), height, width)
             residual = self.meta_smoothing.smooth_field(residual, r)
             residual = RESIDUAL_BOUND * torch.tanh(residual / RESIDUAL_BOUND)
-            residual = residual * contrast_gate(content, tuple(residual.shape[-2:]), self.config.flat_contrast)
+            gate = contrast_gate(content, tuple(residual.shape[-2:]), self.config.flat_contrast)
+            residual = residual * gate
             if not self.config.residual_offsets:  # out − prior = A_res(x)·I(x): nothing on black, at any cell
                 residual = residual * _GAIN_ONLY.to(residual).repeat(self.config.grid_depth).view(1, -1, 1, 1)
             if self.config.neutral_residual != "local":  # what the residual does to greys: one shift, or none
-                residual = with_neutral_response(residual, self.config.neutral_residual)
+                residual = with_neutral_response(residual, self.config.neutral_residual, gate)
             prior = self.prior(content, code).to(residual.dtype)
             prior = prior.reshape(-1, COEFFICIENTS, 1, 1).repeat(1, self.config.grid_depth, 1, 1)
             field = prior + residual
