@@ -69,9 +69,9 @@ class StylizerConfig:
         sums: "local" (each cell its own: a white cloud may turn lime in one cell and magenta in the
         next), "global" (one row-sum vector for the whole frame, the gate-weighted mean of the cells':
         the residual may still shift every grey of the frame alike, but no surface of one neutral
-        colour takes two casts) or "none" (row sums 0: greys go exactly where the prior sends them). In every mode the
-        rest of the gains, which act on a pixel's chroma (its departure from its own grey), stay local.
-        "global" and "none" need residual_offsets false (an offset moves black).
+        colour takes two casts) or "none" (row sums 0: greys go exactly where the prior sends them). In
+        every mode the rest of the gains, which act on a pixel's chroma (its departure from its own
+        grey), stay local. "global" and "none" need residual_offsets false (an offset moves black).
     normalize_decoder_inputs: the affine head's decoder divides its two inputs by their own RMS per
         item (``stylizer.affine_decoder``): the raw VGG features' scale otherwise saturates the
         residual's bound and stops every gradient.

@@ -26,10 +26,11 @@ def test_fedvst_train_writes_verified_checkpoints(tmp_path, photos):
     assert checkpoint.metadata["step"] == 4 and checkpoint.metadata["recipe"]["content_images"] == 2
     assert model.config.decoder_width == 0.25 and model.config.glow_weight == 0.0
     result = run_train(tmp_path, "--init", str(tmp_path / "out.safetensors"), "--glow-weight", "1e7",
-                       "--out", str(tmp_path / "continued.safetensors"))
+                       "--neutral-residual", "none", "--out", str(tmp_path / "continued.safetensors"))
     assert result.returncode == 0, result.stderr
     continued, metadata = load_model(tmp_path / "continued.safetensors")
     assert continued.config.glow_weight == 1e7 and continued.config.decoder_width == 0.25
+    assert continued.config.neutral_residual == "none" and model.config.neutral_residual == "local"
     assert metadata.metadata["recipe"]["init_sha256"] == checkpoint.sha256 != ""
     (tmp_path / "content" / "broken.jpg").write_text("not a picture")
     result = run_train(tmp_path)
@@ -46,6 +47,7 @@ def test_fedvst_train_writes_verified_checkpoints(tmp_path, photos):
                           (["--out", str(tmp_path / "taken.safetensors")], "is a folder"),
                           (["--scale-max", "inf"], "--scale-max <= 8"),
                           (["--glow-weight", "-1"], "--glow-weight must be a number in [0"),
+                          (["--neutral-residual", "grey"], "--neutral-residual must be one of local, global, none"),
                           # issue 26: an unwritable folder was found out after training, naming a temp file
                           (["--out", "/proc/t09.safetensors"], "the folder /proc is not writable")):
         result = run_train(tmp_path, *args, "--steps", "400", "--checkpoint-every", "400")
