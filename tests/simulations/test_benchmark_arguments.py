@@ -22,6 +22,8 @@ from simulations.arguments import seconds, weight, whole
     ("bench_learning", ["--fresh-head", "affine", "--glow-weight", "nan"],
      "argument --glow-weight: must be at least 0 and below 1e+09, got nan"),
     ("bench_federation", ["--frames", "many"], "argument --frames: must be a whole number, got 'many'"),
+    ("bench_keyframes", ["--frames", "1"], "argument --frames: must be 2–10000, got 1"),
+    ("bench_keyframes", ["--styles", "0"], "argument --styles: must be 1–8, got 0"),
 ])
 def test_a_benchmark_refuses_a_setting_in_one_line_before_starting(tmp_path, module, args, message, monkeypatch,
                                                                    capsys):
