@@ -28,7 +28,6 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from fedvst.backends import Dispatcher, KeyFrameJob, render_key
@@ -44,6 +43,7 @@ from fedvst.video.flow import (
 from fedvst.video.interpolate import Frame, Interpolator
 from fedvst.video.io import MAX_VIDEO_SIDE, ThreadedWriter, VideoError, VideoInfo, VideoWriter, probe, read_frames
 from fedvst.video.keyframes import KeyFramePolicy, KeyFrameSelector
+from fedvst.video.shrink import area_resize
 from fedvst.video.yuv import PlanarI420
 from stylizer.field import ColourField, check_strength
 from stylizer.render import render_field, resize_frame, working_size
@@ -142,7 +142,7 @@ def to_working(image: np.ndarray, work_width: int) -> np.ndarray:
     height, width = working_size(*image.shape[:2], work_width)
     if (height, width) == image.shape[:2]:
         return image
-    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+    return area_resize(image, (height, width))
 
 
 def check_output_path(output: Path, inputs: list[Path]) -> None:

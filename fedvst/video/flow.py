@@ -10,6 +10,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from fedvst.video.shrink import area_resize
+
 DEFAULT_FLOW_WIDTH = 480
 # DIS presets. Pixel warping moves the stylized pixels themselves, so it keeps FAST's variational
 # refinement (sub-pixel, smooth flow). A colour field has one cell per ~60–120 output pixels and
@@ -31,7 +33,7 @@ def to_analysis(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """(H, W, 3) uint8 RGB → (h, w) uint8 gray at ``size`` (area resampling)."""
     gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
     if gray.shape != size:
-        gray = cv2.resize(gray, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+        gray = area_resize(gray, size)
     return gray
 
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from fedvst.video.shrink import area_resize
+
 
 @dataclass
 class Frame420:
@@ -87,11 +89,11 @@ class PlanarI420:
         chroma = self.planes[height:].reshape(-1)
 
         def shrink(plane: np.ndarray, target: tuple[int, int]) -> np.ndarray:
-            return cv2.resize(plane, target, interpolation=cv2.INTER_AREA).reshape(-1)
+            return area_resize(plane, target).reshape(-1)
 
-        small = np.concatenate([shrink(self.planes[:height], (even_w, even_h)),
-                                shrink(chroma[:quarter].reshape(height // 2, width // 2), (even_w // 2, even_h // 2)),
-                                shrink(chroma[quarter:].reshape(height // 2, width // 2), (even_w // 2, even_h // 2))])
+        small = np.concatenate([shrink(self.planes[:height], (even_h, even_w)),
+                                shrink(chroma[:quarter].reshape(height // 2, width // 2), (even_h // 2, even_w // 2)),
+                                shrink(chroma[quarter:].reshape(height // 2, width // 2), (even_h // 2, even_w // 2))])
         rgb = cv2.cvtColor(small.reshape(even_h * 3 // 2, even_w), cv2.COLOR_YUV2RGB_I420)
         return np.ascontiguousarray(rgb[:out_h, :out_w])
 
@@ -103,5 +105,5 @@ class PlanarI420:
         height, width = self.size
         luma = self.planes[:height]
         if (height, width) != tuple(size):
-            luma = cv2.resize(luma, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+            luma = area_resize(luma, tuple(size))
         return cv2.LUT(luma, _FULL_RANGE)
