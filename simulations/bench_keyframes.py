@@ -143,29 +143,39 @@ def styles_to_use(count: int) -> list[Path]:
     return [sample_photo(DEMO_STYLE), *others][:count]
 
 
-def measure_clip(stylizer: Stylizer, clip: Path, style: str, frames: int) -> dict[str, dict]:
-    """Per policy name: keys, frames, and the interpolated frames' MS-SSIM and RGB difference."""
+def _scores(keys: list[int], flows: list[np.ndarray | None], grays: list[np.ndarray], views: list[np.ndarray],
+            fields: list[np.ndarray], references: list[np.ndarray]) -> dict:
+    """Keys, frames, and the interpolated frames' MS-SSIM and RGB difference against ``references``."""
+    scores, differences = [], []
+    for index, blended in interpolated_fields(keys, flows, grays, fields):
+        rendered = render_field(views[index], blended)
+        scores.append(ms_ssim(rendered, references[index]))
+        differences.append(float(np.abs(rendered.astype(np.float32) - references[index]).mean()))
+    return {"keys": len(keys), "frames": len(grays),
+            "ms_ssim_mean": float(np.mean(scores)) if scores else 1.0,
+            "ms_ssim_p05": float(np.percentile(scores, 5)) if scores else 1.0,
+            "ms_ssim_worst": float(np.min(scores)) if scores else 1.0,
+            "rgb_difference_mean": float(np.mean(differences)) if differences else 0.0,
+            "rgb_difference_worst": float(np.max(differences)) if differences else 0.0}
+
+
+def measure_clip(stylizer: Stylizer, clip: Path, styles: list[str], frames: int) -> list[dict[str, dict]]:
+    """Per style handle, per policy name: ``_scores``. The clip is decoded and each policy chooses
+    its keys once (key choice sees only the frames); the fields and references are per style."""
     images = [frame.image for frame in read_frames(clip, limit=frames)]
     height, width = images[0].shape[:2]
     small = analysis_size(height, width, DEFAULT_FLOW_WIDTH)
     grays = [to_analysis(image, small) for image in images]
     views = [cv2.resize(image, (small[1], small[0]), interpolation=cv2.INTER_AREA) for image in images]
-    fields = [stylizer.colour_field(image, style, (height, width)).quantized().coefficients for image in images]
-    references = [render_field(view, field) for view, field in zip(views, fields, strict=True)]
-    results = {}
+    fields = [[stylizer.colour_field(image, style, (height, width)).quantized().coefficients for image in images]
+              for style in styles]
+    references = [[render_field(view, field) for view, field in zip(views, style_fields, strict=True)]
+                  for style_fields in fields]
+    results: list[dict[str, dict]] = [{} for _ in styles]
     for policy in POLICIES:
         keys, flows = choose_keys(grays, policy.selector())
-        scores, differences = [], []
-        for index, blended in interpolated_fields(keys, flows, grays, fields):
-            rendered = render_field(views[index], blended)
-            scores.append(ms_ssim(rendered, references[index]))
-            differences.append(float(np.abs(rendered.astype(np.float32) - references[index]).mean()))
-        results[policy.name] = {"keys": len(keys), "frames": len(images),
-                                "ms_ssim_mean": float(np.mean(scores)) if scores else 1.0,
-                                "ms_ssim_p05": float(np.percentile(scores, 5)) if scores else 1.0,
-                                "ms_ssim_worst": float(np.min(scores)) if scores else 1.0,
-                                "rgb_difference_mean": float(np.mean(differences)) if differences else 0.0,
-                                "rgb_difference_worst": float(np.max(differences)) if differences else 0.0}
+        for result, style_fields, style_references in zip(results, fields, references, strict=True):
+            result[policy.name] = _scores(keys, flows, grays, views, style_fields, style_references)
     return results
 
 
@@ -192,8 +202,7 @@ def main() -> None:
     handles = [stylizer.add_style(load_image(path)) for path in styles]
     report: dict = {"frames": args.frames, "styles": [path.name for path in styles], "clips": {}}
     for clip in clips_to_measure():
-        report["clips"][clip.name] = mean_over_styles([measure_clip(stylizer, clip, handle, args.frames)
-                                                       for handle in handles])
+        report["clips"][clip.name] = mean_over_styles(measure_clip(stylizer, clip, handles, args.frames))
         if not args.json:
             for name, row in report["clips"][clip.name].items():
                 print(f"{clip.name:28s} {name:28s} keys {row['keys']:5.1f}  MS-SSIM mean {row['ms_ssim_mean']:.4f} "
