@@ -26,7 +26,7 @@ from stylizer.factory import load_model
 from stylizer.field import ColourField, check_strength
 from stylizer.images import as_rgb_uint8, check_size, check_tensor, to_tensor, to_uint8
 from stylizer.meta_smoothing import output_size
-from stylizer.model import StylizerNet, scale_factor
+from stylizer.model import REFERENCE_WIDTH, StylizerNet, scale_factor
 from stylizer.render import fit_within, resize_frame, working_size
 from stylizer.render import render_field as render_field_fast
 from stylizer.render_torch import render_field as render_field_torch
@@ -115,13 +115,23 @@ class Stylizer:
         return self.model.head
 
     def field(self, content: np.ndarray | torch.Tensor, style: np.ndarray | torch.Tensor | str,
-              r: float = 1.0) -> torch.Tensor:
-        """Affine head: the (N, D·12, gh, gw) float32 field of ``content`` (run at its own size) for scale r."""
+              r: float = 1.0, reference: np.ndarray | None = None) -> torch.Tensor:
+        """Affine head: the (N, D·12, gh, gw) float32 field of ``content`` (run at its own size) for scale r.
+
+        ``reference``: the same picture as an (H', W', 3) uint8 array at a higher resolution (the
+        frame the field will be rendered on, or any copy of it); the prior's colour statistics are
+        measured on it shrunk to ``REFERENCE_WIDTH`` or ``content``'s width, whichever is wider (default:
+        on ``content``, as small as it is)."""
         tensor = (to_tensor(as_rgb_uint8(content, "content image")) if isinstance(content, np.ndarray)
                   else check_tensor(content, "content"))
         code = self._code(style)
+        detail = None
+        if reference is not None:
+            reference = as_rgb_uint8(reference, "reference image")
+            width = max(REFERENCE_WIDTH, int(tensor.shape[-1]))
+            detail = self._prepare(to_tensor(resize_frame(reference, working_size(*reference.shape[:2], width))))
         with torch.inference_mode(), self._autocast():
-            return self.model.field(self._prepare(tensor), code.to(self.device), r).float()
+            return self.model.field(self._prepare(tensor), code.to(self.device), r, detail).float()
 
     def network_input(self, content: np.ndarray) -> np.ndarray:
         """A (h, w, 3) uint8 content shrunk (never enlarged) to this stylizer's working width."""
@@ -133,9 +143,11 @@ class Stylizer:
         its working width) for an output of ``size`` = (H, W), blended toward the identity by
         ``strength`` in [0, 1] (``ColourField.toward_identity``)."""
         strength = check_strength(strength)
-        small = self.network_input(as_rgb_uint8(content, "content image"))
+        content = as_rgb_uint8(content, "content image")
+        small = self.network_input(content)
         check_size(size[0], size[1], "requested output")
-        return to_colour_field(self.field(small, style, scale_factor(small.shape[:2], size))).toward_identity(strength)
+        field = self.field(small, style, scale_factor(small.shape[:2], size), content)
+        return to_colour_field(field).toward_identity(strength)
 
     def render(self, field: ColourField | torch.Tensor, frame: np.ndarray) -> np.ndarray:
         """Render a field on a (H, W, 3) uint8 frame at the frame's size → (H, W, 3) uint8."""
@@ -162,8 +174,8 @@ class Stylizer:
         check_size(target[0], target[1], "requested output")
         if self.head == "affine" and is_array:
             small = self.network_input(content)
-            field = self.field(small, style, scale_factor(small.shape[:2], target))
             source = as_rgb_uint8(full, "full-resolution content") if full is not None else content
+            field = self.field(small, style, scale_factor(small.shape[:2], target), source)
             return self.render(field, resize_frame(source, target))
         tensor = to_tensor(content) if is_array else content
         code = self._code(style)
@@ -186,7 +198,8 @@ class Stylizer:
         work = working_size(height, width, work_width or self.work_width)
         small = resize_frame(frame, work)
         if self.head == "affine" and strength < 1.0:
-            field = to_colour_field(self.field(small, style, scale_factor(work, target))).toward_identity(strength)
+            field = self.field(small, style, scale_factor(work, target), frame)
+            field = to_colour_field(field).toward_identity(strength)
             return self.render(field, resize_frame(frame, target))
         out = self.stylize(small, style, size=target, full=frame)
         if strength < 1.0:

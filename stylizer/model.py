@@ -42,6 +42,20 @@ GUARD_TOLERANCE = 0.005  # how much further from the style's Lab statistics than
 GUARD_LAB_WEIGHTS = (2.55, 1.0, 1.0, 2.55, 1.0, 1.0)  # L counts as in 8-bit Lab (0–255 for 0–100), as the metric
 
 
+REFERENCE_WIDTH = 256  # the prior's statistics and the colour guard see the content at most this wide (≥ 128)
+
+
+def reference_copy(image: torch.Tensor, width: int = REFERENCE_WIDTH) -> torch.Tensor:
+    """(N, 3, H, W) in [0, 1] → the same shrunk (never enlarged, aspect kept) to at most ``width`` px
+    wide: what ``StylizerNet.field`` measures the prior's colour statistics on. At 256 px a picture's
+    CIELAB statistics are its full resolution's within the metric's noise, at 128 px they are not."""
+    height, current = image.shape[-2:]
+    if current <= width:
+        return image
+    size = (max(1, round(height * width / current)), width)
+    return F.interpolate(image, size=size, mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
+
+
 def scale_factor(size_in: tuple[int, int], size_out: tuple[int, int]) -> float:
     """The r of an (H, W) → (H', W') upscaling: geometric mean of the two axes' factors."""
     return math.sqrt((size_out[0] / size_in[0]) * (size_out[1] / size_in[1]))
@@ -159,8 +173,16 @@ class StylizerNet(nn.Module):
         grid = torch.stack([gx, gy], dim=-1)[None].expand(residual.shape[0], -1, -1, -1).to(residual.dtype)
         return F.grid_sample(residual, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
-    def field(self, content: torch.Tensor, code: StyleCode, r: float = 1.0) -> torch.Tensor:
-        """Affine head: (N, 3, H, W) content → (N, D·12, gh, gw) float32 field for output scale ``r``."""
+    def field(self, content: torch.Tensor, code: StyleCode, r: float = 1.0,
+              reference: torch.Tensor | None = None) -> torch.Tensor:
+        """Affine head: (N, 3, H, W) content → (N, D·12, gh, gw) float32 field for output scale ``r``.
+
+        ``reference`` (N, 3, H', W'): the same content at (or nearer) the resolution the field is
+        rendered at; the prior's colour statistics and the colour guard are measured on it (default:
+        ``content``). A shrunk picture has less variance than the picture (its fine detail is averaged
+        away), so a prior fitted to the network's small input overshoots the style's contrast on the
+        full-resolution output (docs/benchmarks.md, "The prior's statistics at the output's resolution").
+        """
         if self.head != "affine":
             raise ValueError("only the affine head predicts a colour field")
         height, width = content.shape[-2:]
@@ -177,12 +199,20 @@ class StylizerNet(nn.Module):
                 residual = residual * _GAIN_ONLY.to(residual).repeat(self.config.grid_depth).view(1, -1, 1, 1)
             if self.config.neutral_residual != "local":  # what the residual does to greys: one shift, or none
                 residual = with_neutral_response(residual, self.config.neutral_residual, gate)
-            prior = self.prior(content, code).to(residual.dtype)
+            reference = content if reference is None else self._check_reference(reference, content)
+            prior = self.prior(reference, code).to(residual.dtype)
             prior = prior.reshape(-1, COEFFICIENTS, 1, 1).repeat(1, self.config.grid_depth, 1, 1)
             field = prior + residual
             if self.config.colour_guard and not self.training and code.lab_stats is not None:
-                field = self._guard_colour(field, prior, content, code.lab_stats)
+                field = self._guard_colour(field, prior, reference, code.lab_stats)
             return field
+
+    @staticmethod
+    def _check_reference(reference: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+        if reference.dim() != 4 or reference.shape[:2] != content.shape[:2]:
+            raise ValueError(f"reference {tuple(reference.shape)} must be (N, 3, H', W') for content "
+                             f"{tuple(content.shape)}")
+        return reference
 
     def _guard_colour(self, field: torch.Tensor, prior: torch.Tensor, content: torch.Tensor,
                       style_lab: torch.Tensor) -> torch.Tensor:
@@ -225,11 +255,12 @@ class StylizerNet(nn.Module):
             features = self.encoder.deepest(self._padded(content), self.config.encoder_layer)
             decoded = self.decoder(self.colorization(features, code))[..., :height, :width]
             return self.meta_smoothing(decoded, size)
-        field = self.field(content, code, scale_factor((height, width), size))
         if full is None:
             full = content if tuple(size) == (height, width) else F.interpolate(
                 content, size=size, mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
         elif tuple(full.shape[-2:]) != tuple(size):
             raise ValueError(f"full-resolution content is {tuple(full.shape[-2:])}, output size is {tuple(size)}")
+        field = self.field(content, code, scale_factor((height, width), size),
+                           reference_copy(full, max(REFERENCE_WIDTH, width)))
         with torch.autocast(device_type=content.device.type, enabled=False):
             return render_field(field, full.float())

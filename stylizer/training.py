@@ -173,7 +173,8 @@ def _device_of(model: StylizerNet) -> torch.device:
 def compute_losses(model: StylizerNet, batch: TrainBatch, targets: TargetFeatures | None = None) -> LossTerms:
     """Forward pass and Eq. 5 terms (LossTerms) for one batch on the model's device.
 
-    The affine head's field is rendered on the full-resolution target crop (what R^r(I_c) is).
+    The affine head's field is rendered on the full-resolution target crop (what R^r(I_c) is), and its
+    prior's colour statistics are that crop's.
     Its content term compares the output with that crop (``content_reference`` "content", Eq. 5
     as written) or with the crop as the closed-form prior recolours it ("prior": the reference the
     field is a residual over), at the config's ``loss_tap``; its style term adds CIELAB statistics
@@ -190,12 +191,13 @@ def compute_losses(model: StylizerNet, batch: TrainBatch, targets: TargetFeature
         output = model(batch.content, code, batch.target_size)
         return perceptual_loss(model.encoder, output, batch.content_target, batch.style_target, style_weight,
                                targets, model.config.style_from)
-    field = model.field(batch.content, code, scale_factor(tuple(batch.content.shape[-2:]), batch.target_size))
+    field = model.field(batch.content, code, scale_factor(tuple(batch.content.shape[-2:]), batch.target_size),
+                        batch.content_target)
     with torch.autocast(device_type=field.device.type, enabled=False):
         full = batch.content_target.float()
         output = render_field(field, full)
         with torch.no_grad():
-            prior_output = (apply_global(full, model.prior(batch.content, code))
+            prior_output = (apply_global(full, model.prior(full, code))
                             if "prior" in (model.config.content_reference, model.config.colour_reference) else None)
         reference = prior_output if model.config.content_reference == "prior" else full
         colour = colour_statistics_loss(output, prior_output if model.config.colour_reference == "prior"
