@@ -47,8 +47,9 @@ REFERENCE_WIDTH = 256  # the prior's statistics and the colour guard see the con
 
 def reference_copy(image: torch.Tensor, width: int = REFERENCE_WIDTH) -> torch.Tensor:
     """(N, 3, H, W) in [0, 1] → the same shrunk (never enlarged, aspect kept) to at most ``width`` px
-    wide: what ``StylizerNet.field`` measures the prior's colour statistics on. At 256 px a picture's
-    CIELAB statistics are its full resolution's within the metric's noise, at 128 px they are not."""
+    wide: what ``StylizerNet.field`` measures the prior's colour statistics on. On the 123 held-out
+    corpus pairs a map fitted at 256 px lands as near the style's colour as one fitted at full size
+    (0.160 against 0.161), one fitted at 128 px does not (0.168)."""
     height, current = image.shape[-2:]
     if current <= width:
         return image
@@ -181,7 +182,8 @@ class StylizerNet(nn.Module):
         rendered at; the prior's colour statistics and the colour guard are measured on it (default:
         ``content``). A shrunk picture has less variance than the picture (its fine detail is averaged
         away), so a prior fitted to the network's small input overshoots the style's contrast on the
-        full-resolution output (docs/benchmarks.md, "The prior's statistics at the output's resolution").
+        full-resolution output (docs/benchmarks.md, "The prior's colour statistics at the output's
+        resolution").
         """
         if self.head != "affine":
             raise ValueError("only the affine head predicts a colour field")
