@@ -6,6 +6,7 @@ import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 from tqdm import tqdm
@@ -51,8 +52,13 @@ class TrainSettings:
     style_jitter: bool = False  # vary each style crop's colours and flip crops (stylizer.training.PairSampler)
     glow_weight: float | None = None  # the model's glow_weight for this training and after (None: keep it)
     neutral_residual: str | None = None  # the model's neutral_residual for this training and after (None: keep it)
+    overrides: dict[str, Any] | None = None  # more config fields (TRAINING_OVERRIDABLE) for this training and after
 
 
+# Config fields no learned tensor's shape depends on: a continued training may change them (``overrides``).
+TRAINING_OVERRIDABLE = ("style_weight", "style_from", "colour_weight", "colour_reference", "content_reference",
+                        "smoothness_weight", "glow_weight", "colour_guard", "colour_projection", "flat_contrast",
+                        "neutral_residual")
 MAX_BASE_SIZE = 1024  # px; crops are base_size·r on a side, and the encoder runs on them
 MAX_TRAIN_SCALE = 8.0
 
@@ -85,6 +91,9 @@ def check_settings(settings: TrainSettings) -> None:
     if settings.neutral_residual is not None and settings.neutral_residual not in NEUTRAL_RESIDUALS:
         raise ValueError(f"--neutral-residual must be one of {', '.join(NEUTRAL_RESIDUALS)}, "
                          f"got {settings.neutral_residual!r}")
+    unknown = sorted(set(settings.overrides or {}) - set(TRAINING_OVERRIDABLE))
+    if unknown:
+        raise ValueError(f"cannot override {', '.join(unknown)} when training: only {', '.join(TRAINING_OVERRIDABLE)}")
 
 
 def run_training(settings: TrainSettings, progress: bool = True) -> LossValues:
@@ -103,6 +112,8 @@ def run_training(settings: TrainSettings, progress: bool = True) -> LossValues:
         model.config = replace(model.config, glow_weight=float(settings.glow_weight))
     if settings.neutral_residual is not None:  # a projection of the residual: no tensor's shape depends on it
         model.config = replace(model.config, neutral_residual=settings.neutral_residual)
+    if settings.overrides:  # validated by StylizerConfig itself
+        model.config = replace(model.config, **settings.overrides)
     device = pick_device(settings.device)
     model.to(device)
     dtype = autocast_dtype(device, settings.precision)
@@ -114,7 +125,7 @@ def run_training(settings: TrainSettings, progress: bool = True) -> LossValues:
               settings.scale_max], "batch_size": settings.batch_size, "lr": settings.lr, "seed": settings.seed,
               "cover": list(settings.cover) if settings.cover else None, "style_jitter": settings.style_jitter,
               "init_sha256": init_sha256, "glow_weight": model.config.glow_weight,
-              "neutral_residual": model.config.neutral_residual,
+              "neutral_residual": model.config.neutral_residual, "overrides": dict(settings.overrides or {}),
               "content_images": len(contents), "style_images": len(styles)}
     smoothed: LossValues | None = None
     last = LossValues(float("nan"), float("nan"), float("nan"))

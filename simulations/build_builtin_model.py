@@ -103,8 +103,12 @@ def main() -> None:
     parser.add_argument("--neutral-residual", choices=NEUTRAL_RESIDUALS, default=None,
                         help="the model's neutral_residual (what the learned part may do to greys) for this "
                              "training and after")
+    parser.add_argument("--override", default="{}",
+                        help="JSON of config fields no tensor's shape depends on (fedvst.train_command."
+                             "TRAINING_OVERRIDABLE), set for this training and after, with --init too")
     args = parser.parse_args()
     config = StylizerConfig(**json.loads(args.config))
+    overrides = json.loads(args.override)
     with tempfile.TemporaryDirectory() as tmp:
         content, style = prepare_corpus_folders(Path(tmp)) if args.corpus else prepare_folders(Path(tmp))
         print(f"training on {sum(1 for _ in content.iterdir())} contents and {sum(1 for _ in style.iterdir())} styles")
@@ -113,7 +117,7 @@ def main() -> None:
                                             scale_min=args.scale[0], scale_max=args.scale[1], device=args.device,
                                             style_jitter=args.style_jitter, checkpoint_every=args.checkpoint_every,
                                             init=args.init, glow_weight=args.glow_weight,
-                                            neutral_residual=args.neutral_residual))
+                                            neutral_residual=args.neutral_residual, overrides=overrides))
     print(f"wrote {args.out}: {losses}")
 
 

@@ -6,7 +6,9 @@ For content and style RGB means μc, μs and covariances Σc, Σs the map
 
 moves the content's colour distribution onto a Gaussian with the style's mean and covariance
 along the least total displacement. It is the prior the affine head's field is a residual over.
-Everything here is float64 and carries no gradient: the prior depends only on the images.
+Everything here is float64; the prior carries no gradient (it depends only on the images), while
+``colour_moments`` and ``projection_transform`` do: the affine head's colour projection trains
+through them.
 """
 
 from __future__ import annotations
@@ -17,13 +19,46 @@ EIGEN_FLOOR = 1e-5  # variance floor in [0, 1]² units (σ ≈ 0.003): guards fl
 MAX_GAIN = 2.0  # largest gain T may apply along any colour axis: see below
 
 
-def colour_stats(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(N, 3, H, W) RGB in [0, 1] → float64 means (N, 3) and covariances (N, 3, 3)."""
-    flat = images.detach().to(torch.float64).flatten(2)
+def colour_moments(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, 3, H, W) RGB in [0, 1] → float64 means (N, 3) and covariances (N, 3, 3), differentiable."""
+    flat = images.to(torch.float64).flatten(2)
     mean = flat.mean(-1)
     centred = flat - mean[..., None]
     cov = centred @ centred.transpose(1, 2) / max(flat.shape[-1], 1)
     return mean, cov
+
+
+def colour_stats(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``colour_moments`` of the images, without a gradient."""
+    return colour_moments(images.detach())
+
+
+PROJECTION_FLOOR = 1e-5  # added to both covariances' diagonals before the Cholesky factors (σ ≈ 0.003)
+
+
+def projection_transform(source_mean: torch.Tensor, source_cov: torch.Tensor, target_mean: torch.Tensor,
+                         target_cov: torch.Tensor) -> torch.Tensor:
+    """(N, 3, 4) float64 affine maps [P | t] that carry a colour distribution with (N, 3) mean and
+    (N, 3, 3) covariance ``source_*`` onto ``target_*`` exactly (up to PROJECTION_FLOOR):
+    P = L_t·L_s⁻¹ with L the Cholesky factors, t = μ_t − P·μ_s. Equal moments give the identity;
+    unlike the MKL square roots, Cholesky factors keep a finite gradient where eigenvalues coincide
+    (grey pictures), so training may differentiate through it. Items with non-finite moments get
+    the identity."""
+    source_mean, source_cov = source_mean.double(), source_cov.double()
+    target_mean, target_cov = target_mean.double(), target_cov.double()
+    eye = torch.eye(3, dtype=torch.float64, device=source_cov.device)
+    finite = torch.stack([t.flatten(1).isfinite().all(1) for t in (source_mean, source_cov, target_mean, target_cov)])
+    finite = finite.all(0)[:, None, None]
+    source_cov = torch.where(finite, source_cov, eye) + PROJECTION_FLOOR * eye
+    target_cov = torch.where(finite, target_cov, eye) + PROJECTION_FLOOR * eye
+    source_root = torch.linalg.cholesky(0.5 * (source_cov + source_cov.transpose(-1, -2)))
+    target_root = torch.linalg.cholesky(0.5 * (target_cov + target_cov.transpose(-1, -2)))
+    matrix = torch.linalg.solve_triangular(source_root, target_root, upper=False, left=False)  # L_t·L_s⁻¹
+    offset = torch.where(finite[..., 0], target_mean, 0.0) - (matrix @ torch.where(
+        finite[..., 0], source_mean, 0.0)[..., None])[..., 0]
+    transform = torch.cat([matrix, offset[..., None]], dim=-1)
+    identity = torch.cat([eye, eye.new_zeros(3, 1)], dim=-1).expand_as(transform)
+    return torch.where(finite, transform, identity)
 
 
 def _sym_power(matrix: torch.Tensor, power: float, floor: float) -> torch.Tensor:

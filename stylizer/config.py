@@ -17,7 +17,7 @@ LEGACY_HEAD = "image"  # what a checkpoint written before heads existed holds
 LEGACY_VALUES = {"loss_layer": "", "content_reference": "prior", "flat_contrast": 0.0, "colour_guard": False,
                  "residual_offsets": True, "neutral_residual": "local", "smoothness_weight": 0.1, "glow_weight": 0.0,
                  "colour_weight": 100.0, "style_weight": 1.0, "style_from": "", "colour_reference": "style",
-                 "normalize_decoder_inputs": False}
+                 "normalize_decoder_inputs": False, "colour_projection": False}
 MAX_MATRIX_DIM = 256
 MAX_CHANNELS = 512
 MAX_KERNEL = 15
@@ -78,6 +78,11 @@ class StylizerConfig:
     colour_guard: at inference the affine head keeps only as much of its residual as leaves the
         output's CIELAB mean and deviation no further from the style's than the prior's output
         (``StylizerNet._guard_colour``); training sees the whole residual.
+    colour_projection: the affine head maps its output's RGB mean and covariance (measured on the
+        reference copy of the content) back onto those of the prior's output, with one global affine
+        map composed into every cell (``StylizerNet._project_colour``), in training and at inference:
+        the learned part can move local contrast and texture but not the frame's colour distribution,
+        which stays the closed-form transfer's (issue 32's "hard projection").
     """
 
     encoder_layer: str = "relu3_1"
@@ -102,6 +107,7 @@ class StylizerConfig:
     residual_offsets: bool = False
     neutral_residual: str = "local"
     normalize_decoder_inputs: bool = True
+    colour_projection: bool = False
 
     def __post_init__(self) -> None:
         for name in ("matrix_dim", "upsample_channels", "kernel_size", "grid_depth", "grid_stride"):
@@ -134,7 +140,7 @@ class StylizerConfig:
             raise ValueError(f"colour_reference must be one of {COLOUR_REFERENCES}, got {self.colour_reference!r}")
         if self.content_reference not in CONTENT_REFERENCES:
             raise ValueError(f"content_reference must be one of {CONTENT_REFERENCES}, got {self.content_reference!r}")
-        for name in ("colour_guard", "residual_offsets", "normalize_decoder_inputs"):
+        for name in ("colour_guard", "residual_offsets", "normalize_decoder_inputs", "colour_projection"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if self.neutral_residual not in NEUTRAL_RESIDUALS:

@@ -24,7 +24,7 @@ from torch import nn
 
 from stylizer.affine_decoder import AffineDecoder
 from stylizer.colorization import LinearTransform, StyleCode, WhiteningColoring
-from stylizer.colour_prior import colour_stats, mkl_from_stats
+from stylizer.colour_prior import apply_global, colour_moments, colour_stats, mkl_from_stats, projection_transform
 from stylizer.config import StylizerConfig
 from stylizer.decoder import Decoder
 from stylizer.encoder import TAP_CHANNELS, VGGEncoder, pool_count
@@ -42,6 +42,7 @@ GUARD_TOLERANCE = 0.005  # how much further from the style's Lab statistics than
 GUARD_LAB_WEIGHTS = (2.55, 1.0, 1.0, 2.55, 1.0, 1.0)  # L counts as in 8-bit Lab (0–255 for 0–100), as the metric
 
 
+PROJECTION_PASSES = 2  # the colour projection's passes (a clipped output misses its target after one)
 REFERENCE_WIDTH = 256  # the prior's statistics and the colour guard see the content at most this wide (≥ 128)
 
 
@@ -205,6 +206,8 @@ class StylizerNet(nn.Module):
             prior = self.prior(reference, code).to(residual.dtype)
             prior = prior.reshape(-1, COEFFICIENTS, 1, 1).repeat(1, self.config.grid_depth, 1, 1)
             field = prior + residual
+            if self.config.colour_projection:
+                field = self._project_colour(field, prior, reference)
             if self.config.colour_guard and not self.training and code.lab_stats is not None:
                 field = self._guard_colour(field, prior, reference, code.lab_stats)
             return field
@@ -215,6 +218,22 @@ class StylizerNet(nn.Module):
             raise ValueError(f"reference {tuple(reference.shape)} must be (N, 3, H', W') for content "
                              f"{tuple(content.shape)}")
         return reference
+
+    @staticmethod
+    def _project_colour(field: torch.Tensor, prior: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+        """``field`` (N, D·12, gh, gw) followed by the global affine map that carries its output's RGB
+        mean and covariance on ``reference`` (N, 3, H', W') onto the ``prior`` field's output's
+        (``projection_transform``); differentiable through the output's moments, the prior's are fixed."""
+        image = reference.float()
+        with torch.no_grad():
+            target = colour_moments(apply_global(image, prior[:, :COEFFICIENTS, 0, 0].reshape(-1, 3, 4)))
+        for _ in range(PROJECTION_PASSES):  # clipping at 0 and 1 leaves a remainder that a second pass takes
+            transform = projection_transform(*colour_moments(render_field(field, image)), *target).to(field.dtype)
+            cells = field.unflatten(1, (-1, 3, 4))  # (N, D, 3, 4, gh, gw)
+            gains = torch.einsum("nij,ndjkhw->ndikhw", transform[:, :, :3], cells)
+            offsets = gains[:, :, :, 3:] + transform[:, None, :, 3:, None, None]
+            field = torch.cat([gains[:, :, :, :3], offsets], dim=3).flatten(1, 3)
+        return field
 
     def _guard_colour(self, field: torch.Tensor, prior: torch.Tensor, content: torch.Tensor,
                       style_lab: torch.Tensor) -> torch.Tensor:
