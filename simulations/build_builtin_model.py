@@ -2,9 +2,14 @@
 
     python -m simulations.build_builtin_model --corpus --steps 3500 [--device cuda]
     python -m simulations.build_builtin_model --corpus --init BUILTIN --steps 300 --glow-weight 1e8 --out NEW
+    python -m simulations.build_builtin_model --corpus --init BUILTIN --steps 300 --seed 1000 \
+        --override '{"colour_projection": true, "style_from": "", "colour_weight": 0}' --out NEW
 
-The second form continues a checkpoint (the built-in of 2026-12-05 for the shipped model of
-2026-12-07: docs/benchmarks.md) with the glow term of ``stylizer.losses.glow`` switched on.
+The second form continues a checkpoint (the built-in of 2026-12-05, for the built-in of 2026-12-07)
+with the glow term of ``stylizer.losses.glow`` switched on; the third (from the built-in of
+2026-12-07, ``git show c010745:stylizer/assets/builtin.safetensors``, for the shipped model of
+2026-12-08) with the colour projection on and Eq. 5's style term over every tap instead of the
+CIELAB term (docs/benchmarks.md, "A hard colour projection").
 
 With ``--corpus`` (``fedvst corpus`` first): content is the photo corpus' training split (its
 photos, longer side scaled to 512 px, and every 20th frame of its training clips) and style every
