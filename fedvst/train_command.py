@@ -94,6 +94,11 @@ def check_settings(settings: TrainSettings) -> None:
     unknown = sorted(set(settings.overrides or {}) - set(TRAINING_OVERRIDABLE))
     if unknown:
         raise ValueError(f"cannot override {', '.join(unknown)} when training: only {', '.join(TRAINING_OVERRIDABLE)}")
+    if settings.overrides:  # each value checked by StylizerConfig now, not after the pictures are loaded
+        try:
+            replace(StylizerConfig(loss_layer="relu4_1"), **settings.overrides)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"config override refused: {error}") from None
 
 
 def run_training(settings: TrainSettings, progress: bool = True) -> LossValues:

@@ -113,7 +113,12 @@ def main() -> None:
                              "TRAINING_OVERRIDABLE), set for this training and after, with --init too")
     args = parser.parse_args()
     config = StylizerConfig(**json.loads(args.config))
-    overrides = json.loads(args.override)
+    try:
+        overrides = json.loads(args.override)
+    except json.JSONDecodeError as error:
+        parser.error(f"--override is not JSON ({error}); give an object such as '{{\"colour_projection\": true}}'")
+    if not isinstance(overrides, dict):
+        parser.error("--override must be a JSON object of config fields, such as '{\"colour_projection\": true}'")
     with tempfile.TemporaryDirectory() as tmp:
         content, style = prepare_corpus_folders(Path(tmp)) if args.corpus else prepare_folders(Path(tmp))
         print(f"training on {sum(1 for _ in content.iterdir())} contents and {sum(1 for _ in style.iterdir())} styles")

@@ -89,8 +89,11 @@ def test_training_differentiates_through_the_projection(encoder_weights, photos)
 def test_an_unknown_or_shape_changing_override_is_refused_in_one_line(tmp_path):
     from fedvst.train_command import TrainSettings, check_settings
 
-    for bad in ({"grid_stride": 4}, {"no_such_field": 1}):
+    for bad, message in (({"grid_stride": 4}, "cannot override"), ({"no_such_field": 1}, "cannot override"),
+                         ({"colour_projection": "yes"}, "override refused"), ({"style_from": "relu9"}, "override refused")):
         settings = TrainSettings(tmp_path, tmp_path, 1, tmp_path / "m.safetensors", overrides=bad)
-        with pytest.raises(ValueError, match="cannot override") as error:
+        with pytest.raises(ValueError, match=message) as error:
             check_settings(settings)
         assert "\n" not in str(error.value)
+    check_settings(TrainSettings(tmp_path, tmp_path, 1, tmp_path / "m.safetensors",
+                                 overrides={"colour_projection": True, "style_from": "", "colour_weight": 0}))
