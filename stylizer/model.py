@@ -10,8 +10,9 @@ Two decoder heads (``config.head``):
 * ``affine``: the decoder outputs a low-resolution residual field of 3×4 colour transforms
   (``stylizer.field``); meta-smoothing smooths it with its learned kernels; it fades where the
   content is flat (``stylizer.flat_gate``); it is added to
-  the closed-form MKL prior (``stylizer.colour_prior``) and rendered on the full-resolution
-  content, out(x) = A(x)·I_c(x) + b(x): edges and detail always come from the real image.
+  the closed-form MKL prior (``stylizer.colour_prior``), optionally followed by one global map that
+  keeps the output's colour moments the prior's (``config.colour_projection``), and rendered on the
+  full-resolution content, out(x) = A(x)·I_c(x) + b(x): edges and detail always come from the real image.
 """
 
 from __future__ import annotations
