@@ -75,7 +75,7 @@ def test_the_output_keeps_the_priors_colour_moments_and_the_residual_still_acts(
     assert gaps[True][0] < 0.1 * gaps[False][0] and gaps[True][1] < 0.3 * gaps[False][1]
 
 
-def test_training_differentiates_through_the_projection(encoder_weights, photos):
+def test_a_training_step_through_the_projection_gives_finite_gradients(encoder_weights, photos):
     torch.manual_seed(0)
     model = build_model(StylizerConfig(decoder_width=0.25, matrix_dim=16, colour_projection=True), encoder_weights)
     batch = PairSampler([photos["astronaut"]], [photos["coffee"]], base_size=48, scales=(2.0, 2.0), seed=1).sample(2)
@@ -90,7 +90,8 @@ def test_an_unknown_or_shape_changing_override_is_refused_in_one_line(tmp_path):
     from fedvst.train_command import TrainSettings, check_settings
 
     for bad, message in (({"grid_stride": 4}, "cannot override"), ({"no_such_field": 1}, "cannot override"),
-                         ({"colour_projection": "yes"}, "override refused"), ({"style_from": "relu9"}, "override refused")):
+                         ({"colour_projection": "yes"}, "override refused"),
+                         ({"style_from": "relu9"}, "override refused")):
         settings = TrainSettings(tmp_path, tmp_path, 1, tmp_path / "m.safetensors", overrides=bad)
         with pytest.raises(ValueError, match=message) as error:
             check_settings(settings)
