@@ -33,6 +33,11 @@ def colour_stats(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return colour_moments(images.detach())
 
 
+def _finite_items(*moments: torch.Tensor) -> torch.Tensor:
+    """(N,) bool: the items whose every moment (each (N, ...)) is finite."""
+    return torch.stack([t.flatten(1).isfinite().all(1) for t in moments]).all(0)
+
+
 PROJECTION_FLOOR = 1e-5  # added to both covariances' diagonals before the Cholesky factors (σ ≈ 0.003)
 
 
@@ -47,8 +52,7 @@ def projection_transform(source_mean: torch.Tensor, source_cov: torch.Tensor, ta
     source_mean, source_cov = source_mean.double(), source_cov.double()
     target_mean, target_cov = target_mean.double(), target_cov.double()
     eye = torch.eye(3, dtype=torch.float64, device=source_cov.device)
-    finite = torch.stack([t.flatten(1).isfinite().all(1) for t in (source_mean, source_cov, target_mean, target_cov)])
-    finite = finite.all(0)[:, None, None]
+    finite = _finite_items(source_mean, source_cov, target_mean, target_cov)[:, None, None]
     source_cov = torch.where(finite, source_cov, eye) + PROJECTION_FLOOR * eye
     target_cov = torch.where(finite, target_cov, eye) + PROJECTION_FLOOR * eye
     source_root = torch.linalg.cholesky(0.5 * (source_cov + source_cov.transpose(-1, -2)))
@@ -90,8 +94,8 @@ def mkl_from_stats(content_mean: torch.Tensor, content_cov: torch.Tensor, style_
     style_mean, style_cov = style_mean.double(), style_cov.double()
     if style_mean.shape[0] == 1 and content_mean.shape[0] > 1:
         style_mean, style_cov = style_mean.expand_as(content_mean), style_cov.expand_as(content_cov)
-    finite = torch.stack([t.flatten(1).isfinite().all(1) for t in (content_mean, content_cov, style_mean, style_cov)])
-    finite = finite.all(0)  # (N,): items whose images held NaN or Inf get a NaN transform, not a LinAlgError
+    # items whose images held NaN or Inf get a NaN transform, not a LinAlgError
+    finite = _finite_items(content_mean, content_cov, style_mean, style_cov)
     eye = torch.eye(3, dtype=torch.float64, device=content_cov.device)
     matrix = mkl_matrix(torch.where(finite[:, None, None], content_cov, eye),
                         torch.where(finite[:, None, None], style_cov, eye))

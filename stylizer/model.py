@@ -204,11 +204,11 @@ class StylizerNet(nn.Module):
             if self.config.neutral_residual != "local":  # what the residual does to greys: one shift, or none
                 residual = with_neutral_response(residual, self.config.neutral_residual, gate)
             reference = content if reference is None else self._check_reference(reference, content)
-            prior = self.prior(reference, code).to(residual.dtype)
-            prior = prior.reshape(-1, COEFFICIENTS, 1, 1).repeat(1, self.config.grid_depth, 1, 1)
+            prior_map = self.prior(reference, code).to(residual.dtype)  # (N, 3, 4)
+            prior = prior_map.reshape(-1, COEFFICIENTS, 1, 1).repeat(1, self.config.grid_depth, 1, 1)
             field = prior + residual
             if self.config.colour_projection:
-                field = self._project_colour(field, prior, reference)
+                field = self._project_colour(field, prior_map, reference)
             if self.config.colour_guard and not self.training and code.lab_stats is not None:
                 field = self._guard_colour(field, prior, reference, code.lab_stats)
             return field
@@ -221,13 +221,14 @@ class StylizerNet(nn.Module):
         return reference
 
     @staticmethod
-    def _project_colour(field: torch.Tensor, prior: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    def _project_colour(field: torch.Tensor, prior_map: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
         """``field`` (N, D·12, gh, gw) followed by the global affine map that carries its output's RGB
-        mean and covariance on ``reference`` (N, 3, H', W') onto the ``prior`` field's output's
-        (``projection_transform``); differentiable through the output's moments, the prior's are fixed."""
+        mean and covariance on ``reference`` (N, 3, H', W') onto those of the (N, 3, 4) prior map's
+        output (``projection_transform``); differentiable through the output's moments, the prior's
+        are fixed."""
         image = reference.float()
         with torch.no_grad():
-            target = colour_moments(apply_global(image, prior[:, :COEFFICIENTS, 0, 0].reshape(-1, 3, 4)))
+            target = colour_moments(apply_global(image, prior_map))
         for _ in range(PROJECTION_PASSES):  # clipping at 0 and 1 leaves a remainder that a second pass takes
             transform = projection_transform(*colour_moments(render_field(field, image)), *target).to(field.dtype)
             cells = field.unflatten(1, (-1, 3, 4))  # (N, D, 3, 4, gh, gw)
