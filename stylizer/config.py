@@ -17,11 +17,13 @@ LEGACY_HEAD = "image"  # what a checkpoint written before heads existed holds
 LEGACY_VALUES = {"loss_layer": "", "content_reference": "prior", "flat_contrast": 0.0, "colour_guard": False,
                  "residual_offsets": True, "neutral_residual": "local", "smoothness_weight": 0.1, "glow_weight": 0.0,
                  "colour_weight": 100.0, "style_weight": 1.0, "style_from": "", "colour_reference": "style",
-                 "normalize_decoder_inputs": False, "colour_projection": False}
+                 "normalize_decoder_inputs": False, "colour_projection": False,
+                 "style_regions": 1}
 MAX_MATRIX_DIM = 256
 MAX_CHANNELS = 512
 MAX_KERNEL = 15
 MAX_GRID_DEPTH = 16
+MAX_STYLE_REGIONS = 8
 MAX_LOSS_WEIGHT = 1e9  # loss weights are in the raw units of the encoder's features (ImageNet VGG: ~1e4–1e5)
 
 
@@ -49,6 +51,9 @@ class StylizerConfig:
     style_from: shallowest VGG tap of the training style term ("" for relu1_1: every tap, Eq. 5 as
         written); "relu3_1" leaves the shallow taps, whose means and deviations are mostly the
         colour the CIELAB term already matches, to that term. Held-out figures use every tap.
+    style_regions: how many semantic regions the training style term compares separately (VGG
+        feature clusters of the content, each matched with the most alike cluster of the style:
+        ``stylizer.feature_regions``); 1 is Eq. 5's global term. Held-out figures use the global term.
     loss_layer: deepest VGG tap of the training loss (Eq. 5's D), "" for ``encoder_layer``; the
         encoder is built down to the deeper of the two, the network reads ``encoder_layer``.
     colour_reference: what the affine head's CIELAB term compares the output's CIELAB means and
@@ -99,6 +104,7 @@ class StylizerConfig:
     colour_weight: float = 3e7
     style_weight: float = 1.0
     style_from: str = ""
+    style_regions: int = 1
     loss_layer: str = ""
     content_reference: str = "content"
     colour_reference: str = "style"
@@ -110,7 +116,7 @@ class StylizerConfig:
     colour_projection: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("matrix_dim", "upsample_channels", "kernel_size", "grid_depth", "grid_stride"):
+        for name in ("matrix_dim", "upsample_channels", "kernel_size", "grid_depth", "grid_stride", "style_regions"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool):
                 raise ValueError(f"{name} must be an integer, got {value!r}")
@@ -122,6 +128,8 @@ class StylizerConfig:
                              f"{self.kernel_size}")
         if not 1 <= self.grid_depth <= MAX_GRID_DEPTH:
             raise ValueError(f"grid_depth must be in 1..{MAX_GRID_DEPTH}, got {self.grid_depth}")
+        if not 1 <= self.style_regions <= MAX_STYLE_REGIONS:
+            raise ValueError(f"style_regions must be in 1..{MAX_STYLE_REGIONS}, got {self.style_regions}")
         if self.grid_stride not in (4, 8, 16, 32):
             raise ValueError(f"grid_stride must be 4, 8, 16 or 32, got {self.grid_stride}")
         for name in ("smoothness_weight", "glow_weight", "colour_weight", "style_weight"):

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from stylizer.encoder import VGGEncoder
+from stylizer.feature_regions import region_style_distance
 from stylizer.render_torch import luma, slice_field
 
 
@@ -68,11 +69,13 @@ def target_features(encoder: VGGEncoder, content_target: torch.Tensor,
 
 def perceptual_loss(encoder: VGGEncoder, output: torch.Tensor, content_target: torch.Tensor,
                     style_target: torch.Tensor, style_weight: float = 1.0,
-                    targets: TargetFeatures | None = None, style_from: str = "") -> LossTerms:
+                    targets: TargetFeatures | None = None, style_from: str = "", regions: int = 1) -> LossTerms:
     """Eq. 5: (N, 3, H, W) output vs R^r(I_c) of the same size, and vs the style's feature statistics
     (``style_target`` (N, 3, H_s, W_s) may have any size: only per-channel means and deviations count).
     ``targets``: ``target_features`` of these targets with this encoder, if already computed.
-    ``style_from``: the shallowest tap the style term sums over ("": relu1_1, every tap)."""
+    ``style_from``: the shallowest tap the style term sums over ("": relu1_1, every tap).
+    ``regions``: > 1 compares the statistics per semantic region instead of over the whole picture
+    (``stylizer.feature_regions.region_style_distance``; 1: Eq. 5 as written)."""
     if output.shape != content_target.shape or output.shape[:2] != style_target.shape[:2]:
         raise ValueError(f"loss needs the output's size for the content: output {tuple(output.shape)}, content "
                          f"{tuple(content_target.shape)}, style {tuple(style_target.shape)}")
@@ -81,8 +84,11 @@ def perceptual_loss(encoder: VGGEncoder, output: torch.Tensor, content_target: t
                                         else target_features(encoder, content_target, style_target))
     deepest = encoder.taps[-1]
     content = F.mse_loss(out_features[deepest].float(), content_features.float())
-    style = output.new_zeros((), dtype=torch.float32)
     first = encoder.taps.index(style_from) if style_from else 0
+    if regions > 1:
+        style = region_style_distance(out_features, content_features, style_features, encoder.taps[first:], regions)
+        return LossTerms(content + style_weight * style, content, style)
+    style = output.new_zeros((), dtype=torch.float32)
     for tap in encoder.taps[first:]:
         out_mean, out_std = _mean_std(out_features[tap])
         tgt_mean, tgt_std = _mean_std(style_features[tap])

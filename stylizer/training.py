@@ -190,7 +190,7 @@ def compute_losses(model: StylizerNet, batch: TrainBatch, targets: TargetFeature
     if model.head != "affine":
         output = model(batch.content, code, batch.target_size)
         return perceptual_loss(model.encoder, output, batch.content_target, batch.style_target, style_weight,
-                               targets, model.config.style_from)
+                               targets, model.config.style_from, model.config.style_regions)
     field = model.field(batch.content, code, scale_factor(tuple(batch.content.shape[-2:]), batch.target_size),
                         batch.content_target)
     with torch.autocast(device_type=field.device.type, enabled=False):
@@ -204,7 +204,7 @@ def compute_losses(model: StylizerNet, batch: TrainBatch, targets: TargetFeature
                                         else batch.style_target)
     fixed = targets if model.config.content_reference != "prior" else None
     terms = perceptual_loss(model.encoder, output, reference, batch.style_target, style_weight, fixed,
-                            model.config.style_from)
+                            model.config.style_from, model.config.style_regions)
     terms.style = terms.style + model.config.colour_weight * colour
     terms.total = terms.content + style_weight * terms.style
     terms.regularizer = model.config.smoothness_weight * field_smoothness(field, batch.content)
