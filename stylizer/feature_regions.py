@@ -30,7 +30,7 @@ def cluster_features(features: torch.Tensor, regions: int, rounds: int = KMEANS_
     A cluster that empties keeps its last centre, so every label stays valid."""
     if regions < 1:
         raise ValueError(f"regions must be ≥ 1, got {regions}")
-    with torch.no_grad():
+    with torch.no_grad(), torch.autocast(device_type=features.device.type, enabled=False):
         n, _, h, w = features.shape
         points = F.normalize(features.float().flatten(2).transpose(1, 2), dim=-1)  # (N, P, C)
         mean = F.normalize(points.mean(1), dim=-1)
@@ -72,13 +72,15 @@ def _masks(labels: torch.Tensor, regions: int, size: tuple[int, int]) -> torch.T
 
 def region_mean_std(features: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(N, C, H, W) features and (N, K, H, W) weights → per-region (N, K, C) means and deviations
-    (sqrt(var + 1e-5), as Eq. 5's global term); an empty region gets zeros and sqrt(1e-5)."""
-    flat = features.float().flatten(2)  # (N, C, P)
-    weights = masks.flatten(2)  # (N, K, P)
-    area = weights.sum(-1, keepdim=True).clamp_min(1e-8)  # (N, K, 1)
-    mean = torch.einsum("nkp,ncp->nkc", weights, flat) / area
-    square = torch.einsum("nkp,ncp->nkc", weights, flat * flat) / area
-    return mean, ((square - mean * mean).clamp_min(0.0) + _EPS).sqrt()
+    (sqrt(var + 1e-5), as Eq. 5's global term); an empty region gets zeros and sqrt(1e-5). In float32
+    even under autocast: the variance is a difference of two sums, which bf16 would cancel away."""
+    with torch.autocast(device_type=features.device.type, enabled=False):
+        flat = features.float().flatten(2)  # (N, C, P)
+        weights = masks.float().flatten(2)  # (N, K, P)
+        area = weights.sum(-1, keepdim=True).clamp_min(1e-8)  # (N, K, 1)
+        mean = torch.einsum("nkp,ncp->nkc", weights, flat) / area
+        square = torch.einsum("nkp,ncp->nkc", weights, flat * flat) / area
+        return mean, ((square - mean * mean).clamp_min(0.0) + _EPS).sqrt()
 
 
 def region_style_distance(out_features: dict[str, torch.Tensor], content_deepest: torch.Tensor,

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from stylizer import PairSampler, StylizerConfig, build_model, make_optimizer, train_step
-from stylizer.feature_regions import cluster_features, match_regions, region_style_distance
+from stylizer.feature_regions import cluster_features, match_regions, region_mean_std, region_style_distance
 from stylizer.images import to_tensor
 from stylizer.losses import perceptual_loss
 
@@ -38,7 +38,7 @@ def test_clusters_follow_what_the_features_describe_and_are_deterministic():
 
 def test_each_content_region_meets_the_most_alike_style_region_never_a_sliver():
     torch.manual_seed(1)
-    sky, street, lamp = torch.rand(16), torch.rand(16), torch.rand(16)
+    sky, street = torch.rand(16), torch.rand(16)
     content = _two_part(sky, street, 4)
     style = _two_part(street, sky, 9)  # the other way round, street on the left
     content_labels, content_centres = cluster_features(content, 2)
@@ -110,3 +110,15 @@ def test_config_refuses_a_region_count_out_of_range(regions):
     with pytest.raises(ValueError, match="style_regions"):
         StylizerConfig(style_regions=regions)
     assert StylizerConfig.from_dict({"head": "affine"}).style_regions == 1
+
+
+def test_region_statistics_stay_float32_under_bf16_autocast():
+    torch.manual_seed(3)
+    features = 50 + torch.rand(2, 8, 12, 12)  # deviations small beside the means: bf16 would cancel them
+    labels, _ = cluster_features(features, 2)
+    masks = torch.nn.functional.one_hot(labels, 2).permute(0, 3, 1, 2).float()
+    plain = region_mean_std(features, masks)
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        cast = region_mean_std(features, masks)
+    assert cast[1].dtype == torch.float32
+    assert torch.allclose(cast[1], plain[1], rtol=1e-4)
