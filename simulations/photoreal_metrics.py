@@ -86,7 +86,7 @@ def ramp_regions(content: np.ndarray) -> tuple[np.ndarray, int]:
     module doc), eroded by 4 px from any edge, each at least MIN_REGION of the picture; 0 = none."""
     y = _luma(content)
     detail = y - cv2.GaussianBlur(y, (0, 0), RAMP_SIGMA, borderType=cv2.BORDER_REFLECT)
-    energy = np.sqrt(cv2.blur(detail * detail, (9, 9)))
+    energy = np.sqrt(np.maximum(cv2.blur(detail * detail, (9, 9)), 0.0))  # a box sum's rounding dips below 0
     smooth = cv2.erode((energy < SMOOTH_LEVELS).astype(np.uint8), np.ones((9, 9), np.uint8))
     count, labels = cv2.connectedComponents(smooth, connectivity=4)
     sizes = np.bincount(labels.ravel(), minlength=count)
