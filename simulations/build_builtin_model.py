@@ -9,7 +9,9 @@ The second form continues a checkpoint (the built-in of 2026-12-05, for the buil
 with the glow term of ``stylizer.losses.glow`` switched on; the third (from the built-in of
 2026-12-07, ``git show c010745:stylizer/assets/builtin.safetensors``, for the shipped model of
 2026-12-08) with the colour projection on and Eq. 5's style term over every tap instead of the
-CIELAB term (docs/benchmarks.md, "A hard colour projection").
+CIELAB term (docs/benchmarks.md, "A hard colour projection"). Adding ``"style_regions": 3`` to that
+override compares the style per semantic region instead (``stylizer.feature_regions``; not shipped:
+docs/benchmarks.md, "Issue 32's other two recipes").
 
 With ``--corpus`` (``fedvst corpus`` first): content is the photo corpus' training split (its
 photos, longer side scaled to 512 px, and every 20th frame of its training clips) and style every

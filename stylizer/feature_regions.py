@@ -92,7 +92,8 @@ def region_style_distance(out_features: dict[str, torch.Tensor], content_deepest
 
     ``out_features`` and ``style_features``: tap → (N, C, H, W) (the output has the content's geometry);
     ``content_deepest``: the content's (N, C, h, w) deepest-tap features, which (with the style's
-    deepest tap) define the regions. Gradients flow through the output's features only."""
+    deepest tap: the last entry of ``style_features``, the encoder's order) define the regions.
+    Gradients flow through the output's features only."""
     deepest = list(style_features)[-1]
     content_labels, content_centres = cluster_features(content_deepest, regions)
     style_labels, style_centres = cluster_features(style_features[deepest], regions)
