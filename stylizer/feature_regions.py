@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 KMEANS_ROUNDS = 8
 MIN_STYLE_SHARE = 0.05
-_EPS = 1e-5  # as ``stylizer.losses``: deviations are sqrt(var + 1e-5)
+STD_EPS = 1e-5  # deviations are sqrt(var + STD_EPS), here and in Eq. 5's global term (``stylizer.losses``)
 
 
 def cluster_features(features: torch.Tensor, regions: int, rounds: int = KMEANS_ROUNDS
@@ -50,13 +50,18 @@ def cluster_features(features: torch.Tensor, regions: int, rounds: int = KMEANS_
         return labels.view(n, h, w), centre
 
 
+def _shares(labels: torch.Tensor, regions: int) -> torch.Tensor:
+    """(N, h, w) labels → (N, K) the fraction of positions each region holds."""
+    return F.one_hot(labels.flatten(1), regions).float().mean(1)
+
+
 def match_regions(content_centres: torch.Tensor, style_centres: torch.Tensor,
                   style_labels: torch.Tensor) -> torch.Tensor:
     """(N, K, C) centres of each side and the style's (N, h, w) labels → (N, K) the style cluster each
     content cluster meets: the most alike (cosine) of those holding ≥ ``MIN_STYLE_SHARE`` of the style
     (the largest cluster always qualifies)."""
     regions = style_centres.shape[1]
-    shares = F.one_hot(style_labels.flatten(1), regions).float().mean(1)  # (N, K)
+    shares = _shares(style_labels, regions)
     eligible = (shares >= MIN_STYLE_SHARE) | (shares == shares.amax(1, keepdim=True))
     similarity = torch.einsum("nkc,njc->nkj", content_centres, style_centres)
     return similarity.masked_fill(~eligible[:, None, :], float("-inf")).argmax(-1)
@@ -80,7 +85,7 @@ def region_mean_std(features: torch.Tensor, masks: torch.Tensor) -> tuple[torch.
         area = weights.sum(-1, keepdim=True).clamp_min(1e-8)  # (N, K, 1)
         mean = torch.einsum("nkp,ncp->nkc", weights, flat) / area
         square = torch.einsum("nkp,ncp->nkc", weights, flat * flat) / area
-        return mean, ((square - mean * mean).clamp_min(0.0) + _EPS).sqrt()
+        return mean, ((square - mean * mean).clamp_min(0.0) + STD_EPS).sqrt()
 
 
 def region_style_distance(out_features: dict[str, torch.Tensor], content_deepest: torch.Tensor,
@@ -98,7 +103,7 @@ def region_style_distance(out_features: dict[str, torch.Tensor], content_deepest
     content_labels, content_centres = cluster_features(content_deepest, regions)
     style_labels, style_centres = cluster_features(style_features[deepest], regions)
     match = match_regions(content_centres, style_centres, style_labels)  # (N, K)
-    shares = F.one_hot(content_labels.flatten(1), regions).float().mean(1)  # (N, K)
+    shares = _shares(content_labels, regions)
     total = content_deepest.new_zeros((), dtype=torch.float32)
     for tap in taps:
         out = out_features[tap]

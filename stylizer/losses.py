@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from stylizer.encoder import VGGEncoder
-from stylizer.feature_regions import region_style_distance
+from stylizer.feature_regions import STD_EPS, region_style_distance
 from stylizer.render_torch import luma, slice_field
 
 
@@ -53,7 +53,7 @@ class LossTerms:
 
 def _mean_std(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     flat = features.float().flatten(2)
-    return flat.mean(-1), (flat.var(-1, unbiased=False) + 1e-5).sqrt()
+    return flat.mean(-1), (flat.var(-1, unbiased=False) + STD_EPS).sqrt()
 
 
 TargetFeatures = tuple[torch.Tensor, dict[str, torch.Tensor]]  # (content's deepest tap, style's taps)
