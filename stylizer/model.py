@@ -19,16 +19,19 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from stylizer import field_stats
 from stylizer.affine_decoder import AffineDecoder
 from stylizer.colorization import LinearTransform, StyleCode, WhiteningColoring
-from stylizer.colour_prior import apply_global, colour_moments, colour_stats, mkl_from_stats, projection_transform
+from stylizer.colour_prior import colour_moments, colour_stats, mkl_from_stats, projection_transform
 from stylizer.config import StylizerConfig
 from stylizer.decoder import Decoder
 from stylizer.encoder import TAP_CHANNELS, VGGEncoder, pool_count
+from stylizer.feature_regions import STD_EPS
 from stylizer.field import COEFFICIENTS
 from stylizer.flat_gate import contrast_gate
 from stylizer.losses import lab_mean_std
@@ -80,6 +83,49 @@ def with_neutral_response(residual: torch.Tensor, mode: str, gate: torch.Tensor)
     else:
         neutral = torch.zeros_like(row_mean)
     return torch.cat([gains - row_mean + neutral, cells[:, :, :, 3:]], dim=3).flatten(1, 3)
+
+
+def _kernels_apply(field: torch.Tensor, image: torch.Tensor) -> bool:
+    """Whether ``stylizer.field_stats``'s CPU kernels may measure ``field`` (N, D·12, gh, gw) on
+    ``image`` (N, 3, H, W): on the CPU, a plain field (D = 1), no gradient wanted."""
+    return (image.device.type == "cpu" and field.device.type == "cpu" and field.shape[1] == COEFFICIENTS
+            and not (torch.is_grad_enabled() and (field.requires_grad or image.requires_grad)))
+
+
+def _cells(field: torch.Tensor, item: int) -> np.ndarray:
+    """Item ``item`` of a (N, 12, gh, gw) field as (gh, gw, 12) float32 cells."""
+    return field[item].detach().float().permute(1, 2, 0).numpy()
+
+
+def output_moments(field: torch.Tensor, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``colour_moments(render_field(field, image))``: float64 (N, 3) means and (N, 3, 3) covariances
+    of the clamped output of ``field`` (N, D·12, gh, gw; gh = gw = 1 for one global map) on ``image``
+    (N, 3, H, W) in [0, 1]; by one CPU pass per item where no gradient is wanted
+    (``stylizer.field_stats``), else differentiably in torch."""
+    if not _kernels_apply(field, image):
+        return colour_moments(render_field(field, image))
+    pairs = [field_stats.output_moments(image[item].detach().float().numpy(), _cells(field, item))
+             for item in range(image.shape[0])]
+    return (torch.from_numpy(np.stack([mean for mean, _ in pairs])),
+            torch.from_numpy(np.stack([cov for _, cov in pairs])))
+
+
+def guard_lab_stats(image: torch.Tensor, base: torch.Tensor, change: torch.Tensor) -> torch.Tensor:
+    """(2 + len(GUARD_SHARES), N, 6) float32 ``lab_mean_std`` of ``image`` (N, 3, H, W) itself, of the
+    field ``base`` (N, D·12, 1 or gh, 1 or gw) rendered on it, and of base + α·``change`` rendered on it
+    for each α of GUARD_SHARES (rendering is linear in the field before its clamp: the two unclamped
+    outputs are found once); by one CPU pass per item where ``stylizer.field_stats`` applies."""
+    count = image.shape[0]
+    if _kernels_apply(change, image):
+        shares = np.asarray(GUARD_SHARES, dtype=np.float32)
+        stats = [field_stats.guard_lab_stats(image[item].float().numpy(),
+                                             np.broadcast_to(_cells(base, item), _cells(change, item).shape),
+                                             _cells(change, item), shares, STD_EPS) for item in range(count)]
+        return torch.from_numpy(np.stack(stats, axis=1)).float()
+    based = render_field(base, image, clamp=False)
+    changed = render_field(change, image, clamp=False)
+    candidates = [image, based.clamp(0.0, 1.0)] + [(based + alpha * changed).clamp(0.0, 1.0) for alpha in GUARD_SHARES]
+    return lab_mean_std(torch.cat(candidates)).unflatten(0, (len(candidates), count))
 
 
 class StylizerNet(nn.Module):
@@ -228,9 +274,9 @@ class StylizerNet(nn.Module):
         are fixed."""
         image = reference.float()
         with torch.no_grad():
-            target = colour_moments(apply_global(image, prior_map))
+            target = output_moments(prior_map.reshape(-1, COEFFICIENTS, 1, 1).to(image.dtype), image)
         for _ in range(PROJECTION_PASSES):  # clipping at 0 and 1 leaves a remainder that a second pass takes
-            transform = projection_transform(*colour_moments(render_field(field, image)), *target).to(field.dtype)
+            transform = projection_transform(*output_moments(field, image), *target).to(field.dtype)
             cells = field.unflatten(1, (-1, 3, 4))  # (N, D, 3, 4, gh, gw)
             gains = torch.einsum("nij,ndjkhw->ndikhw", transform[:, :, :3], cells)
             offsets = gains[:, :, :, 3:] + transform[:, None, :, 3:, None, None]
@@ -245,18 +291,16 @@ class StylizerNet(nn.Module):
         prior's output: the learned part may move local contrast, not make the colour worse than the
         closed-form transfer it starts from (α = 0 is the prior itself)."""
         with torch.no_grad():
-            image = content.detach().float()
+            image = content.detach().float().contiguous()  # a channels_last copy makes every reduction strided
+            count = image.shape[0]
             weights = image.new_tensor(GUARD_LAB_WEIGHTS)
-            target = style_lab.float() * weights
-            scale = (lab_mean_std(image) * weights - target).norm(dim=1).clamp_min(1e-6)
-
-            def distance(candidate: torch.Tensor) -> torch.Tensor:
-                return (lab_mean_std(render_field(candidate, image)) * weights - target).norm(dim=1) / scale
-
-            limit = distance(prior) + GUARD_TOLERANCE
-            share = torch.zeros(field.shape[0], device=field.device)
-            for alpha in GUARD_SHARES:  # largest first; an item keeps the first share within the limit
-                fits = (share == 0) & (distance(prior + alpha * (field.detach() - prior)) <= limit)
+            stats = guard_lab_stats(image, prior.detach(), field.detach() - prior.detach()) * weights
+            distance = (stats - (style_lab.float() * weights)[None]).norm(dim=2)  # (2 + shares, N)
+            distance = distance / distance[0].clamp_min(1e-6)  # relative to the content's own distance
+            limit = distance[1] + GUARD_TOLERANCE
+            share = torch.zeros(count, device=field.device)
+            for row, alpha in enumerate(GUARD_SHARES, start=2):  # largest first: an item keeps the first within
+                fits = (share == 0) & (distance[row] <= limit)
                 share = torch.where(fits, torch.full_like(share, alpha), share)
         return prior + share.view(-1, 1, 1, 1).to(field.dtype) * (field - prior)
 

@@ -38,17 +38,19 @@ def slice_field(field: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
     return (up * weights[:, :, None]).sum(1)
 
 
-def apply_transforms(transforms: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
-    """(N, 12, H, W) per-pixel [A | b] applied to (N, 3, H, W), clamped to [0, 1]."""
+def apply_transforms(transforms: torch.Tensor, image: torch.Tensor, clamp: bool = True) -> torch.Tensor:
+    """(N, 12, H, W) per-pixel [A | b] applied to (N, 3, H, W), clamped to [0, 1] (unless ``clamp`` is
+    False: then the output is linear in the transforms)."""
     n, _, height, width = transforms.shape
     coeffs = transforms.view(n, 3, 4, height, width)
     out = (coeffs[:, :, :3] * image[:, None]).sum(2) + coeffs[:, :, 3]
-    return out.clamp(0.0, 1.0)
+    return out.clamp(0.0, 1.0) if clamp else out
 
 
-def render_field(field: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
-    """Render (N, D·12, gh, gw) ``field`` on (N, 3, H, W) ``image`` → (N, 3, H, W)."""
-    return apply_transforms(slice_field(field.to(image.dtype), image), image)
+def render_field(field: torch.Tensor, image: torch.Tensor, clamp: bool = True) -> torch.Tensor:
+    """Render (N, D·12, gh, gw) ``field`` on (N, 3, H, W) ``image`` → (N, 3, H, W), clamped to [0, 1]
+    (unless ``clamp`` is False: then linear in the field, so fields' renders add)."""
+    return apply_transforms(slice_field(field.to(image.dtype), image), image, clamp)
 
 
 def to_colour_field(field: torch.Tensor) -> ColourField:
