@@ -58,7 +58,7 @@ class TrainSettings:
 # Config fields no learned tensor's shape depends on: a continued training may change them (``overrides``).
 TRAINING_OVERRIDABLE = ("style_weight", "style_from", "style_regions", "colour_weight", "colour_reference",
                         "content_reference", "smoothness_weight", "glow_weight", "colour_guard", "colour_projection",
-                        "flat_contrast", "neutral_residual")
+                        "flat_contrast", "neutral_residual", "residual_bound")
 MAX_BASE_SIZE = 1024  # px; crops are base_size·r on a side, and the encoder runs on them
 MAX_TRAIN_SCALE = 8.0
 

@@ -18,12 +18,13 @@ LEGACY_VALUES = {"loss_layer": "", "content_reference": "prior", "flat_contrast"
                  "residual_offsets": True, "neutral_residual": "local", "smoothness_weight": 0.1, "glow_weight": 0.0,
                  "colour_weight": 100.0, "style_weight": 1.0, "style_from": "", "colour_reference": "style",
                  "normalize_decoder_inputs": False, "colour_projection": False,
-                 "style_regions": 1}
+                 "style_regions": 1, "residual_bound": 0.3}
 MAX_MATRIX_DIM = 256
 MAX_CHANNELS = 512
 MAX_KERNEL = 15
 MAX_GRID_DEPTH = 16
 MAX_STYLE_REGIONS = 8
+MAX_RESIDUAL_BOUND = 2.0
 MAX_LOSS_WEIGHT = 1e9  # loss weights are in the raw units of the encoder's features (ImageNet VGG: ~1e4–1e5)
 
 
@@ -88,6 +89,8 @@ class StylizerConfig:
         map composed into every cell (``StylizerNet._project_colour``), in training and at inference:
         the learned part can move local contrast and texture but not the frame's colour distribution,
         which stays the closed-form transfer's (issue 32's "hard projection").
+    residual_bound: each coefficient of the affine head's residual is squashed into (−b, b) by
+        b·tanh(x / b) before the gate, so the field stays near the prior; b in (0, 2].
     """
 
     encoder_layer: str = "relu3_1"
@@ -114,6 +117,7 @@ class StylizerConfig:
     neutral_residual: str = "local"
     normalize_decoder_inputs: bool = True
     colour_projection: bool = False
+    residual_bound: float = 0.3
 
     def __post_init__(self) -> None:
         for name in ("matrix_dim", "upsample_channels", "kernel_size", "grid_depth", "grid_stride", "style_regions"):
@@ -158,6 +162,10 @@ class StylizerConfig:
                              "white and black, which residual offsets would move anyway: set residual_offsets false")
         if not (isinstance(self.flat_contrast, (int, float)) and 0.0 <= self.flat_contrast <= 1.0):
             raise ValueError(f"flat_contrast must be a number in [0, 1], got {self.flat_contrast!r}")
+        if not (isinstance(self.residual_bound, (int, float)) and not isinstance(self.residual_bound, bool)
+                and 0.0 < self.residual_bound <= MAX_RESIDUAL_BOUND):
+            raise ValueError(f"residual_bound must be a number in (0, {MAX_RESIDUAL_BOUND:g}], "
+                             f"got {self.residual_bound!r}")
         if not 0.0 < self.decoder_width <= 1.0:
             raise ValueError(f"decoder_width must be in (0, 1], got {self.decoder_width}")
         if self.colorization not in COLORIZATIONS:

@@ -39,7 +39,6 @@ from stylizer.meta_smoothing import MetaSmoothing
 from stylizer.render_torch import render_field
 
 MIN_SIDE = 16  # smallest content/style side the encoder's pooling still makes sense for
-RESIDUAL_BOUND = 0.3  # each residual coefficient is squashed into (−0.3, 0.3): the field stays near the prior
 _GAIN_ONLY = torch.tensor([1.0, 1.0, 1.0, 0.0] * 3)  # keeps a cell's 3×3 gains, zeroes its offsets
 GUARD_SHARES = (1.0, 0.5, 0.25)  # shares of the residual the colour guard tries, largest first (else none)
 GUARD_TOLERANCE = 0.005  # how much further from the style's Lab statistics than the prior the output may land
@@ -242,7 +241,8 @@ class StylizerNet(nn.Module):
         with torch.autocast(device_type=content.device.type, enabled=False):
             residual = self._fit_grid(residual.float(), height, width)
             residual = self.meta_smoothing.smooth_field(residual, r)
-            residual = RESIDUAL_BOUND * torch.tanh(residual / RESIDUAL_BOUND)
+            bound = self.config.residual_bound  # each coefficient squashed into (−bound, bound): near the prior
+            residual = bound * torch.tanh(residual / bound)
             gate = contrast_gate(content, tuple(residual.shape[-2:]), self.config.flat_contrast)
             residual = residual * gate
             if not self.config.residual_offsets:  # out − prior = A_res(x)·I(x): nothing on black, at any cell

@@ -313,3 +313,23 @@ def test_the_residual_moves_greys_as_its_neutral_mode_says_and_still_moves_colou
         assert spreads[mode][2] > 1e-4  # one shift of every grey, the cells' mean
     with pytest.raises(ValueError, match="residual_offsets"):
         StylizerConfig(neutral_residual=mode, residual_offsets=True)
+
+
+@pytest.mark.parametrize("bound", [0.05, 0.6])
+def test_the_residual_stays_within_its_bound_and_comes_near_it(encoder_weights, photos, bound):
+    """residual_bound squashes every coefficient of the residual into (−bound, bound): a large residual
+    lands close to the bound and never past it; bounds outside (0, 2] are refused in one line."""
+    content = to_tensor(photos["astronaut"][::4, ::4])
+    style = to_tensor(photos["coffee"][::4, ::4])
+    torch.manual_seed(0)
+    model = _with_residual(build_model(StylizerConfig(decoder_width=0.25, matrix_dim=16, flat_contrast=0.0,
+                                                      colour_guard=False, residual_bound=bound),
+                                       encoder_weights), value=5.0).eval()
+    with torch.no_grad():
+        code = model.style_code(style)
+        residual = model.field(content, code) - model.prior(content, code).float().reshape(1, 12, 1, 1)
+    assert float(residual.abs().max()) <= bound * (1 + 1e-5)
+    assert float(residual.abs().max()) > 0.9 * bound
+    for wrong in (0.0, -0.1, 2.5, float("nan")):
+        with pytest.raises(ValueError, match="residual_bound"):
+            StylizerConfig(residual_bound=wrong)
