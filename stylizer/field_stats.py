@@ -10,7 +10,7 @@ frame's CPU time. Here each is one numba pass that slices the field per pixel (b
 centres, align_corners=False, as ``torch.nn.functional.interpolate``), applies it, clamps to [0, 1]
 and accumulates float64 sums per row; nothing of the picture's size is allocated.
 
-Contract: equal to the torch path within float rounding, except the two CIELAB curves, read from
+Contract: equal to the torch path within float rounding, except the two CIELAB curves (``stylizer.cielab``), read from
 float32 tables with linear interpolation over [0, 1] (``LUT_SIZE`` entries: the sRGB curve within
 1e-7, the cube root within 5e-7 of the exact values; the tests hold the statistics to 1e-5). Plain
 fields (depth 1) only; images are planar (3, H, W) float32 in [0, 1] (a torch item's layout) and
@@ -23,27 +23,15 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from stylizer import cielab as lab
 from stylizer.render import _axis_taps, expanded_cell_rows, mixed_map
 
-# CIELAB as ``stylizer.losses.rgb_to_lab`` computes it (D65, L/100, a/100, b/100)
-RGB_TO_XYZ = np.array([[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169],
-                       [0.019334, 0.119193, 0.950227]])
-WHITE = np.array([0.950456, 1.0, 1.088754])
 LUT_SIZE = 16384  # entries of each curve's table over [0, 1]
-
-
-def _srgb_to_linear(values: np.ndarray) -> np.ndarray:
-    return np.where(values > 0.04045, ((np.maximum(values, 0.04045) + 0.055) / 1.055) ** 2.4, values / 12.92)
-
-
-def _lab_curve(values: np.ndarray) -> np.ndarray:
-    return np.where(values > 0.008856, np.maximum(values, 0.008856) ** (1.0 / 3.0), 7.787 * values + 16.0 / 116.0)
-
-
 _GRID = np.linspace(0.0, 1.0, LUT_SIZE + 1)
-GAMMA_TABLE = _srgb_to_linear(_GRID).astype(np.float32)
-ROOT_TABLE = _lab_curve(_GRID).astype(np.float32)
-XYZ_OVER_WHITE = (RGB_TO_XYZ / WHITE[:, None]).astype(np.float32)
+GAMMA_TABLE = lab.srgb_to_linear(_GRID).astype(np.float32)
+ROOT_TABLE = lab.lab_curve(_GRID).astype(np.float32)
+XYZ_OVER_WHITE = (np.asarray(lab.RGB_TO_XYZ) / np.asarray(lab.WHITE)[:, None]).astype(np.float32)
+_LAB_MIX = np.array([lab.L_SCALE, lab.L_SHIFT, lab.A_SCALE, lab.B_SCALE], dtype=np.float32)
 
 
 @numba.njit(cache=True, fastmath=True, nogil=True, inline="always")
@@ -89,18 +77,18 @@ def _rgb_sums(image, expanded, y0s, y1s, tys, sums):  # pragma: no cover
 
 
 @numba.njit(cache=True, fastmath=True, nogil=True)
-def _lab_row(rgb, to_xyz, gamma, root, sums, slot):  # pragma: no cover
+def _lab_row(rgb, to_xyz, gamma, root, mix, sums, slot):  # pragma: no cover
     """CIELAB (L/100, a/100, b/100) of a row of clamped RGB (``rgb`` (3, W) float32, overwritten by
-    L, a, b): their sums and sums of squares into ``sums[6·slot : 6·slot + 6]``."""
+    L, a, b; ``mix``: ``_LAB_MIX``): their sums and sums of squares into ``sums[6·slot : 6·slot + 6]``."""
     width = rgb.shape[1]
     for x in range(width):
         lin_r, lin_g, lin_b = _curve(gamma, rgb[0, x]), _curve(gamma, rgb[1, x]), _curve(gamma, rgb[2, x])
         f_x = _curve(root, to_xyz[0, 0] * lin_r + to_xyz[0, 1] * lin_g + to_xyz[0, 2] * lin_b)
         f_y = _curve(root, to_xyz[1, 0] * lin_r + to_xyz[1, 1] * lin_g + to_xyz[1, 2] * lin_b)
         f_z = _curve(root, to_xyz[2, 0] * lin_r + to_xyz[2, 1] * lin_g + to_xyz[2, 2] * lin_b)
-        rgb[0, x] = np.float32(1.16) * f_y - np.float32(0.16)
-        rgb[1, x] = np.float32(5.0) * (f_x - f_y)
-        rgb[2, x] = np.float32(2.0) * (f_y - f_z)
+        rgb[0, x] = mix[0] * f_y - mix[1]
+        rgb[1, x] = mix[2] * (f_x - f_y)
+        rgb[2, x] = mix[3] * (f_y - f_z)
     for c in range(3):
         total, square = 0.0, 0.0
         for x in range(width):
@@ -111,7 +99,7 @@ def _lab_row(rgb, to_xyz, gamma, root, sums, slot):  # pragma: no cover
 
 
 @numba.njit(parallel=True, cache=True, fastmath=True, nogil=True, error_model="numpy")
-def _lab_sums(image, base, change, shares, y0s, y1s, tys, to_xyz, gamma, root, sums):  # pragma: no cover
+def _lab_sums(image, base, change, shares, y0s, y1s, tys, to_xyz, gamma, root, mix, sums):  # pragma: no cover
     """Per row y: ``sums[y]`` ((2 + S)·6,) float64 ← Σ and Σ² of CIELAB over the row, for the
     picture itself (slot 0), the output of the ``base`` cells (slot 1) and, for each of the S
     ``shares`` α, clamp(base_out + α·change_out) with change_out the unclamped output of ``change``
@@ -128,13 +116,13 @@ def _lab_sums(image, base, change, shares, y0s, y1s, tys, to_xyz, gamma, root, s
         for c in range(3):
             for x in range(width):
                 row[c, x] = image[c, y, x]
-        _lab_row(row, to_xyz, gamma, root, sums[y], 0)
+        _lab_row(row, to_xyz, gamma, root, mix, sums[y], 0)
         for slot in range(1 + shares.shape[0]):
             alpha = np.float32(0.0) if slot == 0 else shares[slot - 1]
             for c in range(3):
                 for x in range(width):
                     row[c, x] = min(max(based[c, x] + alpha * changed[c, x], zero), one)
-            _lab_row(row, to_xyz, gamma, root, sums[y], 1 + slot)
+            _lab_row(row, to_xyz, gamma, root, mix, sums[y], 1 + slot)
 
 
 def _cells(cells: np.ndarray, width: int) -> np.ndarray:
@@ -179,7 +167,7 @@ def guard_lab_stats(image: np.ndarray, base: np.ndarray, change: np.ndarray, sha
     slots = 2 + shares.shape[0]
     sums = np.empty((height, slots * 6), dtype=np.float64)
     _lab_sums(image, _cells(base, width), _cells(change, width), shares, *_axis_taps(height, np.shape(change)[0]),
-              XYZ_OVER_WHITE, GAMMA_TABLE, ROOT_TABLE, sums)
+              XYZ_OVER_WHITE, GAMMA_TABLE, ROOT_TABLE, _LAB_MIX, sums)
     total = (sums.sum(0) / (height * width)).reshape(slots, 2, 3)
     mean, square = total[:, 0], total[:, 1]
     return np.concatenate([mean, np.sqrt(np.maximum(square - mean * mean, 0.0) + std_eps)], axis=1)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from stylizer import cielab as lab
 from stylizer.encoder import VGGEncoder
 from stylizer.feature_regions import STD_EPS, region_style_distance
 from stylizer.render_torch import luma, slice_field
@@ -149,19 +150,19 @@ def glow(field: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
     return loss
 
 
-_RGB_TO_XYZ = ((0.412453, 0.357580, 0.180423), (0.212671, 0.715160, 0.072169), (0.019334, 0.119193, 0.950227))
-_WHITE = (0.950456, 1.0, 1.088754)
-
-
 def rgb_to_lab(image: torch.Tensor) -> torch.Tensor:
-    """(N, 3, H, W) sRGB in [0, 1] → CIELAB (D65) scaled to L/100, a/100, b/100; differentiable."""
+    """(N, 3, H, W) sRGB in [0, 1] → CIELAB (D65) scaled to L/100, a/100, b/100 (``stylizer.cielab``);
+    differentiable."""
     image = image.float().clamp(0.0, 1.0)
-    linear = torch.where(image > 0.04045, ((image.clamp_min(0.04045) + 0.055) / 1.055).pow(2.4), image / 12.92)
-    matrix = image.new_tensor(_RGB_TO_XYZ) / image.new_tensor(_WHITE)[:, None]
+    linear = torch.where(image > lab.SRGB_KNEE,
+                         ((image.clamp_min(lab.SRGB_KNEE) + lab.SRGB_OFFSET) / lab.SRGB_SCALE).pow(lab.SRGB_GAMMA),
+                         image / lab.SRGB_SLOPE)
+    matrix = image.new_tensor(lab.RGB_TO_XYZ) / image.new_tensor(lab.WHITE)[:, None]
     xyz = torch.einsum("ij,njhw->nihw", matrix, linear)
-    f = torch.where(xyz > 0.008856, xyz.clamp_min(0.008856).pow(1.0 / 3.0), 7.787 * xyz + 16.0 / 116.0)
-    lightness = 1.16 * f[:, 1] - 0.16
-    return torch.stack([lightness, 5.0 * (f[:, 0] - f[:, 1]), 2.0 * (f[:, 1] - f[:, 2])], dim=1)
+    f = torch.where(xyz > lab.LAB_KNEE, xyz.clamp_min(lab.LAB_KNEE).pow(1.0 / 3.0),
+                    lab.LAB_SLOPE * xyz + lab.LAB_OFFSET)
+    lightness = lab.L_SCALE * f[:, 1] - lab.L_SHIFT
+    return torch.stack([lightness, lab.A_SCALE * (f[:, 0] - f[:, 1]), lab.B_SCALE * (f[:, 1] - f[:, 2])], dim=1)
 
 
 def lab_mean_std(images: torch.Tensor) -> torch.Tensor:
