@@ -117,9 +117,12 @@ def guard_lab_stats(image: torch.Tensor, base: torch.Tensor, change: torch.Tenso
     count = image.shape[0]
     if _kernels_apply(change, image):
         shares = np.asarray(GUARD_SHARES, dtype=np.float32)
-        stats = [field_stats.guard_lab_stats(image[item].detach().float().numpy(),
-                                             np.broadcast_to(_cells(base, item), _cells(change, item).shape),
-                                             _cells(change, item), shares, STD_EPS) for item in range(count)]
+        stats = []
+        for item in range(count):
+            changed = _cells(change, item)
+            stats.append(field_stats.guard_lab_stats(image[item].detach().float().numpy(),
+                                                     np.broadcast_to(_cells(base, item), changed.shape), changed,
+                                                     shares, STD_EPS))
         return torch.from_numpy(np.stack(stats, axis=1)).float()
     based = render_field(base, image, clamp=False)
     changed = render_field(change, image, clamp=False)

@@ -7,15 +7,16 @@ import torch
 
 from stylizer.colour_prior import colour_moments
 from stylizer.feature_regions import STD_EPS
+from stylizer.field import identity_field
 from stylizer.field_stats import guard_lab_stats, output_moments
 from stylizer.images import to_tensor
 from stylizer.losses import lab_mean_std
 from stylizer.model import GUARD_SHARES
 from stylizer.model import guard_lab_stats as model_guard_lab_stats
 from stylizer.model import output_moments as model_output_moments
-from stylizer.render_torch import render_field
+from stylizer.render_torch import from_colour_field, render_field
 
-IDENTITY = torch.tensor([1.0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0]).view(1, 12, 1, 1)
+IDENTITY = from_colour_field(identity_field())  # (1, 12, 1, 1)
 
 
 def _picture(photos: dict, name: str, size: tuple[int, int] = (72, 100)) -> torch.Tensor:
